@@ -1,0 +1,74 @@
+"""Agent runs: a question, summary or extraction answered from a project."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RunKind(models.TextChoices):
+    ASK = "ask", "Ask"
+    SUMMARIZE = "summarize", "Summarize"
+    EXTRACT = "extract", "Extract"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RETRIEVING = "retrieving", "Retrieving"
+    GENERATING = "generating", "Generating"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED}
+
+
+class AgentRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="runs"
+    )
+    document = models.ForeignKey(
+        "documents.Document", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followups"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=RunKind.choices)
+    question = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    answer = models.TextField(blank=True, default="")
+    output = models.JSONField(default=dict, blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    provider = models.CharField(max_length=30, blank=True, default="")
+    model = models.CharField(max_length=100, blank=True, default="")
+    degraded = models.BooleanField(default=False)
+    degraded_reason = models.TextField(blank=True, default="")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["status", "status_changed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
