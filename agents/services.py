@@ -1,0 +1,312 @@
+"""Writes and workflows on agent runs: create, execute, re-run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agents.models import AgentRun, RunKind, RunStatus
+from agents.providers import ProviderError, run_with_breaker
+from agents.providers.base import Citation, Passage, ProviderResult
+from documents import embedder, search
+from documents.models import Chunk, Document, DocumentStatus
+from projects.access import require
+from projects.models import Project, Role
+
+log = logging.getLogger(__name__)
+
+QUESTION_MAX = 4000
+# A project summary reads at most this many passages.
+PROJECT_SUMMARY_PASSAGES = 400
+# Turns of an earlier conversation given to the provider.
+HISTORY_TURNS = 5
+
+
+def run_create(
+    *,
+    user: Any,
+    project: Project,
+    kind: str,
+    question: str = "",
+    document: Document | None = None,
+    parent: AgentRun | None = None,
+) -> AgentRun:
+    """Queue an agent run; viewers may ask, the worker picks it up after commit."""
+    require(user, project, Role.VIEWER)
+    if kind not in RunKind.values:
+        raise ValidationError({"kind": f"Kind must be one of {', '.join(RunKind.values)}."})
+    question = (question or "").strip()
+    if kind == RunKind.ASK:
+        if not question:
+            raise ValidationError({"question": "A question is required to ask."})
+        if len(question) > QUESTION_MAX:
+            raise ValidationError({"question": f"A question has at most {QUESTION_MAX} characters."})
+    if document is not None and document.project_id != project.pk:
+        raise ValidationError({"document": "The document is not in this project."})
+    if kind == RunKind.EXTRACT and document is None:
+        raise ValidationError({"document": "Extraction needs a document."})
+    if document is not None and document.status != DocumentStatus.READY:
+        raise ValidationError({"document": "The document is not ready yet."})
+    if parent is not None and parent.project_id != project.pk:
+        raise ValidationError({"parent": "The earlier run is not in this project."})
+    run = AgentRun.objects.create(
+        project=project,
+        kind=kind,
+        question=question,
+        document=document,
+        parent=parent,
+        created_by=user,
+    )
+    log.info("run queued", extra={"run_id": str(run.pk), "kind": kind, "status": "queued"})
+    return run
+
+
+def run_retry(*, run: AgentRun) -> AgentRun:
+    """Queue a failed run again (admin action)."""
+    run.status = RunStatus.QUEUED
+    run.error = ""
+    run.status_changed_at = timezone.now()
+    run.save(update_fields=["status", "error", "status_changed_at", "updated_at"])
+    log.info("run requeued", extra={"run_id": str(run.pk), "status": "queued"})
+    return run
+
+
+def _set_status(run_id: Any, status: str, **fields: Any) -> None:
+    AgentRun.objects.filter(pk=run_id).update(status=status, status_changed_at=timezone.now(), **fields)
+    log.info("run %s", status, extra={"run_id": str(run_id), "status": status})
+
+
+def _claim(run_id: Any) -> bool:
+    stale = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_S)
+    claimable = Q(status=RunStatus.QUEUED) | Q(
+        status__in=[RunStatus.RETRIEVING, RunStatus.GENERATING], status_changed_at__lt=stale
+    )
+    return bool(
+        AgentRun.objects.filter(claimable, pk=run_id).update(
+            status=RunStatus.RETRIEVING,
+            attempts=F("attempts") + 1,
+            status_changed_at=timezone.now(),
+        )
+    )
+
+
+def _passage(chunk: Chunk | search.Hit, title: str, score: float = 0.0) -> Passage:
+    if isinstance(chunk, search.Hit):
+        return Passage(
+            chunk_id=chunk.chunk_id,
+            document_id=chunk.document_id,
+            document_title=chunk.document_title,
+            text=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            score=chunk.score,
+        )
+    return Passage(
+        chunk_id=chunk.pk,
+        document_id=str(chunk.document_id),
+        document_title=title,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        score=score,
+    )
+
+
+def _history(run: AgentRun) -> list[tuple[str, str]]:
+    turns: list[tuple[str, str]] = []
+    parent = run.parent
+    while parent is not None and len(turns) < HISTORY_TURNS:
+        if parent.kind == RunKind.ASK and parent.status == RunStatus.SUCCEEDED:
+            turns.append((parent.question, parent.answer))
+        parent = parent.parent
+    return list(reversed(turns))
+
+
+def _retrieve(run: AgentRun) -> list[Passage]:
+    if run.kind == RunKind.ASK:
+        query = run.question
+        history = _history(run)
+        if history:
+            query = f"{history[-1][0]} {query}"
+        hits = search.search(
+            project_id=run.project_id, query=query, k=settings.AGENT_CONTEXT_CHUNKS, mode="hybrid"
+        )
+        if run.document_id:
+            hits = [h for h in hits if h.document_id == str(run.document_id)] or hits
+        return [_passage(h, h.document_title) for h in hits]
+    if run.document_id:
+        doc = run.document
+        assert doc is not None
+        chunks = doc.chunks.order_by("index").defer("embedding")
+        return [_passage(c, doc.title) for c in chunks]
+    # A whole project: the opening passages of every ready document, evenly.
+    chunks_qs = (
+        Chunk.objects.filter(project_id=run.project_id, document__status=DocumentStatus.READY)
+        .select_related("document")
+        .defer("embedding", "document__text", "document__pasted_text")
+        .order_by("document__created_at", "index")
+    )
+    chunks = list(chunks_qs[: PROJECT_SUMMARY_PASSAGES * 4])
+    if len(chunks) > PROJECT_SUMMARY_PASSAGES:
+        step = len(chunks) / PROJECT_SUMMARY_PASSAGES
+        chunks = [chunks[int(i * step)] for i in range(PROJECT_SUMMARY_PASSAGES)]
+    return [_passage(c, c.document.title) for c in chunks]
+
+
+def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], int]:
+    """Keep only citations whose quote is exactly the cited span of the document."""
+    if not citations:
+        return [], 0
+    texts = dict(
+        Document.objects.filter(pk__in={c.document_id for c in citations}).values_list("pk", "text")
+    )
+    texts = {str(k): v for k, v in texts.items()}
+    chunk_ids = set(
+        Chunk.objects.filter(pk__in={c.chunk_id for c in citations}).values_list("pk", "document_id")
+    )
+    valid_chunks = {(pk, str(doc)) for pk, doc in chunk_ids}
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    for c in citations:
+        text = texts.get(str(c.document_id))
+        ok = (
+            text is not None
+            and (c.chunk_id, str(c.document_id)) in valid_chunks
+            and 0 <= c.start < c.end <= len(text)
+            and text[c.start : c.end] == c.quote
+        )
+        if ok:
+            kept.append(
+                {
+                    "document": str(c.document_id),
+                    "chunk": c.chunk_id,
+                    "start": c.start,
+                    "end": c.end,
+                    "quote": c.quote,
+                }
+            )
+        else:
+            dropped += 1
+    return kept, dropped
+
+
+def _call(run: AgentRun, passages: list[Passage]) -> tuple[ProviderResult, bool, str]:
+    if run.kind == RunKind.ASK:
+        history = _history(run)
+        return run_with_breaker(lambda p: p.ask(run.question, passages, history), encode=embedder.encode)
+    title = run.document.title if run.document else run.project.title
+    if run.kind == RunKind.SUMMARIZE:
+        return run_with_breaker(lambda p: p.summarize(title, passages), encode=embedder.encode)
+    return run_with_breaker(lambda p: p.extract(title, passages), encode=embedder.encode)
+
+
+def run_execute(*, run_id: Any) -> str:
+    """Retrieve context, call the provider, verify citations, store the result."""
+    if not _claim(run_id):
+        log.info("run skipped (not claimable)", extra={"run_id": str(run_id)})
+        return "skipped"
+    run = AgentRun.objects.select_related("project", "document", "parent").get(pk=run_id)
+    log.info("run retrieving", extra={"run_id": str(run.pk), "status": "retrieving"})
+    started = time.monotonic()
+    try:
+        passages = _retrieve(run)
+        if run.kind != RunKind.ASK and not passages:
+            raise ProviderError("There is nothing to read yet: no document in scope is ready.")
+        _set_status(run.pk, RunStatus.GENERATING)
+        result, degraded, reason = _call(run, passages)
+    except ProviderError as exc:
+        _set_status(
+            run.pk,
+            RunStatus.FAILED,
+            error=str(exc)[:2000],
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=timezone.now(),
+        )
+        return RunStatus.FAILED
+    except Exception as exc:
+        log.exception("run crashed", extra={"run_id": str(run.pk)})
+        _set_status(
+            run.pk,
+            RunStatus.FAILED,
+            error=f"The run failed unexpectedly ({type(exc).__name__}).",
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=timezone.now(),
+        )
+        return RunStatus.FAILED
+
+    citations, dropped = verify_citations(result.citations)
+    output = dict(result.output)
+    output["answered"] = result.answered
+    if dropped:
+        output["dropped_citations"] = output.get("dropped_citations", 0) + dropped
+    if not result.answered:
+        output["nearest"] = [
+            {"document": p.document_id, "chunk": p.chunk_id, "title": p.document_title, "text": p.text[:300]}
+            for p in passages[:3]
+        ]
+    AgentRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED,
+        status_changed_at=timezone.now(),
+        answer=result.answer,
+        output=output,
+        citations=citations,
+        provider=result.provider,
+        model=result.model,
+        degraded=degraded,
+        degraded_reason=reason,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        error="",
+        finished_at=timezone.now(),
+    )
+    if run.kind == RunKind.EXTRACT and run.document_id:
+        _store_extraction(run.document_id, result.output)
+    log.info(
+        "run succeeded",
+        extra={
+            "run_id": str(run.pk),
+            "status": "succeeded",
+            "provider": result.provider,
+            "degraded": degraded,
+            "citations": len(citations),
+            "dropped_citations": dropped,
+        },
+    )
+    return RunStatus.SUCCEEDED
+
+
+def _store_extraction(document_id: Any, output: dict[str, Any]) -> None:
+    doc = Document.objects.filter(pk=document_id).first()
+    if doc is None:
+        return
+    metadata = dict(doc.metadata or {})
+    for key in ("tags", "keywords", "entities"):
+        if key in output:
+            metadata[key] = output[key]
+    doc.metadata = metadata
+    doc.save(update_fields=["metadata", "updated_at"])
+
+
+def runs_requeue_stuck(*, older_than_s: int | None = None) -> int:
+    """Re-enqueue runs left queued (a lost publish) or running (a dead worker)."""
+    from agents import tasks
+
+    age = settings.STUCK_AFTER_S if older_than_s is None else older_than_s
+    cutoff = timezone.now() - timedelta(seconds=age)
+    ids = list(
+        AgentRun.objects.filter(
+            status__in=[RunStatus.QUEUED, RunStatus.RETRIEVING, RunStatus.GENERATING],
+            status_changed_at__lt=cutoff,
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for pk in ids:
+        tasks.enqueue_run(pk)
+    return len(ids)

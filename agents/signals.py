@@ -1,0 +1,24 @@
+"""Enqueue a run when it is created or queued again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from agents import tasks
+from agents.models import AgentRun, RunStatus
+
+
+@receiver(post_save, sender=AgentRun, dispatch_uid="agents.enqueue_run")
+def enqueue_run(
+    sender: type[AgentRun], instance: AgentRun, created: bool, raw: bool, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if raw or instance.status != RunStatus.QUEUED:
+        return
+    if not created and not (update_fields and "status" in update_fields):
+        return
+    pk = instance.pk
+    transaction.on_commit(lambda: tasks.enqueue_run(pk))

@@ -1,0 +1,38 @@
+"""The REST API, version 1: every app's viewsets on one router."""
+
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from accounts import api as accounts_api
+from agents import api as agents_api
+from documents import api as documents_api
+from projects import api as projects_api
+
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Accept `/users/me` and `/users/me/` alike: API clients differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("users", accounts_api.UserViewSet, basename="user")
+router.register("projects", projects_api.ProjectViewSet, basename="project")
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/members", projects_api.MemberViewSet, basename="member"
+)
+router.register("documents", documents_api.DocumentViewSet, basename="document")
+router.register("runs", agents_api.RunViewSet, basename="run")
+
+urlpatterns = [
+    path("auth/", include(accounts_api.auth_urls)),
+    re_path(
+        r"^projects/(?P<project_pk>[^/.]+)/search/?$",
+        documents_api.SearchView.as_view(),
+        name="project-search",
+    ),
+    path("", include(router.urls)),
+]

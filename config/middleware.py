@@ -1,0 +1,64 @@
+"""Cross-cutting middleware: a Permissions-Policy header (Django has no
+setting for it) and a clean 503 when the database or cache is down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import SimpleTemplateResponse
+
+log = logging.getLogger(__name__)
+
+
+class PermissionsPolicyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
+def _service_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OperationalError, InterfaceError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        errors += [RedisConnectionError, RedisTimeoutError]
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    return tuple(errors)
+
+
+SERVICE_ERRORS = _service_errors()
+
+
+class ServiceUnavailableMiddleware:
+    """Turn 'database/cache unreachable' into a 503 instead of a traceback."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, SERVICE_ERRORS) or (
+            isinstance(exception, DatabaseError) and not isinstance(exception, (OperationalError, InterfaceError))
+        ):
+            return None
+        log.error("service unavailable: %s", type(exception).__name__, exc_info=exception)
+        message = "A service Docent depends on is unavailable; try again shortly."
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse({"detail": message}, status=503)
+        else:
+            response = SimpleTemplateResponse("503.html", {"message": message}, status=503)
+            response.render()
+        response["Retry-After"] = "30"
+        return response

@@ -1,0 +1,82 @@
+"""Fixtures shared by every app's tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import UserFactory
+from projects.models import Membership, Project, Role
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Uploads go to a temporary folder; tasks run inline unless a test starts a worker."""
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_search_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    from documents import search
+
+    search.clear_cache()
+    cache.clear()
+    yield
+    search.clear_cache()
+
+
+def make_project(owner: Any, title: str = "Research", **members: Any) -> Project:
+    from projects.services import project_create
+
+    project = project_create(user=owner, title=title)
+    for role, users in members.items():
+        for user in users if isinstance(users, list) else [users]:
+            Membership.objects.create(project=project, user=user, role=Role(role))
+    return project
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return UserFactory(email="owner@example.com")
+
+
+@pytest.fixture
+def other_user(db: Any) -> Any:
+    return UserFactory(email="outsider@example.com")
+
+
+@pytest.fixture
+def project(user: Any) -> Project:
+    return make_project(user)
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def auth_api(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def api_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def services_required() -> bool:
+    """Under CI a missing service is a failure, not a skip."""
+    return bool(os.environ.get("CI"))

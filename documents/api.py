@@ -1,0 +1,212 @@
+"""Document and search API: viewsets that wire access, selectors and services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from documents import search, selectors, services
+from documents.models import Chunk, Document, DocumentStatus
+from projects import access
+from projects.models import Role
+
+
+class DocumentOut(serializers.ModelSerializer):
+    project = serializers.UUIDField(source="project_id", read_only=True)
+    tags = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "id", "project", "title", "external_id", "source", "original_filename", "format",
+            "content_type", "size_bytes", "status", "error", "chunk_count", "content_hash",
+            "tags", "metadata", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_tags(self, obj: Document) -> list[str]:
+        return list((obj.metadata or {}).get("tags", []))
+
+
+class DocumentIn(serializers.Serializer):
+    project = serializers.UUIDField()
+    file = serializers.FileField(required=False, allow_empty_file=True, use_url=False)
+    title = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_file = attrs.get("file") is not None
+        has_text = "text" in attrs
+        if has_file and has_text:
+            raise serializers.ValidationError({"text": "Send either a file or text, not both."})
+        if not has_file and not has_text:
+            raise serializers.ValidationError({"file": "Send a file (multipart) or a title and text."})
+        if has_text and not (attrs.get("title") or "").strip():
+            raise serializers.ValidationError({"title": "A title is required with pasted text."})
+        return attrs
+
+
+class ChunkOut(serializers.ModelSerializer):
+    document = serializers.UUIDField(source="document_id", read_only=True)
+
+    class Meta:
+        model = Chunk
+        fields = ["id", "document", "index", "text", "start", "end", "token_count"]
+        read_only_fields = fields
+
+
+class DocumentFilter(django_filters.FilterSet):
+    project = django_filters.UUIDFilter(field_name="project_id")
+    status = django_filters.ChoiceFilter(choices=DocumentStatus.choices)
+    tag = django_filters.CharFilter(method="filter_tag")
+    external_id = django_filters.CharFilter()
+
+    class Meta:
+        model = Document
+        fields = ["project", "status", "external_id", "format"]
+
+    def filter_tag(self, queryset: QuerySet[Document], name: str, value: str) -> QuerySet[Document]:
+        if connection.features.supports_json_field_contains:
+            return queryset.filter(metadata__tags__contains=[value])
+        # SQLite cannot match inside a JSON array; match the quoted element instead.
+        return queryset.filter(metadata__tags__icontains=f'"{value}"')
+
+
+class DocumentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """Documents in the caller's projects: upload a file or paste text, then watch it get ready."""
+
+    serializer_class = DocumentOut
+    filterset_class = DocumentFilter
+    search_fields = ["title", "external_id"]
+    ordering_fields = ["created_at", "updated_at", "title", "status", "size_bytes"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[Document]:
+        qs = selectors.documents_visible_to(self.request.user).defer("text", "pasted_text")
+        project = self.request.query_params.get("project")
+        if self.action == "list" and project:
+            # An unknown or foreign project is a 404, never an empty list.
+            access.project_for(self.request.user, project)
+        return qs
+
+    def get_object(self) -> Document:
+        need = Role.EDITOR if self.action in {"destroy", "reindex"} else Role.VIEWER
+        return selectors.document_for(self.request.user, self.kwargs["pk"], need=need)
+
+    @extend_schema(
+        request={"multipart/form-data": DocumentIn, "application/json": DocumentIn},
+        responses={201: DocumentOut},
+    )
+    def create(self, request: Request) -> Response:
+        data = DocumentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        project = access.project_for(request.user, v["project"], need=Role.EDITOR)
+        if v.get("file") is not None:
+            doc = services.document_create_from_file(
+                user=request.user, project=project, upload=v["file"],
+                title=v.get("title", ""), external_id=v.get("external_id", ""),
+            )
+        else:
+            doc = services.document_create_from_text(
+                user=request.user, project=project, title=v["title"], text=v["text"],
+                external_id=v.get("external_id", ""),
+            )
+        return Response(DocumentOut(doc).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.document_delete(user=request.user, document=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={202: DocumentOut})
+    @action(detail=True, methods=["post"])
+    def reindex(self, request: Request, pk: str | None = None) -> Response:
+        doc = services.document_reindex(user=request.user, document=self.get_object())
+        return Response(DocumentOut(doc).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> HttpResponse:
+        doc = self.get_object()
+        if doc.file:
+            try:
+                handle = doc.file.open("rb")
+            except OSError:
+                raise Http404 from None
+            name = doc.original_filename or "document"
+            response: HttpResponse = FileResponse(
+                handle, as_attachment=True, filename=name, content_type="application/octet-stream"
+            )
+        else:
+            response = HttpResponse(doc.pasted_text, content_type="text/plain; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="document.txt"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @extend_schema(responses=ChunkOut(many=True))
+    @action(detail=True, methods=["get"])
+    def chunks(self, request: Request, pk: str | None = None) -> Response:
+        chunks = selectors.chunks_of(self.get_object())
+        page = self.paginate_queryset(chunks)
+        return self.get_paginated_response(ChunkOut(page, many=True).data)
+
+
+class SearchIn(serializers.Serializer):
+    q = serializers.CharField(max_length=1000, trim_whitespace=True)
+    k = serializers.IntegerField(min_value=1, default=10)
+    mode = serializers.ChoiceField(choices=list(search.MODES), default="hybrid")
+
+    def validate_k(self, value: int) -> int:
+        if value > settings.SEARCH_MAX_K:
+            raise serializers.ValidationError(f"k must be between 1 and {settings.SEARCH_MAX_K}.")
+        return value
+
+
+class HitOut(serializers.Serializer):
+    document = serializers.CharField(source="document_id")
+    title = serializers.CharField(source="document_title")
+    external_id = serializers.CharField()
+    chunk = serializers.IntegerField(source="chunk_id")
+    text = serializers.CharField()
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    score = serializers.FloatField()
+
+
+class SearchView(APIView):
+    """Hybrid (dense + BM25, RRF-fused), dense or lexical search over a project."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project_pk", str, OpenApiParameter.PATH),
+            OpenApiParameter("q", str, required=True),
+            OpenApiParameter("k", int, required=False),
+            OpenApiParameter("mode", str, enum=list(search.MODES), required=False),
+        ],
+        responses=inline_serializer(
+            "SearchResults",
+            {"query": serializers.CharField(), "mode": serializers.CharField(), "results": HitOut(many=True)},
+        ),
+    )
+    def get(self, request: Request, project_pk: str) -> Response:
+        project = access.project_for(request.user, project_pk)
+        params = SearchIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        v = params.validated_data
+        hits = search.search(project_id=project.pk, query=v["q"], k=v["k"], mode=v["mode"])
+        return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})

@@ -1,0 +1,195 @@
+"""The project search index: dense (cosine) + lexical (BM25) fused by RRF.
+
+Each process keeps one index per project in memory and rebuilds it when the
+project's `index_version` (bumped on every content change) moves on, so every
+web and worker process notices changes made elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from documents import embedder
+from documents.models import Chunk, DocumentStatus
+from projects.models import Project
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "lexical")
+# How deep each ranking goes before fusion.
+FUSION_DEPTH = 100
+MAX_CACHED_PROJECTS = 16
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    document_id: str
+    document_title: str
+    external_id: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+def index_text(title: str, text: str) -> str:
+    """What is embedded and BM25-indexed for a chunk: the title gives context."""
+    return f"{title}\n{text}" if title else text
+
+
+_stemmer: Any = None
+
+
+def tokenize(texts: list[str]) -> Any:
+    import bm25s
+    import Stemmer
+
+    global _stemmer
+    if _stemmer is None:
+        _stemmer = Stemmer.Stemmer("english")
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer, show_progress=False)
+
+
+class ProjectIndex:
+    """An immutable snapshot of one project's chunks at one index version."""
+
+    def __init__(self, version: int, rows: list[dict[str, Any]]) -> None:
+        self.version = version
+        self.rows = rows
+        self.size = len(rows)
+        dim = max((r["dim"] for r in rows), default=0)
+        if rows and dim:
+            self.matrix = np.vstack([embedder.from_bytes(r["embedding"]) for r in rows])
+        else:
+            self.matrix = np.zeros((0, dim or 1), dtype=np.float32)
+        self._bm25: Any = None
+        if rows:
+            import bm25s
+
+            corpus = [index_text(r["document__title"], r["text"]) for r in rows]
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(tokenize(corpus), show_progress=False)
+
+    def dense(self, query_vector: np.ndarray[Any, Any], depth: int) -> list[tuple[int, float]]:
+        if self.size == 0:
+            return []
+        scores = self.matrix @ query_vector
+        depth = min(depth, self.size)
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top]
+
+    def lexical(self, query: str, depth: int) -> list[tuple[int, float]]:
+        if self.size == 0 or self._bm25 is None:
+            return []
+        tokens = tokenize([query])
+        if not tokens.vocab:
+            return []
+        # Query terms the corpus has never seen would fail the lookup.
+        known = {t: i for t, i in tokens.vocab.items() if t in self._bm25.vocab_dict}
+        if not known:
+            return []
+        ids = [[t for t, i in sorted(known.items(), key=lambda kv: kv[1])]]
+        docs, scores = self._bm25.retrieve(
+            ids, k=min(depth, self.size), show_progress=False, n_threads=1
+        )
+        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+def rrf(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: sum of 1/(k + rank) over the rankings (rank from 1)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+_cache: OrderedDict[str, ProjectIndex] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _load_rows(project_id: Any) -> list[dict[str, Any]]:
+    return list(
+        Chunk.objects.filter(project_id=project_id, document__status=DocumentStatus.READY)
+        .order_by("document_id", "index")
+        .values(
+            "id",
+            "document_id",
+            "document__title",
+            "document__external_id",
+            "text",
+            "start",
+            "end",
+            "embedding",
+            "dim",
+        )
+    )
+
+
+def project_index(project_id: Any) -> ProjectIndex:
+    """The current index of a project, rebuilt if another process changed it."""
+    key = str(project_id)
+    version = Project.objects.filter(pk=project_id).values_list("index_version", flat=True).first()
+    if version is None:
+        return ProjectIndex(0, [])
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.version == version:
+            _cache.move_to_end(key)
+            return cached
+    index = ProjectIndex(version, _load_rows(project_id))
+    with _cache_lock:
+        _cache[key] = index
+        _cache.move_to_end(key)
+        while len(_cache) > MAX_CACHED_PROJECTS:
+            _cache.popitem(last=False)
+    log.info("search index built", extra={"project_id": key, "chunks": index.size, "version": version})
+    return index
+
+
+def search(*, project_id: Any, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    """Top-k chunks of a project for a query (the caller has checked access)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    index = project_index(project_id)
+    if index.size == 0 or not query.strip():
+        return []
+    depth = max(FUSION_DEPTH, k)
+    if mode == "lexical":
+        ranked = index.lexical(query, depth)
+    elif mode == "dense":
+        ranked = index.dense(embedder.encode([query])[0], depth)
+    else:
+        dense = index.dense(embedder.encode([query])[0], depth)
+        lexical = index.lexical(query, depth)
+        ranked = rrf([[i for i, _ in dense], [i for i, _ in lexical]], settings.SEARCH_RRF_K)
+    hits = []
+    for i, score in ranked[:k]:
+        row = index.rows[i]
+        hits.append(
+            Hit(
+                chunk_id=row["id"],
+                document_id=str(row["document_id"]),
+                document_title=row["document__title"],
+                external_id=row["document__external_id"],
+                text=row["text"],
+                start=row["start"],
+                end=row["end"],
+                score=round(score, 6),
+            )
+        )
+    return hits
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

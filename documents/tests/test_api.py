@@ -1,0 +1,299 @@
+"""Document and search API: upload, paste, list, filter, re-index, download, chunks, search."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import UserFactory
+from conftest import api_for, make_project
+from documents.models import Chunk, Document, DocumentStatus
+from projects.models import Membership, Project, Role
+
+pytestmark = pytest.mark.django_db
+
+ARTICLE = (
+    "Photosynthesis converts light energy into chemical energy in plants. "
+    "Chlorophyll absorbs mostly blue and red light. "
+    "The Calvin cycle fixes carbon dioxide into sugars.\n\n"
+    "Mitochondria produce ATP through cellular respiration. "
+    "The electron transport chain pumps protons across the inner membrane."
+)
+
+
+def paste(client: APIClient, project: Project, capture: Any, **extra: Any) -> dict[str, Any]:
+    payload = {"project": str(project.pk), "title": "Biology notes", "text": ARTICLE, **extra}
+    with capture(execute=True):
+        response = client.post("/api/v1/documents/", payload, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_pasted_text_is_ingested_into_chunks_with_offsets(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    created = paste(auth_api, project, django_capture_on_commit_callbacks)
+    assert created["status"] == DocumentStatus.PENDING
+    doc = Document.objects.get(pk=created["id"])
+    assert doc.status == DocumentStatus.READY, doc.error
+    assert doc.chunk_count == Chunk.objects.filter(document=doc).count() > 0
+    for chunk in Chunk.objects.filter(document=doc):
+        assert doc.text[chunk.start : chunk.end] == chunk.text
+    detail = auth_api.get(f"/api/v1/documents/{doc.pk}/").json()
+    assert detail["status"] == "ready"
+
+
+def test_multipart_upload_is_judged_by_content_not_name(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    html = b"<!doctype html><html><head><script>var x=1;</script></head><body><h1>Tides</h1><p>The moon pulls the oceans.</p></body></html>"
+    upload = SimpleUploadedFile("notes.txt", html, content_type="text/plain")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    doc = Document.objects.get(pk=response.json()["id"])
+    assert doc.title == "notes.txt"
+    assert doc.status == DocumentStatus.READY
+    assert doc.format == "html"
+    assert "moon pulls" in doc.text
+    assert "var x" not in doc.text
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"title": "T"}, "file"),
+        ({"text": "something"}, "title"),
+        ({"title": "T", "text": "   "}, "text"),
+        ({"title": "x" * 301, "text": "t"}, "title"),
+    ],
+)
+def test_create_rejects_bad_input_naming_the_field(
+    auth_api: APIClient, project: Project, payload: dict[str, str], field: str
+) -> None:
+    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), **payload}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert Document.objects.count() == 0
+
+
+def test_empty_file_is_refused(auth_api: APIClient, project: Project) -> None:
+    upload = SimpleUploadedFile("empty.txt", b"", content_type="text/plain")
+    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "file" in response.json()
+
+
+def test_file_over_the_limit_is_refused(auth_api: APIClient, project: Project, settings: Any) -> None:
+    settings.DOCENT_MAX_UPLOAD_MB = 1
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
+    upload = SimpleUploadedFile("big.txt", b"a" * (1024 * 1024 + 1), content_type="text/plain")
+    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "1 MB" in str(response.json()["file"])
+
+
+def test_binary_garbage_is_refused_at_upload(auth_api: APIClient, project: Project) -> None:
+    upload = SimpleUploadedFile("photo.pdf", bytes(range(256)) * 40, content_type="application/pdf")
+    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "file" in response.json()
+
+
+def test_corrupt_pdf_ends_failed_with_a_reason(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    upload = SimpleUploadedFile("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", content_type="application/pdf")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    assert response.status_code == 201
+    doc = Document.objects.get(pk=response.json()["id"])
+    assert doc.status == DocumentStatus.FAILED
+    assert doc.error
+    assert auth_api.get(f"/api/v1/documents/{doc.pk}/").json()["error"] == doc.error
+
+
+def test_create_in_a_project_i_cannot_see_is_404(other_user: Any, project: Project) -> None:
+    response = api_for(other_user).post(
+        "/api/v1/documents/", {"project": str(project.pk), "title": "x", "text": "y"}, format="json"
+    )
+    assert response.status_code == 404
+    assert Document.objects.count() == 0
+
+
+def test_viewer_cannot_upload_reindex_or_delete(
+    project: Project, auth_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    viewer = UserFactory()
+    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    client = api_for(viewer)
+    assert client.post("/api/v1/documents/", {"project": str(project.pk), "title": "a", "text": "b"}, format="json").status_code == 403
+    assert client.post(f"/api/v1/documents/{doc['id']}/reindex/").status_code == 403
+    assert client.delete(f"/api/v1/documents/{doc['id']}/").status_code == 403
+    assert client.get(f"/api/v1/documents/{doc['id']}/").status_code == 200
+
+
+def test_outsider_gets_404_on_every_document_endpoint(
+    project: Project, auth_api: APIClient, other_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    client = api_for(other_user)
+    base = f"/api/v1/documents/{doc['id']}/"
+    assert client.get(base).status_code == 404
+    assert client.delete(base).status_code == 404
+    assert client.post(f"{base}reindex/").status_code == 404
+    assert client.get(f"{base}download/").status_code == 404
+    assert client.get(f"{base}chunks/").status_code == 404
+    assert client.get(f"/api/v1/documents/?project={project.pk}").status_code == 404
+    assert client.get("/api/v1/documents/").json()["count"] == 0
+    assert Document.objects.filter(pk=doc["id"]).exists()
+
+
+def test_list_filters_by_project_and_status_and_searches_titles(
+    auth_api: APIClient, user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = make_project(user, "First")
+    second = make_project(user, "Second")
+    paste(auth_api, first, django_capture_on_commit_callbacks, title="Alpha report")
+    paste(auth_api, first, django_capture_on_commit_callbacks, title="Beta memo")
+    paste(auth_api, second, django_capture_on_commit_callbacks, title="Gamma")
+    listing = auth_api.get(f"/api/v1/documents/?project={first.pk}").json()
+    assert listing["count"] == 2
+    assert {d["title"] for d in listing["results"]} == {"Alpha report", "Beta memo"}
+    assert auth_api.get(f"/api/v1/documents/?project={first.pk}&search=alpha").json()["count"] == 1
+    assert auth_api.get(f"/api/v1/documents/?project={first.pk}&status=failed").json()["count"] == 0
+    ordered = auth_api.get(f"/api/v1/documents/?project={first.pk}&ordering=title").json()["results"]
+    assert [d["title"] for d in ordered] == ["Alpha report", "Beta memo"]
+    assert auth_api.get("/api/v1/documents/?status=bogus").status_code == 400
+
+
+def test_reindex_reembeds_and_keeps_one_set_of_chunks(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    before = set(Chunk.objects.filter(document_id=doc["id"]).values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_api.post(f"/api/v1/documents/{doc['id']}/reindex/")
+    assert response.status_code == 202
+    after = set(Chunk.objects.filter(document_id=doc["id"]).values_list("pk", flat=True))
+    assert len(after) == len(before)
+    assert after.isdisjoint(before)  # re-embedded from scratch
+    assert Document.objects.get(pk=doc["id"]).status == DocumentStatus.READY
+
+
+def test_download_returns_the_original_bytes_as_an_attachment(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    content = b"# Heading\n\nSome *markdown* text about volcanoes."
+    upload = SimpleUploadedFile("../../etc/notes.md", content, content_type="text/markdown")
+    with django_capture_on_commit_callbacks(execute=True):
+        created = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart").json()
+    response = auth_api.get(f"/api/v1/documents/{created['id']}/download/")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == content
+    assert response["Content-Disposition"].startswith("attachment")
+    assert "notes.md" in response["Content-Disposition"]
+    assert ".." not in response["Content-Disposition"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_chunks_endpoint_lists_offsets_without_vectors(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    body = auth_api.get(f"/api/v1/documents/{doc['id']}/chunks/").json()
+    assert body["count"] >= 1
+    first = body["results"][0]
+    assert set(first) == {"id", "document", "index", "text", "start", "end", "token_count"}
+    text = Document.objects.get(pk=doc["id"]).text
+    assert text[first["start"] : first["end"]] == first["text"]
+
+
+def test_delete_removes_chunks_and_the_search_index_forgets_them(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    url = f"/api/v1/projects/{project.pk}/search/?q=chlorophyll&mode=lexical"
+    assert auth_api.get(url).json()["results"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_api.delete(f"/api/v1/documents/{doc['id']}/").status_code == 204
+    assert not Chunk.objects.filter(document_id=doc["id"]).exists()
+    assert auth_api.get(url).json()["results"] == []
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_search_ranks_the_relevant_passage_first(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any, mode: str
+) -> None:
+    paste(auth_api, project, django_capture_on_commit_callbacks, title="Plants", external_id="bio-1")
+    paste(
+        auth_api, project, django_capture_on_commit_callbacks, title="Rome",
+        text="The Roman Empire built roads and aqueducts across Europe. Latin was its language.",
+    )
+    response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", {"q": "How do plants turn light into energy?", "k": 5, "mode": mode})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results
+    top = results[0]
+    assert top["title"] == "Plants"
+    assert top["external_id"] == "bio-1"
+    assert set(top) == {"document", "title", "external_id", "chunk", "text", "start", "end", "score"}
+    text = Document.objects.get(pk=top["document"]).text
+    assert text[top["start"] : top["end"]] == top["text"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"q": ""}, "q"),
+        ({}, "q"),
+        ({"q": "x", "k": 0}, "k"),
+        ({"q": "x", "k": 101}, "k"),
+        ({"q": "x", "k": "ten"}, "k"),
+        ({"q": "x", "mode": "fuzzy"}, "mode"),
+        ({"q": "x" * 1001}, "q"),
+    ],
+)
+def test_search_rejects_bad_parameters(auth_api: APIClient, project: Project, params: dict[str, Any], field: str) -> None:
+    response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_search_in_a_project_i_cannot_see_is_404(other_user: Any, project: Project) -> None:
+    response = api_for(other_user).get(f"/api/v1/projects/{project.pk}/search/", {"q": "anything"})
+    assert response.status_code == 404
+
+
+def test_search_of_an_empty_project_returns_no_results(auth_api: APIClient, project: Project) -> None:
+    response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", {"q": "anything"})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+def test_duplicate_external_id_is_refused(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    paste(auth_api, project, django_capture_on_commit_callbacks, external_id="doc-7")
+    response = auth_api.post(
+        "/api/v1/documents/", {"project": str(project.pk), "title": "t", "text": "u", "external_id": "doc-7"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "external_id" in response.json()
+
+
+def test_api_filestream_of_a_large_upload_is_not_read_past_the_limit(settings: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    from documents.services import read_upload
+
+    settings.MAX_UPLOAD_BYTES = 10
+    stream = io.BytesIO(b"a" * 10_000)
+    with pytest.raises(ValidationError):
+        read_upload(stream)
+    assert stream.tell() == 11
