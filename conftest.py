@@ -16,10 +16,15 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Uploads go to a temporary folder; tasks run inline unless a test starts a worker."""
+    from config.celery import app
+
     settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = eager
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,95 @@
+"""Start a real `celery worker` process that shares the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database this test process is using (the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgresql://{auth}{host}{port}/{db['NAME']}"
+
+
+def _reset_connections(app: Any) -> None:
+    """Drop pooled broker connections so new ones pick up changed transport options."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def celery_worker(tmp_path: Path, *, queues: str = "ingest,agents,default", extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[Any]]:
+    """Run a worker on the configured broker (a private filesystem broker by default)."""
+    from config.celery import app
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DOCENT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "DOCENT_DATA_DIR": str(tmp_path),
+        "DOCENT_TASKS_EAGER": "false",
+        **(extra_env or {}),
+    }
+    saved = (app.conf.task_always_eager, app.conf.broker_transport_options)
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        folder = tmp_path / "broker"
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+        _reset_connections(app)
+    app.conf.task_always_eager = False
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        app.conf.task_always_eager, app.conf.broker_transport_options = saved
+        _reset_connections(app)
+
+
+def wait_for(predicate: Any, *, timeout: float = 120.0, interval: float = 0.25, log: Path | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    detail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"condition not met within {timeout}s\n{detail}")
