@@ -350,6 +350,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectStatusEnum": "projects.models.ProjectStatus",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "RunStatusEnum": "agents.models.RunStatus",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Health probes, the OpenAPI schema and its offline docs pages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_is_up_without_auth(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_cache_and_broker(client: Client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"] == {"database": "ok", "cache": "ok", "broker": "ok"}
+
+
+def test_readyz_names_the_part_that_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import health
+
+    def broken() -> None:
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setitem(health.CHECKS, "cache", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["down"] == ["cache"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_schema_lists_every_endpoint(client: Client) -> None:
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    expected = {
+        "/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/auth/token/refresh",
+        "/api/v1/auth/token/verify", "/api/v1/auth/logout", "/api/v1/users/me/",
+        "/api/v1/users/", "/api/v1/projects/", "/api/v1/projects/{id}/",
+        "/api/v1/projects/{project_pk}/members/", "/api/v1/projects/{project_pk}/members/{id}/",
+        "/api/v1/documents/", "/api/v1/documents/{id}/", "/api/v1/documents/{id}/reindex/",
+        "/api/v1/documents/{id}/download/", "/api/v1/documents/{id}/chunks/",
+        "/api/v1/projects/{project_pk}/search/", "/api/v1/runs/", "/api/v1/runs/{id}/",
+    }
+    normalised = {re.sub(r"/\?$", "/", p) for p in paths}
+    missing = expected - normalised
+    assert not missing, f"missing from schema: {missing}; have {sorted(paths)}"
+
+
+def test_schema_generation_has_no_warnings(capsys: Any) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_load_their_assets_from_this_server(client: Client, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, html
+    for asset in assets:
+        assert not asset.startswith(("http:", "https:", "//")), asset
+        if asset.startswith("/static/"):
+            assert client.get(asset).status_code == 200, asset
