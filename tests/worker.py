@@ -56,7 +56,9 @@ def celery_worker(tmp_path: Path, *, queues: str = "ingest,agents,default", extr
         folder = tmp_path / "broker"
         (folder / "queue").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)
+        (folder / "control").mkdir(parents=True, exist_ok=True)
         app.conf.broker_transport_options = {
+            "control_folder": str(folder / "control"),
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),

@@ -71,3 +71,33 @@ def test_docs_pages_load_their_assets_from_this_server(client: Client, url: str)
         assert not asset.startswith(("http:", "https:", "//")), asset
         if asset.startswith("/static/"):
             assert client.get(asset).status_code == 200, asset
+
+
+def test_log_lines_are_json_with_the_request_id(client: Client) -> None:
+    import json
+    import logging
+
+    from config.logging import JsonFormatter
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    formatter = JsonFormatter()
+    logger = logging.getLogger("docent.request")
+    logger.addHandler(handler)
+    try:
+        response = client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")
+    finally:
+        logger.removeHandler(handler)
+    assert response["X-Request-ID"] == "abc-123"
+    lines = [json.loads(formatter.format(r)) for r in records]
+    line = next(x for x in lines if x.get("path") == "/healthz")
+    assert line["status"] == 200
+    assert line["msg"] == "request"
+    assert "duration_ms" in line
+
+
+def test_a_hostile_request_id_is_replaced(client: Client) -> None:
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    assert response["X-Request-ID"] != "bad id\nwith newline"
+    assert len(response["X-Request-ID"]) == 32

@@ -1,0 +1,105 @@
+"""Structured logs: one JSON object a line, with request/task id, user id and timings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+task_id_var: ContextVar[str] = ContextVar("task_id", default="")
+user_id_var: ContextVar[str] = ContextVar("user_id", default="")
+
+# Attributes every LogRecord has; anything else came in through `extra=`.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+log = logging.getLogger("docent.request")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, var in (("request_id", request_id_var), ("task_id", task_id_var), ("user_id", user_id_var)):
+            value = var.get()
+            if value:
+                entry[key] = value
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class RequestContextMiddleware:
+    """Give every request an id (or keep a sane incoming X-Request-ID) and log it once."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        user_token = user_id_var.set("")
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            user = getattr(request, "user", None)
+            if user is not None and getattr(user, "is_authenticated", False):
+                user_id_var.set(str(user.pk))
+            response["X-Request-ID"] = rid
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+            user_id_var.reset(user_token)
+
+
+def connect_celery_signals() -> None:
+    """Put the task id on every log line a task writes, and log each task's timing."""
+    from celery.signals import task_postrun, task_prerun
+
+    started: dict[str, float] = {}
+    task_log = logging.getLogger("docent.task")
+
+    @task_prerun.connect(weak=False)
+    def _prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+        task_id_var.set(task_id or "")
+        started[task_id or ""] = time.monotonic()
+        task_log.info("task started", extra={"task": getattr(task, "name", ""), "args": kwargs.get("args")})
+
+    @task_postrun.connect(weak=False)
+    def _postrun(task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any) -> None:
+        began = started.pop(task_id or "", None)
+        task_log.info(
+            "task finished",
+            extra={
+                "task": getattr(task, "name", ""),
+                "state": state,
+                "duration_ms": round((time.monotonic() - began) * 1000, 1) if began else None,
+            },
+        )
+        task_id_var.set("")
