@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test install lint serve worker beat migrate clean bench-retrieval
+
+.PHONY: run test test-services install lint serve worker beat migrate clean bench-retrieval
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +29,22 @@ run: migrate
 	$(VENV)/bin/celery -A config worker --beat -Q ingest,agents,default --concurrency 2 --loglevel INFO & \
 	$(VENV)/bin/gunicorn config.wsgi --config config/gunicorn.py --bind 127.0.0.1:$(PORT)
 
+# The whole suite twice: on the embedded defaults, then on PostgreSQL + Redis
+# (a fresh database per run). Without those servers the second pass is skipped,
+# except under CI, where it must run.
 test: install
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-services
+
+test-services: install
+	@if (pg_isready -h 127.0.0.1 -q && redis-cli -h 127.0.0.1 ping >/dev/null) 2>/dev/null || [ -n "$$CI" ]; then \
+	  db="docent_$$(date +%s)_$$$$"; \
+	  echo "== production stack: PostgreSQL database $$db, Redis db 14"; \
+	  DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$$db" REDIS_URL="redis://127.0.0.1:6379/14" \
+	    $(PY) -m pytest; \
+	else \
+	  echo "PostgreSQL or Redis is not running: skipped the production-stack pass (CI runs it)"; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .
