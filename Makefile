@@ -33,7 +33,7 @@ run: migrate
 # (a fresh database per run). Without those servers the second pass is skipped,
 # except under CI, where it must run.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not services"
 	$(MAKE) --no-print-directory test-services
 
 test-services: install

@@ -358,6 +358,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- stuck-work sweeper ----------------------------------------------------
+
+STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 900, minimum=1)
+SWEEP_INTERVAL_S = env_float("DOCENT_SWEEP_INTERVAL_S", 60.0, minimum=1.0)
+
 # --- Celery ----------------------------------------------------------------
 
 BROKER_DIR = DATA_DIR / "broker"
@@ -375,7 +380,9 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A task not acknowledged within this time (a killed worker) is re-delivered.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("DOCENT_BROKER_VISIBILITY_TIMEOUT_S", 3600, minimum=1)
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("DOCENT_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -391,8 +398,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-documents": {"task": "documents.requeue_stuck", "schedule": 60.0},
-    "requeue-stuck-runs": {"task": "agents.requeue_stuck", "schedule": 60.0},
+    "requeue-stuck-documents": {"task": "documents.requeue_stuck", "schedule": SWEEP_INTERVAL_S},
+    "requeue-stuck-runs": {"task": "agents.requeue_stuck", "schedule": SWEEP_INTERVAL_S},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # A failed publish must not hang the request that created the object.
@@ -422,9 +429,6 @@ BREAKER_COOLDOWN_S = env_int("DOCENT_BREAKER_COOLDOWN_S", 30, minimum=1)
 BREAKER_FALLBACK = env_bool("DOCENT_BREAKER_FALLBACK", True)
 AGENT_CONTEXT_CHUNKS = env_int("DOCENT_AGENT_CONTEXT_CHUNKS", 8, minimum=1)
 
-# --- stuck-work sweeper ----------------------------------------------------
-
-STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 900, minimum=30)
 
 # --- logging ---------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from projects.services import project_touch_index
 log = logging.getLogger(__name__)
 
 TITLE_MAX = 300
+# What document_ingest returns when another worker is processing the document.
+INGEST_BUSY = "busy"
 
 
 def _clean_title(title: str, field: str = "title") -> str:
@@ -236,6 +238,11 @@ def document_ingest(*, document_id: Any) -> str:
     """Extract, chunk, embed and store a document; safe to run twice. Returns the final status."""
     attempt = _claim(document_id)
     if attempt is None:
+        status = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
+        if status == DocumentStatus.PROCESSING:
+            # Another worker holds it, or held it and died: check again later.
+            log.info("document ingest busy elsewhere", extra={"document_id": str(document_id)})
+            return INGEST_BUSY
         log.info("document ingest skipped (not claimable)", extra={"document_id": str(document_id)})
         return "skipped"
     doc = Document.objects.select_related("project").get(pk=document_id)
@@ -484,3 +491,16 @@ def documents_import(
         },
     )
     return report
+
+
+def document_purge(*, document: Document) -> None:
+    """Delete a document, its chunks and its file with no permission check (staff admin)."""
+    document_id, project_id = document.pk, document.project_id
+    file_name = document.file.name if document.file else ""
+    with transaction.atomic():
+        document.delete()
+        project_touch_index(project_id=project_id)
+    if file_name:
+        storage = Document._meta.get_field("file").storage
+        transaction.on_commit(lambda: storage.delete(file_name))
+    log.info("document purged", extra={"document_id": str(document_id), "project_id": str(project_id)})

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     name="documents.ingest",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -19,11 +21,16 @@ log = logging.getLogger(__name__)
     retry_backoff=True,
     max_retries=5,
 )
-def ingest_document(document_id: str) -> str:
+def ingest_document(self: Task, document_id: str) -> str:
     """Extract, chunk and embed one document."""
     from documents import services
 
-    return services.document_ingest(document_id=document_id)
+    result = services.document_ingest(document_id=document_id)
+    if result == services.INGEST_BUSY:
+        # A re-delivered job while another worker has the document: come back
+        # once that worker's claim can be judged stale, so a dead one is replaced.
+        raise self.retry(countdown=min(settings.STUCK_AFTER_S + 1, 300), max_retries=20)
+    return result
 
 
 @shared_task(name="documents.requeue_stuck", acks_late=True)

@@ -39,7 +39,14 @@ def _reset_connections(app: Any) -> None:
 
 
 @contextmanager
-def celery_worker(tmp_path: Path, *, queues: str = "ingest,agents,default", extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[Any]]:
+def celery_worker(
+    tmp_path: Path,
+    *,
+    queues: str = "ingest,agents,default",
+    extra_env: dict[str, str] | None = None,
+    beat: bool = False,
+    name: str = "worker",
+) -> Iterator[subprocess.Popen[Any]]:
     """Run a worker on the configured broker (a private filesystem broker by default)."""
     from config.celery import app
 
@@ -66,10 +73,14 @@ def celery_worker(tmp_path: Path, *, queues: str = "ingest,agents,default", extr
         }
         _reset_connections(app)
     app.conf.task_always_eager = False
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
+               "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+               "--hostname", f"{name}@%h"]
+    if beat:
+        command += ["--beat", "--schedule", str(tmp_path / f"{name}-beat-schedule")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
-         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        command,
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -83,6 +94,22 @@ def celery_worker(tmp_path: Path, *, queues: str = "ingest,agents,default", extr
             proc.wait()
         log.close()
         app.conf.task_always_eager, app.conf.broker_transport_options = saved
+        _reset_connections(app)
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """Point this process's publisher at a port where no broker listens."""
+    from config.celery import app
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.conf.task_always_eager = False
+    _reset_connections(app)
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
         _reset_connections(app)
 
 

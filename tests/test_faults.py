@@ -1,0 +1,191 @@
+"""Nothing is lost when parts fail: dead workers, an unreachable broker, database or cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.tests.factories import UserFactory
+from agents.models import AgentRun, RunStatus
+from conftest import api_for, make_project
+from documents import chunking
+from documents.models import Chunk, Document, DocumentStatus
+from tests.servers import call, web_server
+from tests.worker import broker_down, celery_worker, database_url, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAST_SWEEP = {"DOCENT_SWEEP_INTERVAL_S": "1", "DOCENT_STUCK_AFTER_S": "3", "DOCENT_LLM_PROVIDER": "offline"}
+
+
+def log_events(path: Path, message: str, document_id: str) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == message and entry.get("document_id") == document_id:
+            events.append(entry)
+    return events
+
+
+def test_upload_and_run_survive_an_unreachable_broker(tmp_path: Path, settings: Any) -> None:
+    settings.LLM_PROVIDER = "offline"
+    owner = UserFactory()
+    project = make_project(owner)
+    client = api_for(owner)
+    with broker_down():
+        started = time.monotonic()
+        response = client.post(
+            "/api/v1/documents/",
+            {"project": str(project.pk), "title": "Tides", "text": "The moon's gravity raises ocean tides twice a day."},
+            format="json",
+        )
+        assert response.status_code == 201
+        assert time.monotonic() - started < 15, "a dead broker must not hang the request"
+    doc_id = response.json()["id"]
+    assert Document.objects.get(pk=doc_id).status == DocumentStatus.PENDING
+
+    # The broker is back: the periodic sweeper re-enqueues what was left pending.
+    with celery_worker(tmp_path, beat=True, extra_env=FAST_SWEEP) as proc:
+        wait_for(lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.READY,
+                 timeout=180, log=tmp_path / "worker.log")
+        assert proc.poll() is None
+        with broker_down():
+            run = client.post(
+                "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "What causes tides?"}, format="json"
+            )
+        assert run.status_code == 201
+        wait_for(lambda: AgentRun.objects.get(pk=run.json()["id"]).finished, timeout=120, log=tmp_path / "worker.log")
+    assert AgentRun.objects.get(pk=run.json()["id"]).status == RunStatus.SUCCEEDED
+
+
+def test_readyz_and_api_answer_503_when_the_database_is_down(tmp_path: Path) -> None:
+    user = UserFactory()
+    token = str(RefreshToken.for_user(user).access_token)
+    env = {
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/unreachable",
+        "DOCENT_DATA_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "filesystem://",
+        "REDIS_URL": "",
+    }
+    with web_server(env, tmp_path / "web.log") as base:
+        status, body, _ = call("GET", f"{base}/readyz")
+        assert status == 503
+        assert body["down"] == ["database"]
+        assert call("GET", f"{base}/healthz")[0] == 200
+        status, body, headers = call("GET", f"{base}/api/v1/projects/", token=token)
+        assert status == 503
+        assert "unavailable" in body["detail"]
+        assert headers.get("Content-Type", "").startswith("application/json")
+        status, body, _ = call("POST", f"{base}/api/v1/auth/token", body={"email": user.email, "password": "x"})
+        assert status == 503
+        assert "Traceback" not in str(body)
+
+
+def test_readyz_names_the_cache_when_redis_is_down(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "CELERY_BROKER_URL": "filesystem://",
+        "DOCENT_DATA_DIR": str(tmp_path),
+    }
+    with web_server(env, tmp_path / "web.log") as base:
+        status, body, _ = call("GET", f"{base}/readyz")
+        assert status == 503
+        assert body["down"] == ["cache"]
+        assert call("GET", f"{base}/healthz")[0] == 200
+
+
+@pytest.mark.services
+def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once(tmp_path: Path) -> None:
+    assert settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker (REDIS_URL)"
+    owner = UserFactory()
+    project = make_project(owner)
+    client = api_for(owner)
+    words = ("glacier river delta basin sediment erosion plateau canyon moraine fjord "
+             "estuary lagoon dune aquifer tributary watershed floodplain meander").split()
+    sentences = [
+        f"The {words[i % 18]} near site {i} shows {words[(i * 7) % 18]} and {words[(i * 11) % 18]} patterns in survey {i * 3}."
+        for i in range(6000)
+    ]
+    text = " ".join(sentences)
+    env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "8", "DOCENT_BROKER_VISIBILITY_TIMEOUT_S": "5"}
+    with celery_worker(tmp_path, extra_env=env, name="first") as first:
+        upload = SimpleUploadedFile("survey.txt", text.encode(), content_type="text/plain")
+        response = client.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+        assert response.status_code == 201
+        doc_id = response.json()["id"]
+        wait_for(lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING,
+                 timeout=120, interval=0.05, log=tmp_path / "first.log")
+        time.sleep(2)  # well inside the embedding of a few hundred chunks
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING, "the kill came too late"
+    assert not Chunk.objects.filter(document_id=doc_id).exists()
+
+    with celery_worker(tmp_path, extra_env=env, beat=True, name="second"):
+        wait_for(lambda: Document.objects.get(pk=doc_id).status in {DocumentStatus.READY, DocumentStatus.FAILED},
+                 timeout=600, log=tmp_path / "second.log")
+        time.sleep(3)  # let any duplicate delivery run and find nothing to do
+
+    doc = Document.objects.get(pk=doc_id)
+    assert doc.status == DocumentStatus.READY, doc.error
+    expected = chunking.chunk_text(doc.text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
+    chunks = list(Chunk.objects.filter(document_id=doc_id).order_by("index"))
+    assert len(chunks) == doc.chunk_count == len(expected)
+    assert [c.index for c in chunks] == list(range(len(expected)))
+    assert doc.attempts >= 2
+    assert len(log_events(tmp_path / "second.log", "document ready", doc_id)) == 1
+    assert log_events(tmp_path / "first.log", "document ready", doc_id) == []
+
+
+@pytest.mark.services
+def test_two_workers_and_two_web_processes_ingest_200_documents_exactly(tmp_path: Path) -> None:
+    assert settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker (REDIS_URL)"
+    owner = UserFactory()
+    project = make_project(owner)
+    token = str(RefreshToken.for_user(owner).access_token)
+    texts = {
+        f"Note {i}": " ".join(
+            f"Observation {i}.{j}: sample {j} of batch {i} measured {i * j % 97} units of nitrate."
+            for j in range(5 + i % 40)
+        )
+        for i in range(200)
+    }
+    env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path), "DOCENT_LLM_PROVIDER": "offline"}
+    with (
+        web_server(env, tmp_path / "web1.log") as web1,
+        web_server(env, tmp_path / "web2.log") as web2,
+        celery_worker(tmp_path, name="w1", extra_env=env),
+        celery_worker(tmp_path, name="w2", extra_env=env),
+    ):
+        for i, (title, text) in enumerate(texts.items()):
+            base = web1 if i % 2 else web2
+            status, body, _ = call(
+                "POST", f"{base}/api/v1/documents/", token=token,
+                body={"project": str(project.pk), "title": title, "text": text},
+            )
+            assert status == 201, body
+        wait_for(
+            lambda: not Document.objects.filter(project=project).exclude(status=DocumentStatus.READY).exists(),
+            timeout=900, interval=1, log=tmp_path / "w1.log",
+        )
+    docs = list(Document.objects.filter(project=project))
+    assert len(docs) == 200
+    for doc in docs:
+        expected = chunking.chunk_text(texts[doc.title], max_tokens=settings.CHUNK_TOKENS,
+                                       overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
+        assert Chunk.objects.filter(document=doc).count() == doc.chunk_count == len(expected), doc.title
+    workers_used = {name for name in ("w1", "w2") if "document ready" in (tmp_path / f"{name}.log").read_text()}
+    assert workers_used == {"w1", "w2"}
