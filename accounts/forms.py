@@ -1,0 +1,57 @@
+"""Sign-up and log-in forms: the account itself is made by accounts.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters; not a common or all-numeric password.",
+    )
+    confirm = forms.CharField(
+        label="Confirm password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        password, confirm = data.get("password"), data.get("confirm")
+        if password and confirm and password != confirm:
+            self.add_error("confirm", "The two passwords differ.")
+        return data
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form; the username is the email address."""
+
+    username = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.error_messages = {
+            **self.error_messages,
+            "invalid_login": "That email and password do not match an account.",
+        }
+
+    def clean_username(self) -> str:
+        # Accounts store their email in lower case.
+        return self.cleaned_data["username"].strip().lower()

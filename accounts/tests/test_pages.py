@@ -1,0 +1,139 @@
+"""Sign-up, log-in and log-out pages."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_visitor_is_sent_to_the_login_page(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_signup_with_a_weak_password_shows_the_validator_messages(
+    client: Client,
+) -> None:
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "new@example.com", "password": "12345", "confirm": "12345"},
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This password is too short" in body
+    assert "entirely numeric" in body
+    assert not get_user_model().objects.filter(email="new@example.com").exists()
+
+
+def test_signup_with_differing_passwords_says_so(client: Client) -> None:
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "new@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"},
+    )
+    assert response.status_code == 400
+    assert "The two passwords differ." in response.content.decode()
+
+
+def test_signup_with_a_taken_email_says_so(client: Client, user: Any) -> None:
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "OWNER@example.com", "password": PASSWORD, "confirm": PASSWORD},
+    )
+    assert response.status_code == 400
+    assert "An account with this email already exists." in response.content.decode()
+
+
+def test_signup_with_an_invalid_email_says_so(client: Client) -> None:
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "nope", "password": PASSWORD, "confirm": PASSWORD},
+    )
+    assert response.status_code == 400
+    assert "Enter a valid email address." in response.content.decode()
+
+
+def test_signup_logs_the_new_user_in_and_opens_the_project_list(client: Client) -> None:
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "New@Example.com", "password": PASSWORD, "confirm": PASSWORD},
+        follow=True,
+    )
+    assert response.redirect_chain == [("/", 302)]
+    assert response.wsgi_request.user.is_authenticated
+    assert response.wsgi_request.user.email == "new@example.com"
+    assert "No projects yet" in response.content.decode()
+
+
+def test_login_form_labels_the_username_as_email(client: Client) -> None:
+    body = client.get("/accounts/login/").content.decode()
+    assert '<label for="id_username">Email</label>' in body
+    assert 'type="email"' in body
+
+
+def test_login_with_email_and_password_opens_the_project_list(client: Client, user: Any) -> None:
+    response = client.post("/accounts/login/", {"username": "Owner@Example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_login_with_a_wrong_password_shows_an_error(client: Client, user: Any) -> None:
+    response = client.post("/accounts/login/", {"username": user.email, "password": "wrong-password"})
+    assert response.status_code == 200
+    assert "That email and password do not match an account." in response.content.decode()
+    assert not response.wsgi_request.user.is_authenticated
+
+
+def test_login_respects_a_safe_next_url_and_ignores_a_foreign_one(client: Client, user: Any) -> None:
+    response = client.post(
+        "/accounts/login/?next=/projects/new/",
+        {"username": user.email, "password": PASSWORD, "next": "/projects/new/"},
+    )
+    assert response["Location"] == "/projects/new/"
+    client.logout()
+    response = client.post(
+        "/accounts/login/",
+        {"username": user.email, "password": PASSWORD, "next": "https://evil.example/"},
+    )
+    assert response["Location"] == "/"
+
+
+def test_logout_is_a_post_from_the_nav_and_a_get_does_nothing(client: Client, user: Any) -> None:
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert 'action="/accounts/logout/"' in page
+    assert client.get("/accounts/logout/").status_code == 405
+    assert client.get("/").status_code == 200
+
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
+    assert client.get("/").status_code == 302
+
+
+def test_login_page_needs_a_csrf_token(user: Any) -> None:
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/accounts/login/", {"username": user.email, "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_repeated_login_attempts_are_slowed_down(
+    client: Client, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rate-limit windows are aligned to the clock: hold it so all attempts share one.
+    monkeypatch.setattr("django_ratelimit.core.time", SimpleNamespace(time=lambda: 1_800_000_000.0))
+    for _ in range(20):
+        client.post("/accounts/login/", {"username": user.email, "password": "wrong-password"})
+    response = client.post("/accounts/login/", {"username": user.email, "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many attempts" in response.content.decode()
+    assert not response.wsgi_request.user.is_authenticated

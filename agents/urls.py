@@ -1,0 +1,12 @@
+"""HTML pages of the agents app."""
+
+from django.urls import path
+
+from agents import views
+
+app_name = "agents"
+urlpatterns = [
+    path("new/", views.create, name="create"),
+    path("<uuid:pk>/", views.detail, name="detail"),
+    path("<uuid:pk>/status.json", views.status, name="status"),
+]

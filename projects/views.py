@@ -1,0 +1,244 @@
+"""Project pages: the list, the project page with its documents, uploads and members."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from agents.selectors import runs_visible_to
+from documents import search as document_search
+from documents import services as document_services
+from documents.models import DocumentStatus
+from projects import access, selectors, services
+from projects.forms import (
+    AskForm,
+    MemberAddForm,
+    MemberRoleForm,
+    ProjectForm,
+    UploadForm,
+    add_service_errors,
+)
+from projects.models import Membership, Project, ProjectStatus, Role
+
+DOCUMENTS_PER_PAGE = 50
+RECENT_RUNS = 10
+UNFINISHED = {DocumentStatus.PENDING, DocumentStatus.PROCESSING}
+
+
+@require_GET
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_list(request.user).order_by("status", "-created_at")
+    return render(request, "projects/project_list.html", {"projects": projects})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"title": "title", "description": "description"})
+        else:
+            messages.success(request, "Project created. Add a document to get started.")
+            return redirect("projects:detail", pk=project.pk)
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "projects/project_form.html",
+        {"form": form, "creating": True},
+        status=status,
+    )
+
+
+def _detail_context(request: HttpRequest, project: Project, **overrides: Any) -> dict[str, Any]:
+    role = access.require(request.user, project, Role.VIEWER)
+    documents = project.documents.defer("text", "pasted_text").order_by("-created_at")
+    page = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    unfinished = [str(d.pk) for d in page.object_list if d.status in UNFINISHED]
+    runs = runs_visible_to(request.user).filter(project=project).order_by("-created_at")[:RECENT_RUNS]
+    context: dict[str, Any] = {
+        "project": project,
+        "role": role,
+        "can_edit": access.has_role(role, Role.EDITOR),
+        "is_owner": access.has_role(role, Role.OWNER),
+        "page": page,
+        "documents": page.object_list,
+        "poll_documents": bool(unfinished),
+        "runs": runs,
+        "upload_form": UploadForm(),
+        "ask_form": AskForm(),
+        "search_modes": document_search.MODES,
+    }
+    context.update(overrides)
+    return context
+
+
+@require_GET
+@login_required
+def project_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk)
+    return render(request, "projects/project_detail.html", _detail_context(request, project))
+
+
+@require_POST
+@login_required
+def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.EDITOR)
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["file"]:
+                doc = document_services.document_create_from_file(
+                    user=request.user,
+                    project=project,
+                    upload=data["file"],
+                    title=data["title"],
+                )
+            else:
+                doc = document_services.document_create_from_text(
+                    user=request.user,
+                    project=project,
+                    title=data["title"],
+                    text=data["text"],
+                )
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text"})
+        else:
+            messages.success(request, f"“{doc.title}” was added and is being processed.")
+            return redirect(reverse("projects:detail", args=[project.pk]) + "#documents")
+    context = _detail_context(request, project, upload_form=form, upload_failed=True)
+    return render(request, "projects/project_detail.html", context, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_edit(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    initial = {"title": project.title, "description": project.description}
+    form = ProjectForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.project_update(user=request.user, project=project, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"title": "title", "description": "description"})
+        else:
+            messages.success(request, "Project saved.")
+            return redirect("projects:detail", pk=project.pk)
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "projects/project_form.html",
+        {"form": form, "project": project},
+        status=status,
+    )
+
+
+@require_POST
+@login_required
+def project_archive(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    archived = project.status == ProjectStatus.ARCHIVED
+    new_status = ProjectStatus.ACTIVE if archived else ProjectStatus.ARCHIVED
+    services.project_update(user=request.user, project=project, status=new_status)
+    messages.success(request, "Project restored." if archived else "Project archived.")
+    return redirect("projects:detail", pk=project.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    if request.method == "POST":
+        title = project.title
+        services.project_delete(user=request.user, project=project)
+        messages.success(request, f"“{title}” and its documents were deleted.")
+        return redirect("projects:list")
+    return render(request, "projects/project_confirm_delete.html", {"project": project})
+
+
+# --- members -----------------------------------------------------------------
+
+
+def _membership(project: Project, member_id: int) -> Membership:
+    membership = project.memberships.select_related("user", "project").filter(pk=member_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def members(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk)
+    is_owner = access.can(request.user, project, Role.OWNER)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST":
+        access.require(request.user, project, Role.OWNER)
+        if form.is_valid():
+            try:
+                membership = services.member_add(user=request.user, project=project, **form.cleaned_data)
+            except ValidationError as exc:
+                add_service_errors(form, exc, {"email": "email", "role": "role"})
+            else:
+                messages.success(
+                    request,
+                    f"{membership.user.email} joined as {membership.get_role_display().lower()}.",
+                )
+                return redirect("projects:members", pk=project.pk)
+    memberships = selectors.memberships_of(project)
+    rows = [(m, MemberRoleForm(initial={"role": m.role}, prefix=f"m{m.pk}")) for m in memberships]
+    context = {"project": project, "is_owner": is_owner, "form": form, "rows": rows}
+    return render(request, "projects/members.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@login_required
+def member_role(request: HttpRequest, pk: UUID, member_id: int) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    membership = _membership(project, member_id)
+    form = MemberRoleForm(request.POST, prefix=f"m{membership.pk}")
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles.")
+        return redirect("projects:members", pk=project.pk)
+    try:
+        services.member_change_role(user=request.user, membership=membership, role=form.cleaned_data["role"])
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    return redirect("projects:members", pk=project.pk)
+
+
+@require_POST
+@login_required
+def member_remove(request: HttpRequest, pk: UUID, member_id: int) -> HttpResponse:
+    project = access.project_for(request.user, pk)
+    membership = _membership(project, member_id)
+    leaving = membership.user_id == request.user.pk
+    if not leaving:
+        access.require(request.user, project, Role.OWNER)
+    try:
+        services.member_remove(user=request.user, membership=membership)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("projects:members", pk=project.pk)
+    if leaving:
+        messages.success(request, f"You left “{project.title}”.")
+        return redirect("projects:list")
+    messages.success(request, f"{membership.user.email} was removed from the project.")
+    return redirect("projects:members", pk=project.pk)
