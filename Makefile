@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 
 
-.PHONY: run test test-services install lint serve worker beat migrate clean bench-retrieval
+.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ run: migrate
 # The whole suite twice: on the embedded defaults, then on PostgreSQL + Redis
 # (a fresh database per run). Without those servers the second pass is skipped,
 # except under CI, where it must run.
+# Production processes (set DOCENT_PRODUCTION, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL first).
+serve: migrate
+	$(PY) manage.py collectstatic --noinput
+	$(VENV)/bin/gunicorn config.wsgi --config config/gunicorn.py
+
+worker-ingest: install
+	$(VENV)/bin/celery -A config worker -Q ingest --concurrency $${INGEST_CONCURRENCY:-2} -n ingest@%h --loglevel INFO
+
+worker-agents: install
+	$(VENV)/bin/celery -A config worker -Q agents,default --concurrency $${AGENT_CONCURRENCY:-4} -n agents@%h --loglevel INFO
+
+beat: install
+	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule $${DOCENT_DATA_DIR:-var}/celerybeat-schedule
+
 test: install
 	$(PY) -m pytest -m "not services"
 	$(MAKE) --no-print-directory test-services

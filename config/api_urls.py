@@ -9,7 +9,6 @@ from documents import api as documents_api
 from projects import api as projects_api
 
 
-
 class OptionalSlashRouter(SimpleRouter):
     """Accept `/users/me` and `/users/me/` alike: API clients differ."""
 
@@ -21,9 +20,7 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
 router.register("projects", projects_api.ProjectViewSet, basename="project")
-router.register(
-    r"projects/(?P<project_pk>[^/.]+)/members", projects_api.MemberViewSet, basename="member"
-)
+router.register(r"projects/(?P<project_pk>[^/.]+)/members", projects_api.MemberViewSet, basename="member")
 router.register("documents", documents_api.DocumentViewSet, basename="document")
 router.register("runs", agents_api.RunViewSet, basename="run")
 

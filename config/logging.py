@@ -92,7 +92,9 @@ def connect_celery_signals() -> None:
         task_log.info("task started", extra={"task": getattr(task, "name", ""), "args": kwargs.get("args")})
 
     @task_postrun.connect(weak=False)
-    def _postrun(task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any) -> None:
+    def _postrun(
+        task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
+    ) -> None:
         began = started.pop(task_id or "", None)
         task_log.info(
             "task finished",

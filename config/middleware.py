@@ -50,7 +50,8 @@ class ServiceUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, SERVICE_ERRORS) or (
-            isinstance(exception, DatabaseError) and not isinstance(exception, (OperationalError, InterfaceError))
+            isinstance(exception, DatabaseError)
+            and not isinstance(exception, (OperationalError, InterfaceError))
         ):
             return None
         log.error("service unavailable: %s", type(exception).__name__, exc_info=exception)

@@ -82,9 +82,7 @@ def env_url(name: str, default: str, schemes: set[str]) -> str:
         return value
     parsed = urlparse(value)
     if parsed.scheme not in schemes:
-        raise ImproperlyConfigured(
-            f"{name} must be a URL with scheme {sorted(schemes)}, got {value!r}"
-        )
+        raise ImproperlyConfigured(f"{name} must be a URL with scheme {sorted(schemes)}, got {value!r}")
     return value
 
 
@@ -96,8 +94,7 @@ SECRET_KEY = env_str("SECRET_KEY", _INSECURE_KEY)
 DEPLOYED = env_bool("DOCENT_PRODUCTION", False)
 if DEPLOYED and (SECRET_KEY == _INSECURE_KEY or len(SECRET_KEY) < 50):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set to a random value of at least 50 characters "
-        "when DOCENT_PRODUCTION is on"
+        "SECRET_KEY must be set to a random value of at least 50 characters when DOCENT_PRODUCTION is on"
     )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -160,9 +157,7 @@ TEMPLATES = [
 
 # --- database --------------------------------------------------------------
 
-DATABASE_URL = env_url(
-    "DATABASE_URL", "", {"postgres", "postgresql", "pgsql", "sqlite"}
-)
+DATABASE_URL = env_url("DATABASE_URL", "", {"postgres", "postgresql", "pgsql", "sqlite"})
 if DATABASE_URL:
     import dj_database_url
 
@@ -184,7 +179,8 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             # A file, not memory, so a real worker process can share the test database.
-            "TEST": {"NAME": str(DATA_DIR / "test-docent.sqlite3")},
+            # One per test run, so two runs at once never share a file.
+            "TEST": {"NAME": str(DATA_DIR / f"test-docent-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -326,9 +322,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 if DEBUG:
-    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
-        "rest_framework.renderers.BrowsableAPIRenderer"
-    )
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("DOCENT_ACCESS_TOKEN_MINUTES", 15, minimum=1)),
@@ -367,7 +361,9 @@ SWEEP_INTERVAL_S = env_float("DOCENT_SWEEP_INTERVAL_S", 60.0, minimum=1.0)
 
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_url(
-    "CELERY_BROKER_URL", REDIS_URL or "filesystem://", {"filesystem", "redis", "rediss", "amqp", "pyamqp", "memory"}
+    "CELERY_BROKER_URL",
+    REDIS_URL or "filesystem://",
+    {"filesystem", "redis", "rediss", "amqp", "pyamqp", "memory"},
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem"):

@@ -1,8 +1,8 @@
 """Root URLs: pages, admin, the versioned API, its docs, and health probes."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from config import health

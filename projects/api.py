@@ -21,7 +21,16 @@ class ProjectOut(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "title", "description", "status", "role", "document_count", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "title",
+            "description",
+            "status",
+            "role",
+            "document_count",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_role(self, obj: Project) -> str | None:
@@ -83,7 +92,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
         data = ProjectIn(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_create(user=request.user, **data.validated_data)
-        return Response(ProjectOut(project, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ProjectOut(project, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        )
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)

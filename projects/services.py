@@ -34,7 +34,9 @@ def _clean_status(status: str) -> str:
 
 
 @transaction.atomic
-def project_create(*, user: Any, title: str, description: str = "", status: str = ProjectStatus.ACTIVE) -> Project:
+def project_create(
+    *, user: Any, title: str, description: str = "", status: str = ProjectStatus.ACTIVE
+) -> Project:
     """Create a project with its creator as owner."""
     project = Project.objects.create(
         title=_clean_title(title),
@@ -48,8 +50,8 @@ def project_create(*, user: Any, title: str, description: str = "", status: str 
 
 
 def project_update(*, user: Any, project: Project, **changes: Any) -> Project:
-    """Change title, description or status (editors and owners)."""
-    require(user, project, Role.EDITOR)
+    """Change title, description or status (owners only)."""
+    require(user, project, Role.OWNER)
     fields = []
     if "title" in changes:
         project.title = _clean_title(changes["title"])
@@ -58,7 +60,6 @@ def project_update(*, user: Any, project: Project, **changes: Any) -> Project:
         project.description = changes["description"] or ""
         fields.append("description")
     if "status" in changes:
-        require(user, project, Role.OWNER)
         project.status = _clean_status(changes["status"])
         fields.append("status")
     if fields:

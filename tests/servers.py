@@ -31,9 +31,20 @@ def web_server(env: dict[str, str], log_path: Path, *, workers: int = 1) -> Iter
     full_env = {**os.environ, "WEB_CONCURRENCY": str(workers), "DOCENT_LOG_FORMAT": "json", **env}
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "config/gunicorn.py",
-         "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--config",
+            "config/gunicorn.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -59,7 +70,9 @@ def web_server(env: dict[str, str], log_path: Path, *, workers: int = 1) -> Iter
         log.close()
 
 
-def call(method: str, url: str, *, token: str = "", body: Any = None, timeout: float = 30) -> tuple[int, Any, dict[str, str]]:
+def call(
+    method: str, url: str, *, token: str = "", body: Any = None, timeout: float = 30
+) -> tuple[int, Any, dict[str, str]]:
     """One HTTP request; returns (status, parsed JSON or text, headers)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310

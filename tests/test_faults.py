@@ -48,7 +48,11 @@ def test_upload_and_run_survive_an_unreachable_broker(tmp_path: Path, settings: 
         started = time.monotonic()
         response = client.post(
             "/api/v1/documents/",
-            {"project": str(project.pk), "title": "Tides", "text": "The moon's gravity raises ocean tides twice a day."},
+            {
+                "project": str(project.pk),
+                "title": "Tides",
+                "text": "The moon's gravity raises ocean tides twice a day.",
+            },
             format="json",
         )
         assert response.status_code == 201
@@ -58,15 +62,24 @@ def test_upload_and_run_survive_an_unreachable_broker(tmp_path: Path, settings: 
 
     # The broker is back: the periodic sweeper re-enqueues what was left pending.
     with celery_worker(tmp_path, beat=True, extra_env=FAST_SWEEP) as proc:
-        wait_for(lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.READY,
-                 timeout=180, log=tmp_path / "worker.log")
+        wait_for(
+            lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.READY,
+            timeout=180,
+            log=tmp_path / "worker.log",
+        )
         assert proc.poll() is None
         with broker_down():
             run = client.post(
-                "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "What causes tides?"}, format="json"
+                "/api/v1/runs/",
+                {"project": str(project.pk), "kind": "ask", "question": "What causes tides?"},
+                format="json",
             )
         assert run.status_code == 201
-        wait_for(lambda: AgentRun.objects.get(pk=run.json()["id"]).finished, timeout=120, log=tmp_path / "worker.log")
+        wait_for(
+            lambda: AgentRun.objects.get(pk=run.json()["id"]).finished,
+            timeout=120,
+            log=tmp_path / "worker.log",
+        )
     assert AgentRun.objects.get(pk=run.json()["id"]).status == RunStatus.SUCCEEDED
 
 
@@ -88,7 +101,9 @@ def test_readyz_and_api_answer_503_when_the_database_is_down(tmp_path: Path) -> 
         assert status == 503
         assert "unavailable" in body["detail"]
         assert headers.get("Content-Type", "").startswith("application/json")
-        status, body, _ = call("POST", f"{base}/api/v1/auth/token", body={"email": user.email, "password": "x"})
+        status, body, _ = call(
+            "POST", f"{base}/api/v1/auth/token", body={"email": user.email, "password": "x"}
+        )
         assert status == 503
         assert "Traceback" not in str(body)
 
@@ -113,8 +128,26 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once
     owner = UserFactory()
     project = make_project(owner)
     client = api_for(owner)
-    words = ("glacier river delta basin sediment erosion plateau canyon moraine fjord "
-             "estuary lagoon dune aquifer tributary watershed floodplain meander").split()
+    words = [
+        "glacier",
+        "river",
+        "delta",
+        "basin",
+        "sediment",
+        "erosion",
+        "plateau",
+        "canyon",
+        "moraine",
+        "fjord",
+        "estuary",
+        "lagoon",
+        "dune",
+        "aquifer",
+        "tributary",
+        "watershed",
+        "floodplain",
+        "meander",
+    ]
     sentences = [
         f"The {words[i % 18]} near site {i} shows {words[(i * 7) % 18]} and {words[(i * 11) % 18]} patterns in survey {i * 3}."
         for i in range(6000)
@@ -123,11 +156,17 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once
     env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "8", "DOCENT_BROKER_VISIBILITY_TIMEOUT_S": "5"}
     with celery_worker(tmp_path, extra_env=env, name="first") as first:
         upload = SimpleUploadedFile("survey.txt", text.encode(), content_type="text/plain")
-        response = client.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+        response = client.post(
+            "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+        )
         assert response.status_code == 201
         doc_id = response.json()["id"]
-        wait_for(lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING,
-                 timeout=120, interval=0.05, log=tmp_path / "first.log")
+        wait_for(
+            lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING,
+            timeout=120,
+            interval=0.05,
+            log=tmp_path / "first.log",
+        )
         time.sleep(2)  # well inside the embedding of a few hundred chunks
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
@@ -135,13 +174,18 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once
     assert not Chunk.objects.filter(document_id=doc_id).exists()
 
     with celery_worker(tmp_path, extra_env=env, beat=True, name="second"):
-        wait_for(lambda: Document.objects.get(pk=doc_id).status in {DocumentStatus.READY, DocumentStatus.FAILED},
-                 timeout=600, log=tmp_path / "second.log")
+        wait_for(
+            lambda: Document.objects.get(pk=doc_id).status in {DocumentStatus.READY, DocumentStatus.FAILED},
+            timeout=600,
+            log=tmp_path / "second.log",
+        )
         time.sleep(3)  # let any duplicate delivery run and find nothing to do
 
     doc = Document.objects.get(pk=doc_id)
     assert doc.status == DocumentStatus.READY, doc.error
-    expected = chunking.chunk_text(doc.text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
+    expected = chunking.chunk_text(
+        doc.text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
+    )
     chunks = list(Chunk.objects.filter(document_id=doc_id).order_by("index"))
     assert len(chunks) == doc.chunk_count == len(expected)
     assert [c.index for c in chunks] == list(range(len(expected)))
@@ -173,19 +217,28 @@ def test_two_workers_and_two_web_processes_ingest_200_documents_exactly(tmp_path
         for i, (title, text) in enumerate(texts.items()):
             base = web1 if i % 2 else web2
             status, body, _ = call(
-                "POST", f"{base}/api/v1/documents/", token=token,
+                "POST",
+                f"{base}/api/v1/documents/",
+                token=token,
                 body={"project": str(project.pk), "title": title, "text": text},
             )
             assert status == 201, body
         wait_for(
-            lambda: not Document.objects.filter(project=project).exclude(status=DocumentStatus.READY).exists(),
-            timeout=900, interval=1, log=tmp_path / "w1.log",
+            lambda: (
+                not Document.objects.filter(project=project).exclude(status=DocumentStatus.READY).exists()
+            ),
+            timeout=900,
+            interval=1,
+            log=tmp_path / "w1.log",
         )
     docs = list(Document.objects.filter(project=project))
     assert len(docs) == 200
     for doc in docs:
-        expected = chunking.chunk_text(texts[doc.title], max_tokens=settings.CHUNK_TOKENS,
-                                       overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
+        expected = chunking.chunk_text(
+            texts[doc.title], max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
+        )
         assert Chunk.objects.filter(document=doc).count() == doc.chunk_count == len(expected), doc.title
-    workers_used = {name for name in ("w1", "w2") if "document ready" in (tmp_path / f"{name}.log").read_text()}
+    workers_used = {
+        name for name in ("w1", "w2") if "document ready" in (tmp_path / f"{name}.log").read_text()
+    }
     assert workers_used == {"w1", "w2"}

@@ -32,10 +32,13 @@ def database_url() -> str:
 
 def _reset_connections(app: Any) -> None:
     """Drop pooled broker connections so new ones pick up changed transport options."""
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    pools.reset()  # kombu's process-wide pools, or a closed one would be handed out again
 
 
 @contextmanager
@@ -74,14 +77,33 @@ def celery_worker(
         _reset_connections(app)
     app.conf.task_always_eager = False
     log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo",
-               "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "--hostname", f"{name}@%h"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"{name}@%h",
+    ]
     if beat:
         command += ["--beat", "--schedule", str(tmp_path / f"{name}-beat-schedule")]
     proc = subprocess.Popen(
         command,
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield proc
@@ -113,7 +135,9 @@ def broker_down() -> Iterator[None]:
         _reset_connections(app)
 
 
-def wait_for(predicate: Any, *, timeout: float = 120.0, interval: float = 0.25, log: Path | None = None) -> Any:
+def wait_for(
+    predicate: Any, *, timeout: float = 120.0, interval: float = 0.25, log: Path | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -169,9 +169,7 @@ def test_an_error_that_is_not_a_provider_failure_hands_the_probe_back(breaker, c
     clock.advance(31)
 
     with pytest.raises(KeyError):
-        breaker.call(
-            lambda: {}["bug"], is_failure=lambda exc: isinstance(exc, ProviderError)
-        )
+        breaker.call(lambda: {}["bug"], is_failure=lambda exc: isinstance(exc, ProviderError))
 
     assert breaker.state() == HALF_OPEN
     assert breaker.allow() is True
@@ -202,12 +200,8 @@ def test_breaker_steps_aside_when_the_cache_is_down(clock):
 
 def test_breakers_with_the_same_name_share_state_through_the_cache(clock):
     name = f"shared-{uuid.uuid4().hex[:8]}"
-    one = CircuitBreaker(
-        name, failure_threshold=2, window_s=60, cooldown_s=30, clock=clock
-    )
-    two = CircuitBreaker(
-        name, failure_threshold=2, window_s=60, cooldown_s=30, clock=clock
-    )
+    one = CircuitBreaker(name, failure_threshold=2, window_s=60, cooldown_s=30, clock=clock)
+    two = CircuitBreaker(name, failure_threshold=2, window_s=60, cooldown_s=30, clock=clock)
 
     one.record_failure()
     two.record_failure()
@@ -233,8 +227,7 @@ def test_gemini_answers_when_healthy(gemini_settings, fake_gemini):
                 "citations": [
                     {
                         "passage": 1,
-                        "quote": "The observatory telescope has a mirror "
-                        "of eight metres.",
+                        "quote": "The observatory telescope has a mirror of eight metres.",
                     }
                 ],
                 "answered": True,
@@ -257,9 +250,7 @@ def test_offline_provider_is_used_directly_when_configured(settings, fake_gemini
     assert fake_gemini.request_count == 0
 
 
-def test_failing_gemini_falls_back_to_offline_then_the_circuit_opens(
-    gemini_settings, fake_gemini
-):
+def test_failing_gemini_falls_back_to_offline_then_the_circuit_opens(gemini_settings, fake_gemini):
     fake_gemini.always(status(500, "backend down"))
     retries = gemini_settings.LLM_MAX_RETRIES
 
@@ -279,9 +270,7 @@ def test_failing_gemini_falls_back_to_offline_then_the_circuit_opens(
 
     assert fake_gemini.request_count == seen  # failed fast, Gemini not called
     assert degraded is True and result.provider == "offline"
-    assert (
-        reason == "Gemini unavailable (circuit open); answered by the offline provider"
-    )
+    assert reason == "Gemini unavailable (circuit open); answered by the offline provider"
 
 
 def test_malformed_gemini_output_also_falls_back(gemini_settings, fake_gemini):
@@ -293,9 +282,7 @@ def test_malformed_gemini_output_also_falls_back(gemini_settings, fake_gemini):
     assert reason.startswith("Gemini failed (Gemini returned malformed output")
 
 
-def test_without_fallback_errors_propagate_and_an_open_circuit_fails_fast(
-    gemini_settings, fake_gemini
-):
+def test_without_fallback_errors_propagate_and_an_open_circuit_fails_fast(gemini_settings, fake_gemini):
     gemini_settings.BREAKER_FALLBACK = False
     fake_gemini.always(status(503))
 

@@ -41,13 +41,25 @@ def test_schema_lists_every_endpoint(client: Client) -> None:
     assert response.status_code == 200
     paths = set(response.json()["paths"])
     expected = {
-        "/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/auth/token/refresh",
-        "/api/v1/auth/token/verify", "/api/v1/auth/logout", "/api/v1/users/me/",
-        "/api/v1/users/", "/api/v1/projects/", "/api/v1/projects/{id}/",
-        "/api/v1/projects/{project_pk}/members/", "/api/v1/projects/{project_pk}/members/{id}/",
-        "/api/v1/documents/", "/api/v1/documents/{id}/", "/api/v1/documents/{id}/reindex/",
-        "/api/v1/documents/{id}/download/", "/api/v1/documents/{id}/chunks/",
-        "/api/v1/projects/{project_pk}/search/", "/api/v1/runs/", "/api/v1/runs/{id}/",
+        "/api/v1/auth/register",
+        "/api/v1/auth/token",
+        "/api/v1/auth/token/refresh",
+        "/api/v1/auth/token/verify",
+        "/api/v1/auth/logout",
+        "/api/v1/users/me/",
+        "/api/v1/users/",
+        "/api/v1/projects/",
+        "/api/v1/projects/{id}/",
+        "/api/v1/projects/{project_pk}/members/",
+        "/api/v1/projects/{project_pk}/members/{id}/",
+        "/api/v1/documents/",
+        "/api/v1/documents/{id}/",
+        "/api/v1/documents/{id}/reindex/",
+        "/api/v1/documents/{id}/download/",
+        "/api/v1/documents/{id}/chunks/",
+        "/api/v1/projects/{project_pk}/search/",
+        "/api/v1/runs/",
+        "/api/v1/runs/{id}/",
     }
     normalised = {re.sub(r"/\?$", "/", p) for p in paths}
     missing = expected - normalised

@@ -27,9 +27,15 @@ def people(user: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("who", "need", "allowed"),
     [
-        ("owner", Role.OWNER, True), ("owner", Role.EDITOR, True), ("owner", Role.VIEWER, True),
-        ("editor", Role.OWNER, False), ("editor", Role.EDITOR, True), ("editor", Role.VIEWER, True),
-        ("viewer", Role.OWNER, False), ("viewer", Role.EDITOR, False), ("viewer", Role.VIEWER, True),
+        ("owner", Role.OWNER, True),
+        ("owner", Role.EDITOR, True),
+        ("owner", Role.VIEWER, True),
+        ("editor", Role.OWNER, False),
+        ("editor", Role.EDITOR, True),
+        ("editor", Role.VIEWER, True),
+        ("viewer", Role.OWNER, False),
+        ("viewer", Role.EDITOR, False),
+        ("viewer", Role.VIEWER, True),
     ],
 )
 def test_roles_grant_what_they_rank(people: dict[str, Any], who: str, need: str, allowed: bool) -> None:

@@ -1,0 +1,86 @@
+"""Settings come from the environment: production is safe, bad values are named."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "DOCENT_DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def production_env() -> dict[str, str]:
+    return {
+        "DOCENT_PRODUCTION": "true",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "docent.example.com",
+    }
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
+    done = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
+    env = {**production_env(), "SECRET_KEY": ""}
+    done = manage("check", env=env, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "SECRET_KEY" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DOCENT_MAX_UPLOAD_MB", "lots"),
+        ("DOCENT_MAX_UPLOAD_MB", "0"),
+        ("DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://nowhere/x"),
+        ("REDIS_URL", "http://localhost"),
+        ("DOCENT_LLM_PROVIDER", "gpt"),
+        ("DOCENT_BREAKER_WINDOW_S", "1.5"),
+    ],
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, name: str, value: str) -> None:
+    done = manage("check", env={name: value}, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert name in done.stderr
+    assert value in done.stderr
+
+
+def test_the_web_process_starts_without_importing_torch(tmp_path: Path) -> None:
+    code = (
+        "import sys, django; django.setup();"
+        "from django.urls import resolve; import config.urls, config.wsgi;"
+        "from django.test import Client; Client().get('/healthz');"
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "DOCENT_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "False"]
