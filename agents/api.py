@@ -35,9 +35,27 @@ class RunOut(serializers.ModelSerializer):
     class Meta:
         model = AgentRun
         fields = [
-            "id", "project", "kind", "question", "document", "parent", "status", "finished",
-            "answer", "output", "citations", "provider", "model", "degraded", "degraded_reason",
-            "input_tokens", "output_tokens", "latency_ms", "error", "created_at", "finished_at",
+            "id",
+            "project",
+            "kind",
+            "question",
+            "document",
+            "parent",
+            "status",
+            "finished",
+            "answer",
+            "output",
+            "citations",
+            "provider",
+            "model",
+            "degraded",
+            "degraded_reason",
+            "input_tokens",
+            "output_tokens",
+            "latency_ms",
+            "error",
+            "created_at",
+            "finished_at",
         ]
         read_only_fields = fields
 
@@ -92,7 +110,11 @@ class RunViewSet(
             document = document_selectors.document_for(request.user, v["document"])
         parent = selectors.run_for(request.user, v["parent"]) if v.get("parent") else None
         run = services.run_create(
-            user=request.user, project=project, kind=v["kind"], question=v.get("question", ""),
-            document=document, parent=parent,
+            user=request.user,
+            project=project,
+            kind=v["kind"],
+            question=v.get("question", ""),
+            document=document,
+            parent=parent,
         )
         return Response(RunOut(run).data, status=status.HTTP_201_CREATED)

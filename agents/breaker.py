@@ -55,9 +55,7 @@ class CircuitBreaker:
         self.window_s = window_s
         self.cooldown_s = cooldown_s
         # A probe that never reports back (its process died) frees the slot after this.
-        self.probe_timeout_s = (
-            probe_timeout_s if probe_timeout_s is not None else cooldown_s
-        )
+        self.probe_timeout_s = probe_timeout_s if probe_timeout_s is not None else cooldown_s
         self.cache = cache if cache is not None else default_cache
         self.clock = clock
         prefix = f"breaker:{name}:"
@@ -110,11 +108,7 @@ class CircuitBreaker:
             if state == OPEN:
                 return None
             timeout = max(1, int(self.probe_timeout_s + 0.999))
-            return (
-                HALF_OPEN
-                if self.cache.add(self._probe_key, 1, timeout=timeout)
-                else None
-            )
+            return HALF_OPEN if self.cache.add(self._probe_key, 1, timeout=timeout) else None
         except Exception:
             log.warning(
                 "breaker %s: cache unavailable, letting the call through",
@@ -132,22 +126,16 @@ class CircuitBreaker:
     def record_success(self) -> None:
         try:
             if self.state() == HALF_OPEN:
-                self.cache.delete_many(
-                    [self._opened_key, self._failures_key, self._probe_key]
-                )
+                self.cache.delete_many([self._opened_key, self._failures_key, self._probe_key])
                 log.info("breaker %s: probe succeeded, circuit closed", self.name)
         except Exception:
-            log.warning(
-                "breaker %s: could not record a success", self.name, exc_info=True
-            )
+            log.warning("breaker %s: could not record a success", self.name, exc_info=True)
 
     def record_failure(self) -> None:
         try:
             self._record_failure()
         except Exception:
-            log.warning(
-                "breaker %s: could not record a failure", self.name, exc_info=True
-            )
+            log.warning("breaker %s: could not record a failure", self.name, exc_info=True)
 
     def _record_failure(self) -> None:
         state = self.state()
@@ -197,8 +185,7 @@ class CircuitBreaker:
         claim = self._claim()
         if claim is None:
             raise CircuitOpenError(
-                f"{self.name} circuit is open; failing fast "
-                f"(next probe in {self.retry_after_s():.0f}s)"
+                f"{self.name} circuit is open; failing fast (next probe in {self.retry_after_s():.0f}s)"
             )
         try:
             result = fn()
@@ -209,9 +196,7 @@ class CircuitBreaker:
                 try:
                     self.cache.delete(self._probe_key)
                 except Exception:
-                    log.warning(
-                        "breaker %s: could not free the probe", self.name, exc_info=True
-                    )
+                    log.warning("breaker %s: could not free the probe", self.name, exc_info=True)
             raise
         self.record_success()
         return result

@@ -27,9 +27,7 @@ FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED}
 
 class AgentRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="runs"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
     document = models.ForeignKey(
         "documents.Document", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )

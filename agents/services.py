@@ -164,9 +164,7 @@ def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], i
     """Keep only citations whose quote is exactly the cited span of the document."""
     if not citations:
         return [], 0
-    texts = dict(
-        Document.objects.filter(pk__in={c.document_id for c in citations}).values_list("pk", "text")
-    )
+    texts = dict(Document.objects.filter(pk__in={c.document_id for c in citations}).values_list("pk", "text"))
     texts = {str(k): v for k, v in texts.items()}
     chunk_ids = set(
         Chunk.objects.filter(pk__in={c.chunk_id for c in citations}).values_list("pk", "document_id")

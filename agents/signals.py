@@ -14,7 +14,12 @@ from agents.models import AgentRun, RunStatus
 
 @receiver(post_save, sender=AgentRun, dispatch_uid="agents.enqueue_run")
 def enqueue_run(
-    sender: type[AgentRun], instance: AgentRun, created: bool, raw: bool, update_fields: Any = None, **kwargs: Any
+    sender: type[AgentRun],
+    instance: AgentRun,
+    created: bool,
+    raw: bool,
+    update_fields: Any = None,
+    **kwargs: Any,
 ) -> None:
     if raw or instance.status != RunStatus.QUEUED:
         return

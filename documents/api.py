@@ -30,9 +30,23 @@ class DocumentOut(serializers.ModelSerializer):
     class Meta:
         model = Document
         fields = [
-            "id", "project", "title", "external_id", "source", "original_filename", "format",
-            "content_type", "size_bytes", "status", "error", "chunk_count", "content_hash",
-            "tags", "metadata", "created_at", "updated_at",
+            "id",
+            "project",
+            "title",
+            "external_id",
+            "source",
+            "original_filename",
+            "format",
+            "content_type",
+            "size_bytes",
+            "status",
+            "error",
+            "chunk_count",
+            "content_hash",
+            "tags",
+            "metadata",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -119,12 +133,18 @@ class DocumentViewSet(
         project = access.project_for(request.user, v["project"], need=Role.EDITOR)
         if v.get("file") is not None:
             doc = services.document_create_from_file(
-                user=request.user, project=project, upload=v["file"],
-                title=v.get("title", ""), external_id=v.get("external_id", ""),
+                user=request.user,
+                project=project,
+                upload=v["file"],
+                title=v.get("title", ""),
+                external_id=v.get("external_id", ""),
             )
         else:
             doc = services.document_create_from_text(
-                user=request.user, project=project, title=v["title"], text=v["text"],
+                user=request.user,
+                project=project,
+                title=v["title"],
+                text=v["text"],
                 external_id=v.get("external_id", ""),
             )
         return Response(DocumentOut(doc).data, status=status.HTTP_201_CREATED)

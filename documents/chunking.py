@@ -210,9 +210,7 @@ def _sentence_cuts(text: str) -> set[int]:
         next_char = text[position]
         if not (next_char.isupper() or next_char.isdigit()):
             continue
-        if match.group().rstrip("\"'”’»)]") == "." and _is_abbreviation(
-            text, match.start(), next_char
-        ):
+        if match.group().rstrip("\"'”’»)]") == "." and _is_abbreviation(text, match.start(), next_char):
             continue
         cuts.add(after)
     return cuts
@@ -250,9 +248,7 @@ _WORD_RE = re.compile(r"\S+")
 _Unit = tuple[int, int, int]
 
 
-def _split_word(
-    text: str, start: int, end: int, max_tokens: int, count: Callable[[str], int]
-) -> list[_Unit]:
+def _split_word(text: str, start: int, end: int, max_tokens: int, count: Callable[[str], int]) -> list[_Unit]:
     """Cut one over-long word into the longest prefixes that fit, by bisection."""
     pieces: list[_Unit] = []
     while start < end:
@@ -345,9 +341,7 @@ def chunk_text(
         if tokens <= max_tokens:
             units.append((start, end, tokens))
         else:
-            units.extend(
-                _split_long_sentence(text, start, end, max_tokens, count, count_many)
-            )
+            units.extend(_split_long_sentence(text, start, end, max_tokens, count, count_many))
 
     # Pack on summed counts (exact for WordPiece, since units meet at
     # whitespace or punctuation), then verify every chunk in one batch; only
@@ -359,9 +353,7 @@ def chunk_text(
         exact = [tokens for _, _, tokens in packed]
     return [
         ChunkSpan(index, start, end, text[start:end], tokens)
-        for index, ((start, end, _), tokens) in enumerate(
-            zip(packed, exact, strict=True)
-        )
+        for index, ((start, end, _), tokens) in enumerate(zip(packed, exact, strict=True))
     ]
 
 
@@ -377,9 +369,7 @@ def _pack(
     first = fresh = 0  # fresh: the first unit not already in the previous chunk
     while True:
         last, total = first, 0
-        while last < len(units) and (
-            last == first or total + units[last][2] <= max_tokens
-        ):
+        while last < len(units) and (last == first or total + units[last][2] <= max_tokens):
             total += units[last][2]
             last += 1
         tokens = total

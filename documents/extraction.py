@@ -184,11 +184,7 @@ def _zip_is_docx(data: bytes) -> bool:
             names = set(zf.namelist())
             if "word/document.xml" in names:
                 return True
-            info = (
-                zf.getinfo("[Content_Types].xml")
-                if "[Content_Types].xml" in names
-                else None
-            )
+            info = zf.getinfo("[Content_Types].xml") if "[Content_Types].xml" in names else None
             if info is not None and info.file_size < 1024 * 1024:
                 return b"wordprocessingml.document.main" in zf.read(info)
             return False
@@ -207,19 +203,14 @@ def _sniff(data: bytes, filename: str) -> tuple[str, str | None]:
         if _zip_is_docx(data):
             return "docx", None
         raise ExtractionError(
-            "Unsupported file type: a ZIP archive that is not a Word .docx document. "
-            + _SUPPORTED
+            "Unsupported file type: a ZIP archive that is not a Word .docx document. " + _SUPPORTED
         )
     for signature, description in _BINARY_SIGNATURES:
         if head.startswith(signature):
-            raise ExtractionError(
-                f"Unsupported file type: this is {description}. " + _SUPPORTED
-            )
+            raise ExtractionError(f"Unsupported file type: this is {description}. " + _SUPPORTED)
     text = _decode_text(data)
     if text is None:
-        raise ExtractionError(
-            "Unsupported file type: the file looks binary, not text. " + _SUPPORTED
-        )
+        raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
     if _looks_like_html(text, filename):
         return "html", text
     return ("md" if _is_markdown_name(filename) else "txt"), text
@@ -258,14 +249,10 @@ def extract_pdf(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(
-            f"The PDF is damaged or not a PDF: {_reason(exc)}"
-        ) from exc
+        raise ExtractionError(f"The PDF is damaged or not a PDF: {_reason(exc)}") from exc
 
     if page_count > MAX_PDF_PAGES:
-        raise ExtractionError(
-            f"The PDF has too many pages ({page_count:,}; the limit is {MAX_PDF_PAGES:,})."
-        )
+        raise ExtractionError(f"The PDF has too many pages ({page_count:,}; the limit is {MAX_PDF_PAGES:,}).")
     texts: list[str] = []
     failures: list[Exception] = []
     total = 0
@@ -274,9 +261,7 @@ def extract_pdf(data: bytes) -> str:
             page_text = reader.pages[number].extract_text() or ""
         except Exception as exc:  # noqa: BLE001 - pypdf fails in undocumented ways
             # One broken page should not cost the rest of the document.
-            logger.warning(
-                "PDF page %d could not be read: %s", number + 1, _reason(exc)
-            )
+            logger.warning("PDF page %d could not be read: %s", number + 1, _reason(exc))
             failures.append(exc)
             continue
         total += len(page_text)
@@ -284,9 +269,7 @@ def extract_pdf(data: bytes) -> str:
             raise _too_long()
         texts.append(page_text)
     if failures and len(failures) == page_count:
-        raise ExtractionError(
-            f"The PDF is damaged or not a PDF: {_reason(failures[0])}"
-        )
+        raise ExtractionError(f"The PDF is damaged or not a PDF: {_reason(failures[0])}")
     return "\n\n".join(texts)
 
 
@@ -296,19 +279,14 @@ def _check_docx_zip(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except Exception as exc:
-        raise ExtractionError(
-            f"The DOCX file is damaged or not a DOCX: {_reason(exc)}"
-        ) from exc
+        raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
     if len(infos) > MAX_DOCX_MEMBERS:
-        raise ExtractionError(
-            f"The DOCX file contains too many parts ({len(infos):,}; possible zip bomb)."
-        )
+        raise ExtractionError(f"The DOCX file contains too many parts ({len(infos):,}; possible zip bomb).")
     total = 0
     for info in infos:
         total += info.file_size
-        if (
-            info.file_size > _RATIO_CHECK_MIN_BYTES
-            and info.file_size > MAX_DOCX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        if info.file_size > _RATIO_CHECK_MIN_BYTES and info.file_size > MAX_DOCX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
         ):
             raise ExtractionError(
                 f"The DOCX file expands to more than {MAX_DOCX_COMPRESSION_RATIO} times "
@@ -366,9 +344,7 @@ def extract_docx(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(
-            f"The DOCX file is damaged or not a DOCX: {_reason(exc)}"
-        ) from exc
+        raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
     return "\n\n".join(blocks)
 
 
@@ -502,9 +478,7 @@ def extract_plain(data: bytes) -> str:
     """Decoded text of a plain-text or Markdown file (Markdown is kept as written)."""
     text = _decode_text(bytes(data))
     if text is None:
-        raise ExtractionError(
-            "Unsupported file type: the file looks binary, not text. " + _SUPPORTED
-        )
+        raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
     return text
 
 
@@ -540,9 +514,7 @@ def normalise(text: str) -> str:
 
 
 def _too_long() -> ExtractionError:
-    return ExtractionError(
-        f"The extracted text is too long (the limit is {MAX_TEXT_CHARS:,} characters)."
-    )
+    return ExtractionError(f"The extracted text is too long (the limit is {MAX_TEXT_CHARS:,} characters).")
 
 
 _EXTRACTORS: dict[str, Callable[[bytes], str]] = {
@@ -567,11 +539,7 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
     try:
         data = bytes(data)
         fmt, decoded = _sniff(data, filename)
-        raw = (
-            decoded
-            if decoded is not None and fmt in ("md", "txt")
-            else _EXTRACTORS[fmt](data)
-        )
+        raw = decoded if decoded is not None and fmt in ("md", "txt") else _EXTRACTORS[fmt](data)
         if len(raw) > _RAW_TEXT_LIMIT:
             raise _too_long()
         text = normalise(raw)
@@ -590,7 +558,6 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
         )
     if len(text) > MAX_TEXT_CHARS:
         raise ExtractionError(
-            f"The extracted text is too long ({len(text):,} characters; "
-            f"the limit is {MAX_TEXT_CHARS:,})."
+            f"The extracted text is too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})."
         )
     return Extracted(text=text, format=fmt)

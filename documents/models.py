@@ -21,9 +21,7 @@ def upload_to(instance: Document, filename: str) -> str:
 
 class Document(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="documents"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=300)
     external_id = models.CharField(max_length=300, blank=True, default="")
     source = models.CharField(max_length=500, blank=True, default="")
@@ -37,9 +35,7 @@ class Document(models.Model):
     text = models.TextField(blank=True, default="")
     content_hash = models.CharField(max_length=64, blank=True, default="")
     indexed_hash = models.CharField(max_length=64, blank=True, default="")
-    status = models.CharField(
-        max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.PENDING
-    )
+    status = models.CharField(max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.PENDING)
     error = models.TextField(blank=True, default="")
     chunk_count = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
@@ -71,9 +67,7 @@ class Document(models.Model):
 
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
-    project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="chunks"
-    )
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     text = models.TextField()
     start = models.PositiveIntegerField()
@@ -85,9 +79,7 @@ class Chunk(models.Model):
 
     class Meta:
         ordering = ["document_id", "index"]
-        constraints = [
-            models.UniqueConstraint(fields=["document", "index"], name="unique_chunk_index")
-        ]
+        constraints = [models.UniqueConstraint(fields=["document", "index"], name="unique_chunk_index")]
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.index}"

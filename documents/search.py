@@ -98,9 +98,7 @@ class ProjectIndex:
         if not known:
             return []
         ids = [[t for t, i in sorted(known.items(), key=lambda kv: kv[1])]]
-        docs, scores = self._bm25.retrieve(
-            ids, k=min(depth, self.size), show_progress=False, n_threads=1
-        )
+        docs, scores = self._bm25.retrieve(ids, k=min(depth, self.size), show_progress=False, n_threads=1)
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
 

@@ -35,4 +35,9 @@ def chunks_of(document: Document) -> QuerySet[Chunk]:
 
 
 def chunk_in_project(*, project_id: Any, chunk_id: int) -> Chunk | None:
-    return Chunk.objects.filter(project_id=project_id, pk=chunk_id).select_related("document").defer("embedding").first()
+    return (
+        Chunk.objects.filter(project_id=project_id, pk=chunk_id)
+        .select_related("document")
+        .defer("embedding")
+        .first()
+    )

@@ -231,7 +231,9 @@ def _fail(document_id: Any, attempt: int, reason: str) -> None:
     Document.objects.filter(pk=document_id, attempts=attempt).update(
         status=DocumentStatus.FAILED, error=reason[:2000], status_changed_at=timezone.now()
     )
-    log.warning("document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason})
+    log.warning(
+        "document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason}
+    )
 
 
 def document_ingest(*, document_id: Any) -> str:
@@ -246,7 +248,9 @@ def document_ingest(*, document_id: Any) -> str:
         log.info("document ingest skipped (not claimable)", extra={"document_id": str(document_id)})
         return "skipped"
     doc = Document.objects.select_related("project").get(pk=document_id)
-    log.info("document processing", extra={"document_id": str(doc.pk), "status": "processing", "attempt": attempt})
+    log.info(
+        "document processing", extra={"document_id": str(doc.pk), "status": "processing", "attempt": attempt}
+    )
     started = time.monotonic()
     try:
         try:
@@ -263,9 +267,7 @@ def document_ingest(*, document_id: Any) -> str:
         else:
             extracted = extraction.extract_text(data, filename=doc.original_filename)
             text, fmt = extracted.text, extracted.format
-        unchanged = (
-            content_hash == doc.indexed_hash and doc.chunk_count > 0 and doc.chunks.exists()
-        )
+        unchanged = content_hash == doc.indexed_hash and doc.chunk_count > 0 and doc.chunks.exists()
         if unchanged:
             chunks: list[Chunk] = []
         else:
@@ -322,8 +324,15 @@ def document_ingest(*, document_id: Any) -> str:
         current.status_changed_at = timezone.now()
         current.save(
             update_fields=[
-                "text", "format", "content_hash", "indexed_hash", "status", "error",
-                "chunk_count", "status_changed_at", "updated_at",
+                "text",
+                "format",
+                "content_hash",
+                "indexed_hash",
+                "status",
+                "error",
+                "chunk_count",
+                "status_changed_at",
+                "updated_at",
             ]
         )
         project_touch_index(project_id=doc.project_id)
@@ -401,12 +410,8 @@ def documents_import(
 
     require(user, project, Role.EDITOR)
     existing = Document.objects.filter(project=project)
-    known_ids = set(
-        existing.exclude(external_id="").values_list("external_id", flat=True)
-    )
-    known_hashes = set(
-        existing.exclude(content_hash="").values_list("content_hash", flat=True)
-    )
+    known_ids = set(existing.exclude(external_id="").values_list("external_id", flat=True))
+    known_hashes = set(existing.exclude(content_hash="").values_list("content_hash", flat=True))
     report = importing.ImportReport()
 
     for record in importing.iter_sources([Path(p) for p in paths]):
@@ -447,9 +452,7 @@ def documents_import(
                         )
                         known_hashes.add(doc.content_hash)
         except ValidationError as exc:
-            if isinstance(record, importing.BeirRecord) and _is_duplicate_external_id(
-                exc
-            ):
+            if isinstance(record, importing.BeirRecord) and _is_duplicate_external_id(exc):
                 outcome = importing.SKIPPED  # created meanwhile by another import
             else:
                 outcome, reason = importing.FAILED, _validation_reason(exc)

@@ -14,7 +14,12 @@ from documents.models import Document, DocumentStatus
 
 @receiver(post_save, sender=Document, dispatch_uid="documents.enqueue_ingest")
 def enqueue_ingest(
-    sender: type[Document], instance: Document, created: bool, raw: bool, update_fields: Any = None, **kwargs: Any
+    sender: type[Document],
+    instance: Document,
+    created: bool,
+    raw: bool,
+    update_fields: Any = None,
+    **kwargs: Any,
 ) -> None:
     if raw or instance.status != DocumentStatus.PENDING:
         return

@@ -46,4 +46,6 @@ def enqueue_ingest(document_id: Any) -> None:
     try:
         ingest_document.delay(str(document_id))
     except Exception:
-        log.exception("could not enqueue ingest; the sweeper will retry", extra={"document_id": str(document_id)})
+        log.exception(
+            "could not enqueue ingest; the sweeper will retry", extra={"document_id": str(document_id)}
+        )

@@ -41,7 +41,9 @@ def test_register_creates_a_free_user_and_hides_the_password(api: APIClient) -> 
         ({"email": "a@example.com"}, "password"),
     ],
 )
-def test_register_rejects_bad_input_naming_the_field(api: APIClient, payload: dict[str, str], field: str) -> None:
+def test_register_rejects_bad_input_naming_the_field(
+    api: APIClient, payload: dict[str, str], field: str
+) -> None:
     response = api.post("/api/v1/auth/register", payload, format="json")
     assert response.status_code == 400
     assert field in response.json()
@@ -49,7 +51,9 @@ def test_register_rejects_bad_input_naming_the_field(api: APIClient, payload: di
 
 def test_register_twice_with_one_email_is_refused(api: APIClient, user: Any) -> None:
     response = api.post(
-        "/api/v1/auth/register", {"email": user.email.upper(), "password": "a-long-pass-phrase"}, format="json"
+        "/api/v1/auth/register",
+        {"email": user.email.upper(), "password": "a-long-pass-phrase"},
+        format="json",
     )
     assert response.status_code == 400
     assert "email" in response.json()

@@ -119,9 +119,7 @@ def run_with_breaker(
     except TransientProviderError as exc:
         if not settings.BREAKER_FALLBACK:
             raise
-        reason = (
-            f"{label} unavailable ({_short(exc)}); answered by the offline provider"
-        )
+        reason = f"{label} unavailable ({_short(exc)}); answered by the offline provider"
     except ProviderError as exc:
         if not settings.BREAKER_FALLBACK:
             raise

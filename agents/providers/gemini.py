@@ -55,9 +55,7 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
             module = __import__(module_name)
         except ImportError:
             continue
-        found.append(
-            module.TransportError
-        )  # timeouts, connect/read errors, protocol errors
+        found.append(module.TransportError)  # timeouts, connect/read errors, protocol errors
     return tuple(found)
 
 
@@ -96,21 +94,15 @@ REDUCE_SCHEMA = types.Schema(
 EXTRACT_SCHEMA = types.Schema(
     type=types.Type.OBJECT,
     properties={
-        "tags": types.Schema(
-            type=types.Type.ARRAY, items=types.Schema(type=types.Type.STRING)
-        ),
-        "keywords": types.Schema(
-            type=types.Type.ARRAY, items=types.Schema(type=types.Type.STRING)
-        ),
+        "tags": types.Schema(type=types.Type.ARRAY, items=types.Schema(type=types.Type.STRING)),
+        "keywords": types.Schema(type=types.Type.ARRAY, items=types.Schema(type=types.Type.STRING)),
         "entities": types.Schema(
             type=types.Type.ARRAY,
             items=types.Schema(
                 type=types.Type.OBJECT,
                 properties={
                     "text": types.Schema(type=types.Type.STRING),
-                    "type": types.Schema(
-                        type=types.Type.STRING, enum=sorted(ENTITY_TYPES)
-                    ),
+                    "type": types.Schema(type=types.Type.STRING, enum=sorted(ENTITY_TYPES)),
                 },
                 required=["text", "type"],
             ),
@@ -197,9 +189,7 @@ class GeminiProvider:
         self.model = model
         self.max_retries = max_retries
         self.char_budget = char_budget
-        self._backoff_initial_s = (
-            BACKOFF_INITIAL_S if backoff_initial_s is None else backoff_initial_s
-        )
+        self._backoff_initial_s = BACKOFF_INITIAL_S if backoff_initial_s is None else backoff_initial_s
         self._backoff_max_s = BACKOFF_MAX_S if backoff_max_s is None else backoff_max_s
         self._client = genai.Client(
             api_key=api_key,
@@ -217,9 +207,7 @@ class GeminiProvider:
 
     # --- the three kinds ---------------------------------------------------
 
-    def ask(
-        self, question: str, passages: list[Passage], history: list[tuple[str, str]]
-    ) -> ProviderResult:
+    def ask(self, question: str, passages: list[Passage], history: list[tuple[str, str]]) -> ProviderResult:
         if not passages:
             return self._result(NOT_ANSWERED, [], answered=False)
         prompt = _ask_prompt(question, passages, history)
@@ -242,9 +230,7 @@ class GeminiProvider:
         if not passages:
             return self._result(NOT_ANSWERED, [], answered=False)
         prompt = _ask_prompt(question, passages, history)
-        reply = self._generate(
-            prompt, ASK_SYSTEM, ASK_SCHEMA, temperature=0.2, on_delta=on_delta
-        )
+        reply = self._generate(prompt, ASK_SYSTEM, ASK_SCHEMA, temperature=0.2, on_delta=on_delta)
         return self._ask_result(reply, passages)
 
     def summarize(self, title: str, passages: list[Passage]) -> ProviderResult:
@@ -259,9 +245,7 @@ class GeminiProvider:
         citations: list[Citation] = []
         for group in groups:
             prompt = f"Document: {title}\n\nPassages:\n{_render_passages(group)}"
-            reply = self._generate(
-                prompt, SUMMARY_SYSTEM, SUMMARY_SCHEMA, temperature=0.2
-            )
+            reply = self._generate(prompt, SUMMARY_SYSTEM, SUMMARY_SCHEMA, temperature=0.2)
             usage[0] += reply.input_tokens
             usage[1] += reply.output_tokens
             calls += 1
@@ -306,9 +290,7 @@ class GeminiProvider:
         passages, sampled = _fit(passages, self.char_budget)
         prompt = f"Document: {title}\n\nPassages:\n{_render_passages(passages)}"
         reply = self._generate(prompt, EXTRACT_SYSTEM, EXTRACT_SCHEMA, temperature=0.0)
-        data = _parse_object(
-            reply.text, {"tags": list, "keywords": list, "entities": list}
-        )
+        data = _parse_object(reply.text, {"tags": list, "keywords": list, "entities": list})
         tags = _unique([t.strip().lower() for t in data["tags"] if isinstance(t, str)])
         keywords = _unique([k.strip() for k in data["keywords"] if isinstance(k, str)])
         entities: list[dict[str, str]] = []
@@ -318,9 +300,7 @@ class GeminiProvider:
             text = item["text"].strip()
             kind = str(item.get("type", "")).strip().upper()
             if text and text not in {e["text"] for e in entities}:
-                entities.append(
-                    {"text": text, "type": kind if kind in ENTITY_TYPES else "MISC"}
-                )
+                entities.append({"text": text, "type": kind if kind in ENTITY_TYPES else "MISC"})
         citations = []
         for entity in entities:
             citation = _locate(entity["text"], passages)
@@ -332,9 +312,7 @@ class GeminiProvider:
             [
                 f"Tags: {', '.join(tags) or 'none'}.",
                 f"Keywords: {', '.join(keywords) or 'none'}.",
-                "Entities: "
-                + (", ".join(f"{e['text']} ({e['type']})" for e in entities) or "none")
-                + ".",
+                "Entities: " + (", ".join(f"{e['text']} ({e['type']})" for e in entities) or "none") + ".",
             ]
         )
         return self._result(
@@ -352,9 +330,7 @@ class GeminiProvider:
 
     # --- plumbing ----------------------------------------------------------
 
-    def _result(
-        self, answer: str, citations: list[Citation], **extra: Any
-    ) -> ProviderResult:
+    def _result(self, answer: str, citations: list[Citation], **extra: Any) -> ProviderResult:
         return ProviderResult(
             answer=answer,
             citations=citations,
@@ -367,9 +343,7 @@ class GeminiProvider:
         data = _parse_object(reply.text, {"answer": str, "citations": list})
         answered = data.get("answered", True)
         if not isinstance(answered, bool):
-            raise ProviderError(
-                "Gemini returned malformed output: 'answered' is not a boolean"
-            )
+            raise ProviderError("Gemini returned malformed output: 'answered' is not a boolean")
         citations, numbering, dropped = _map_citations(data["citations"], passages)
         answer = _renumber(data["answer"], numbering).strip()
         if not answered:
@@ -406,13 +380,9 @@ class GeminiProvider:
                 rounds = [partials[i : i + 2] for i in range(0, len(partials), 2)]
             merged = []
             for group in rounds:
-                body = "\n\n".join(
-                    f"Part {n}:\n{text}" for n, text in enumerate(group, 1)
-                )
+                body = "\n\n".join(f"Part {n}:\n{text}" for n, text in enumerate(group, 1))
                 prompt = f"Document: {title}\n\nPartial summaries, in order:\n\n{body}"
-                reply = self._generate(
-                    prompt, REDUCE_SYSTEM, REDUCE_SCHEMA, temperature=0.2
-                )
+                reply = self._generate(prompt, REDUCE_SYSTEM, REDUCE_SCHEMA, temperature=0.2)
                 calls += 1
                 usage[0] += reply.input_tokens
                 usage[1] += reply.output_tokens
@@ -434,9 +404,7 @@ class GeminiProvider:
             response_mime_type="application/json",
             response_schema=schema,
             temperature=temperature,
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(
-                disable=True
-            ),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         attempts = self.max_retries + 1
         retrying = tenacity.Retrying(
@@ -448,8 +416,7 @@ class GeminiProvider:
             ),
             retry=tenacity.retry_if_exception(
                 lambda exc: (
-                    isinstance(exc, TransientProviderError)
-                    and not isinstance(exc, _PartialStreamError)
+                    isinstance(exc, TransientProviderError) and not isinstance(exc, _PartialStreamError)
                 )
             ),
             before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
@@ -463,18 +430,12 @@ class GeminiProvider:
             raise
         except TransientProviderError as exc:
             if attempts > 1:
-                raise TransientProviderError(
-                    f"{exc} (gave up after {attempts} attempts)"
-                ) from exc
+                raise TransientProviderError(f"{exc} (gave up after {attempts} attempts)") from exc
             raise
 
-    def _generate_once(
-        self, prompt: str, config: types.GenerateContentConfig
-    ) -> _Reply:
+    def _generate_once(self, prompt: str, config: types.GenerateContentConfig) -> _Reply:
         with _translated_errors():
-            response = self._client.models.generate_content(
-                model=self.model, contents=prompt, config=config
-            )
+            response = self._client.models.generate_content(model=self.model, contents=prompt, config=config)
         text = _response_text(response)
         input_tokens, output_tokens = _usage(response)
         return _Reply(text, input_tokens, output_tokens)
@@ -503,9 +464,7 @@ class GeminiProvider:
                 raise _PartialStreamError(f"{exc} (stream broke midway)") from exc
             raise
         if not pieces:
-            raise ProviderError(
-                "Gemini returned malformed output: the stream held no text"
-            )
+            raise ProviderError("Gemini returned malformed output: the stream held no text")
         return _Reply("".join(pieces), *usage)
 
 
@@ -521,9 +480,7 @@ def _translated_errors() -> Iterator[None]:
         detail = exc.message or exc.status or "no detail"
         if code in (408, 429) or code >= 500:
             raise TransientProviderError(f"Gemini HTTP {code}: {detail}") from exc
-        raise ProviderError(
-            f"Gemini rejected the request (HTTP {code}): {detail}"
-        ) from exc
+        raise ProviderError(f"Gemini rejected the request (HTTP {code}): {detail}") from exc
     except _TRANSPORT_ERRORS as exc:
         raise TransientProviderError(
             f"Gemini request failed: {type(exc).__name__}: {exc or 'no detail'}"
@@ -575,8 +532,7 @@ def _parse_object(text: str, required: dict[str, type]) -> dict[str, Any]:
         data = json.loads(cleaned)
     except json.JSONDecodeError as exc:
         raise ProviderError(
-            f"Gemini returned malformed output: not JSON ({exc.msg} at char {exc.pos}): "
-            f"{text[:120]!r}"
+            f"Gemini returned malformed output: not JSON ({exc.msg} at char {exc.pos}): {text[:120]!r}"
         ) from None
     if not isinstance(data, dict):
         raise ProviderError(
@@ -586,22 +542,17 @@ def _parse_object(text: str, required: dict[str, type]) -> dict[str, Any]:
         if key not in data:
             raise ProviderError(f"Gemini returned malformed output: missing {key!r}")
         if not isinstance(data[key], kind):
-            raise ProviderError(
-                f"Gemini returned malformed output: {key!r} is not a {kind.__name__}"
-            )
+            raise ProviderError(f"Gemini returned malformed output: {key!r} is not a {kind.__name__}")
     return data
 
 
 def _render_passages(passages: list[Passage]) -> str:
     return "\n\n".join(
-        f"[{number}] {passage.document_title}\n{passage.text}"
-        for number, passage in enumerate(passages, 1)
+        f"[{number}] {passage.document_title}\n{passage.text}" for number, passage in enumerate(passages, 1)
     )
 
 
-def _ask_prompt(
-    question: str, passages: list[Passage], history: list[tuple[str, str]]
-) -> str:
+def _ask_prompt(question: str, passages: list[Passage], history: list[tuple[str, str]]) -> str:
     sections = []
     if history:
         turns = [
@@ -624,9 +575,7 @@ def _as_number(value: object) -> int | None:
     return None
 
 
-def _map_citations(
-    raw: list[Any], passages: list[Passage]
-) -> tuple[list[Citation], dict[int, int], int]:
+def _map_citations(raw: list[Any], passages: list[Passage]) -> tuple[list[Citation], dict[int, int], int]:
     """Locate each quoted sentence; returns citations, old->new numbers, and how many were lost.
 
     A quote is looked for in the passage it names, then (models misnumber) in the

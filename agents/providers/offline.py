@@ -33,17 +33,13 @@ _T = TypeVar("_T")
 # taken not to cover the question. Tuned for all-MiniLM-L6-v2, where a sentence
 # that answers a question usually scores 0.4-0.7 and an unrelated one < 0.2.
 MIN_ANSWER_SCORE = 0.30
-LEXICAL_BONUS = (
-    0.10  # added in proportion to the question's content words a sentence shares
-)
+LEXICAL_BONUS = 0.10  # added in proportion to the question's content words a sentence shares
 ANSWER_SPREAD = 0.15  # sentences this far below the best one are not worth quoting
 MAX_ANSWER_SENTENCES = 3
 MAX_SENTENCES = 2_000  # sentences embedded per call; longer inputs are sampled evenly
 MIN_SUMMARY_SENTENCES = 3
 MAX_SUMMARY_SENTENCES = 7
-MMR_LAMBDA = (
-    0.7  # relevance to the centroid versus redundancy with what is already chosen
-)
+MMR_LAMBDA = 0.7  # relevance to the centroid versus redundancy with what is already chosen
 MAX_KEYWORDS = 10
 MAX_TAGS = 5
 MAX_ENTITIES = 15
@@ -101,9 +97,7 @@ def _stem(word: str) -> str:
 
 
 def _is_content(word: str) -> bool:
-    return word not in STOP_WORDS and (
-        len(word) >= 3 or (word.isdigit() and len(word) >= 2)
-    )
+    return word not in STOP_WORDS and (len(word) >= 3 or (word.isdigit() and len(word) >= 2))
 
 
 def content_words(text: str) -> list[str]:
@@ -194,9 +188,7 @@ def _substantial(sentences: list[_Sentence], min_words: int) -> list[_Sentence]:
 
 
 def _cited_text(sentences: list[_Sentence]) -> tuple[str, list[Citation]]:
-    parts = [
-        f"{sentence.text} [{number}]" for number, sentence in enumerate(sentences, 1)
-    ]
+    parts = [f"{sentence.text} [{number}]" for number, sentence in enumerate(sentences, 1)]
     return " ".join(parts), [sentence.citation() for sentence in sentences]
 
 
@@ -206,23 +198,17 @@ class OfflineProvider:
     name = "offline"
     model = "extractive-v1"
 
-    def __init__(
-        self, encode: Encoder, *, min_answer_score: float = MIN_ANSWER_SCORE
-    ) -> None:
+    def __init__(self, encode: Encoder, *, min_answer_score: float = MIN_ANSWER_SCORE) -> None:
         self._encode_fn = encode
         self.min_answer_score = min_answer_score
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = np.asarray(self._encode_fn(texts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ValueError(
-                f"encoder returned shape {vectors.shape} for {len(texts)} texts"
-            )
+            raise ValueError(f"encoder returned shape {vectors.shape} for {len(texts)} texts")
         return vectors
 
-    def _result(
-        self, answer: str, citations: list[Citation], **extra: object
-    ) -> ProviderResult:
+    def _result(self, answer: str, citations: list[Citation], **extra: object) -> ProviderResult:
         return ProviderResult(
             answer=answer,
             citations=citations,
@@ -233,9 +219,7 @@ class OfflineProvider:
 
     # --- ask ---------------------------------------------------------------
 
-    def ask(
-        self, question: str, passages: list[Passage], history: list[tuple[str, str]]
-    ) -> ProviderResult:
+    def ask(self, question: str, passages: list[Passage], history: list[tuple[str, str]]) -> ProviderResult:
         query = _query_with_context(question, history)
         sentences = _substantial(_sentences(passages), min_words=3)
         sentences = _sample_evenly(sentences, MAX_SENTENCES)
@@ -248,9 +232,7 @@ class OfflineProvider:
         cosine = vectors[1:] @ vectors[0]
         bonus = np.array(
             [
-                LEXICAL_BONUS
-                * len(query_words & set(content_words(s.text)))
-                / len(query_words)
+                LEXICAL_BONUS * len(query_words & set(content_words(s.text))) / len(query_words)
                 if query_words
                 else 0.0
                 for s in sentences
@@ -264,9 +246,7 @@ class OfflineProvider:
 
         chosen: list[int] = []
         # Ties broken by document order, so the same input gives the same answer.
-        for index in sorted(
-            range(len(sentences)), key=lambda i: (-float(scores[i]), i)
-        ):
+        for index in sorted(range(len(sentences)), key=lambda i: (-float(scores[i]), i)):
             if float(scores[index]) < best - ANSWER_SPREAD:
                 break
             if any(_near_duplicate(sentences, vectors[1:], index, j) for j in chosen):
@@ -279,9 +259,7 @@ class OfflineProvider:
         return self._result(answer, citations, output={"best_score": round(best, 4)})
 
     def _not_answered(self, *, best: float) -> ProviderResult:
-        return self._result(
-            NOT_ANSWERED, [], answered=False, output={"best_score": round(best, 4)}
-        )
+        return self._result(NOT_ANSWERED, [], answered=False, output={"best_score": round(best, 4)})
 
     # --- summarize ---------------------------------------------------------
 
@@ -299,21 +277,15 @@ class OfflineProvider:
         vectors = self._encode([s.text for s in candidates])
         centroid = vectors.mean(axis=0)
         norm = float(np.linalg.norm(centroid))
-        relevance = (
-            vectors @ (centroid / norm) if norm > 0 else np.zeros(len(candidates))
-        )
+        relevance = vectors @ (centroid / norm) if norm > 0 else np.zeros(len(candidates))
 
         chosen: list[int] = []
         redundancy = np.full(len(candidates), -1.0, dtype=np.float32)
         available = np.ones(len(candidates), dtype=bool)
         while len(chosen) < wanted:
-            mmr = MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * np.maximum(
-                redundancy, 0.0
-            )
+            mmr = MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * np.maximum(redundancy, 0.0)
             mmr = np.where(available, mmr, -np.inf)
-            index = int(
-                np.argmax(mmr)
-            )  # first maximum: ties go to the earlier sentence
+            index = int(np.argmax(mmr))  # first maximum: ties go to the earlier sentence
             chosen.append(index)
             available[index] = False
             redundancy = np.maximum(redundancy, vectors @ vectors[index])
@@ -328,15 +300,11 @@ class OfflineProvider:
         keywords = _keywords(sentences)
         tags = [keyword.lower() for keyword in keywords[:MAX_TAGS]]
         entities, mentions = _entities(sentences)
-        citations = [
-            mentions[entity["text"]] for entity in entities[:MAX_ENTITY_CITATIONS]
-        ]
+        citations = [mentions[entity["text"]] for entity in entities[:MAX_ENTITY_CITATIONS]]
         lines = [
             f"Tags: {', '.join(tags) or 'none'}.",
             f"Keywords: {', '.join(keywords) or 'none'}.",
-            "Entities: "
-            + (", ".join(f"{e['text']} ({e['type']})" for e in entities) or "none")
-            + ".",
+            "Entities: " + (", ".join(f"{e['text']} ({e['type']})" for e in entities) or "none") + ".",
         ]
         return self._result(
             "\n".join(lines),
@@ -360,9 +328,7 @@ def _query_with_context(question: str, history: list[tuple[str, str]]) -> str:
     return f"{previous_question} {question}"
 
 
-def _near_duplicate(
-    sentences: list[_Sentence], vectors: np.ndarray, a: int, b: int
-) -> bool:
+def _near_duplicate(sentences: list[_Sentence], vectors: np.ndarray, a: int, b: int) -> bool:
     if float(vectors[a] @ vectors[b]) >= 0.95:
         return True
     words_a, words_b = (
@@ -554,7 +520,5 @@ def _entities(
             continue
         kept.append((text, count))
     kept.sort(key=lambda item: (-item[1], first[item[0]][0]))
-    entities = [
-        {"text": text, "type": _entity_type(text, first[text][2])} for text, _ in kept
-    ][:MAX_ENTITIES]
+    entities = [{"text": text, "type": _entity_type(text, first[text][2])} for text, _ in kept][:MAX_ENTITIES]
     return entities, {text: first[text][1] for text, _ in kept}

@@ -40,21 +40,13 @@ class Behaviour:
     output_tokens: int = 0
 
 
-def reply_json(
-    data: Any, *, input_tokens: int = 11, output_tokens: int = 7
-) -> Behaviour:
-    return reply_text(
-        json.dumps(data), input_tokens=input_tokens, output_tokens=output_tokens
-    )
+def reply_json(data: Any, *, input_tokens: int = 11, output_tokens: int = 7) -> Behaviour:
+    return reply_text(json.dumps(data), input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def reply_text(
-    text: str, *, input_tokens: int = 11, output_tokens: int = 7
-) -> Behaviour:
+def reply_text(text: str, *, input_tokens: int = 11, output_tokens: int = 7) -> Behaviour:
     """A 200 whose model text is `text` (which need not be JSON: for malformed output)."""
-    return Behaviour(
-        "reply", text=text, input_tokens=input_tokens, output_tokens=output_tokens
-    )
+    return Behaviour("reply", text=text, input_tokens=input_tokens, output_tokens=output_tokens)
 
 
 def status(code: int, message: str = "") -> Behaviour:
@@ -206,9 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route["method"] == "streamGenerateContent" and "alt=sse" in query:
             self._send_stream(behaviour, model)
         else:
-            self._send_json(
-                200, _response_body(behaviour.text, behaviour, model, final=True)
-            )
+            self._send_json(200, _response_body(behaviour.text, behaviour, model, final=True))
 
     def _send_json(self, code: int, body: dict[str, Any]) -> None:
         payload = json.dumps(body).encode()
@@ -225,9 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         text = behaviour.text
         count = max(1, min(self.server_fake.stream_pieces, len(text)))
         size = -(-len(text) // count) if text else 0
-        pieces = (
-            [text[i : i + size] for i in range(0, len(text), size)] if text else [""]
-        )
+        pieces = [text[i : i + size] for i in range(0, len(text), size)] if text else [""]
         try:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -244,9 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-def _response_body(
-    text: str, behaviour: Behaviour, model: str, final: bool
-) -> dict[str, Any]:
+def _response_body(text: str, behaviour: Behaviour, model: str, final: bool) -> dict[str, Any]:
     candidate: dict[str, Any] = {
         "content": {"parts": [{"text": text}], "role": "model"},
         "index": 0,

@@ -29,13 +29,17 @@ BREAD = (
 
 
 @pytest.fixture
-def documents(auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any, settings: Any) -> list[Document]:
+def documents(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any, settings: Any
+) -> list[Document]:
     settings.LLM_PROVIDER = "offline"
     created = []
     for title, text in [("Volcanoes", VOLCANO), ("Baking", BREAD)]:
         with django_capture_on_commit_callbacks(execute=True):
             response = auth_api.post(
-                "/api/v1/documents/", {"project": str(project.pk), "title": title, "text": text}, format="json"
+                "/api/v1/documents/",
+                {"project": str(project.pk), "title": title, "text": text},
+                format="json",
             )
         created.append(Document.objects.get(pk=response.json()["id"]))
     return created
@@ -53,8 +57,11 @@ def test_ask_answers_with_citations_that_quote_the_exact_span(
     auth_api: APIClient, project: Project, documents: list[Document], django_capture_on_commit_callbacks: Any
 ) -> None:
     run = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="ask", question="Why does bread dough rise?",
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="Why does bread dough rise?",
     )
     assert run["status"] == RunStatus.SUCCEEDED, run["error"]
     assert run["provider"] == "offline"
@@ -71,8 +78,11 @@ def test_ask_says_so_when_the_documents_do_not_cover_the_question(
     auth_api: APIClient, project: Project, documents: list[Document], django_capture_on_commit_callbacks: Any
 ) -> None:
     run = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="ask", question="What is the exchange rate of the Swiss franc to the yen?",
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="What is the exchange rate of the Swiss franc to the yen?",
     )
     assert run["status"] == RunStatus.SUCCEEDED
     assert run["citations"] == []
@@ -84,12 +94,19 @@ def test_follow_up_run_continues_the_conversation(
     auth_api: APIClient, project: Project, documents: list[Document], django_capture_on_commit_callbacks: Any
 ) -> None:
     first = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="ask", question="Which volcano is in Japan?",
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="Which volcano is in Japan?",
     )
     second = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="ask", question="When did it last erupt?", parent=first["id"],
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="When did it last erupt?",
+        parent=first["id"],
     )
     assert second["parent"] == first["id"]
     assert second["status"] == RunStatus.SUCCEEDED
@@ -100,8 +117,11 @@ def test_summarize_a_document_cites_its_sentences(
     auth_api: APIClient, project: Project, documents: list[Document], django_capture_on_commit_callbacks: Any
 ) -> None:
     run = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="summarize", document=str(documents[0].pk),
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="summarize",
+        document=str(documents[0].pk),
     )
     assert run["status"] == RunStatus.SUCCEEDED, run["error"]
     assert run["answer"]
@@ -121,8 +141,11 @@ def test_extract_stores_tags_on_the_document_and_filters_by_them(
     auth_api: APIClient, project: Project, documents: list[Document], django_capture_on_commit_callbacks: Any
 ) -> None:
     run = create_run(
-        auth_api, django_capture_on_commit_callbacks,
-        project=str(project.pk), kind="extract", document=str(documents[0].pk),
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="extract",
+        document=str(documents[0].pk),
     )
     assert run["status"] == RunStatus.SUCCEEDED, run["error"]
     output = run["output"]
@@ -162,20 +185,35 @@ def test_document_from_another_project_is_refused(
 
     other = make_project(user, "Other")
     response = auth_api.post(
-        "/api/v1/runs/", {"project": str(other.pk), "kind": "summarize", "document": str(documents[0].pk)}, format="json"
+        "/api/v1/runs/",
+        {"project": str(other.pk), "kind": "summarize", "document": str(documents[0].pk)},
+        format="json",
     )
     assert response.status_code == 400
     assert "document" in response.json()
 
 
 def test_outsider_cannot_create_read_or_list_runs(
-    auth_api: APIClient, project: Project, other_user: Any, documents: list[Document], django_capture_on_commit_callbacks: Any
+    auth_api: APIClient,
+    project: Project,
+    other_user: Any,
+    documents: list[Document],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     run = create_run(
-        auth_api, django_capture_on_commit_callbacks, project=str(project.pk), kind="ask", question="What is basalt?"
+        auth_api,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="What is basalt?",
     )
     client = api_for(other_user)
-    assert client.post("/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "hi"}, format="json").status_code == 404
+    assert (
+        client.post(
+            "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "hi"}, format="json"
+        ).status_code
+        == 404
+    )
     assert client.get(f"/api/v1/runs/{run['id']}/").status_code == 404
     assert client.get(f"/api/v1/runs/?project={project.pk}").status_code == 404
     assert client.get("/api/v1/runs/").json()["count"] == 0
@@ -188,7 +226,11 @@ def test_viewer_may_ask_and_list_runs_by_project(
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     client = api_for(viewer)
     run = create_run(
-        client, django_capture_on_commit_callbacks, project=str(project.pk), kind="ask", question="What is sourdough?"
+        client,
+        django_capture_on_commit_callbacks,
+        project=str(project.pk),
+        kind="ask",
+        question="What is sourdough?",
     )
     listing = client.get(f"/api/v1/runs/?project={project.pk}").json()
     assert [r["id"] for r in listing["results"]] == [run["id"]]

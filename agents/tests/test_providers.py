@@ -69,10 +69,7 @@ def chunked(
 
 def assert_citations_exact(result, documents: dict[str, str]) -> None:
     for citation in result.citations:
-        assert (
-            documents[citation.document_id][citation.start : citation.end]
-            == citation.quote
-        )
+        assert documents[citation.document_id][citation.start : citation.end] == citation.quote
         assert citation.quote.strip() == citation.quote and citation.quote
 
 
@@ -119,18 +116,14 @@ def test_offline_ask_refuses_without_passages(offline):
 
 
 def test_offline_ask_cites_a_sentence_once_even_when_chunks_overlap(offline):
-    passages = chunked(
-        DOC, per_chunk=3, overlap=2
-    )  # every sentence is in up to 3 chunks
+    passages = chunked(DOC, per_chunk=3, overlap=2)  # every sentence is in up to 3 chunks
 
     result = offline.ask("When does the NASA grant end?", passages, [])
 
     spans = [(c.start, c.end) for c in result.citations]
     assert len(spans) == len(set(spans))
     assert_citations_exact(result, {"doc-1": DOC})
-    assert "The NASA grant ends in December 2026." in [
-        c.quote for c in result.citations
-    ]
+    assert "The NASA grant ends in December 2026." in [c.quote for c in result.citations]
 
 
 def test_offline_ask_orders_citations_by_document_then_position(offline):
@@ -149,15 +142,11 @@ def test_offline_follow_up_question_leans_on_the_previous_one(offline):
     vague = "And what of it?"
 
     alone = offline.ask(vague, passages, [])
-    follow_up = offline.ask(
-        vague, passages, [("Where does the team meet?", "In Paris.")]
-    )
+    follow_up = offline.ask(vague, passages, [("Where does the team meet?", "In Paris.")])
 
     assert alone.answered is False
     assert follow_up.answered
-    assert "The team meets in Paris every March." in [
-        c.quote for c in follow_up.citations
-    ]
+    assert "The team meets in Paris every March." in [c.quote for c in follow_up.citations]
 
 
 def test_query_context_only_added_to_short_or_pronoun_questions():
@@ -174,9 +163,7 @@ def test_query_context_only_added_to_short_or_pronoun_questions():
 def test_offline_threshold_is_configurable():
     strict = OfflineProvider(hashed_bow_encode, min_answer_score=0.99)
 
-    assert (
-        strict.ask("Who leads the research team?", chunked(DOC), []).answered is False
-    )
+    assert strict.ask("Who leads the research team?", chunked(DOC), []).answered is False
 
 
 def test_offline_ask_is_deterministic(offline):
@@ -231,9 +218,7 @@ def test_offline_summary_of_a_huge_document_embeds_a_bounded_sample():
         batches.append(len(texts))
         return hashed_bow_encode(texts)
 
-    text = " ".join(
-        f"Finding {n} concerns sample {n % 97} of the cohort." for n in range(6000)
-    )
+    text = " ".join(f"Finding {n} concerns sample {n % 97} of the cohort." for n in range(6000))
     passages = chunked(text, per_chunk=40, overlap=0)
     started = time.monotonic()
 
@@ -264,9 +249,7 @@ def test_offline_extract_finds_keywords_tags_and_typed_entities(offline):
     assert set(output) == {"tags", "keywords", "entities"}
     assert 1 <= len(output["tags"]) <= 5
     assert all(tag == tag.lower() for tag in output["tags"])
-    assert output["tags"] == [
-        k.lower() for k in output["keywords"][: len(output["tags"])]
-    ]
+    assert output["tags"] == [k.lower() for k in output["keywords"][: len(output["tags"])]]
     assert "nasa grant" in output["keywords"]
     entities = {e["text"]: e["type"] for e in output["entities"]}
     assert entities["Stanford University"] == "ORG"
@@ -389,14 +372,10 @@ def test_gemini_answer_citations_are_mapped_to_document_offsets(fake_gemini, pas
     assert result.output["dropped_citations"] == 0
 
 
-def test_gemini_request_carries_numbered_passages_history_and_json_mode(
-    fake_gemini, passages
-):
+def test_gemini_request_carries_numbered_passages_history_and_json_mode(fake_gemini, passages):
     fake_gemini.push(reply_json({"answer": "No.", "citations": [], "answered": False}))
 
-    gemini(fake_gemini).ask(
-        "Do cats bark?", passages, [("Do dogs purr?", "No, cats purr.")]
-    )
+    gemini(fake_gemini).ask("Do cats bark?", passages, [("Do dogs purr?", "No, cats purr.")])
 
     (request,) = fake_gemini.requests
     assert request.path == "/v1beta/models/gemini-test:generateContent"
@@ -409,9 +388,7 @@ def test_gemini_request_carries_numbered_passages_history_and_json_mode(
     assert request.body["generationConfig"]["responseMimeType"] == "application/json"
 
 
-def test_gemini_drops_and_counts_a_citation_whose_quote_is_not_in_the_passages(
-    fake_gemini, passages
-):
+def test_gemini_drops_and_counts_a_citation_whose_quote_is_not_in_the_passages(fake_gemini, passages):
     fake_gemini.push(
         reply_json(
             {
@@ -442,9 +419,7 @@ def test_gemini_not_answered_has_no_citations(fake_gemini, passages):
         reply_json(
             {
                 "answer": "The documents do not say.",
-                "citations": [
-                    {"passage": 1, "quote": "Cats sleep for most of the day."}
-                ],
+                "citations": [{"passage": 1, "quote": "Cats sleep for most of the day."}],
                 "answered": False,
             }
         )
@@ -483,9 +458,7 @@ def test_gemini_timeout_is_a_transient_error(fake_gemini, passages):
     started = time.monotonic()
 
     with pytest.raises(TransientProviderError, match="(?i)timeout|timed out"):
-        gemini(fake_gemini, timeout_s=0.5, max_retries=1).ask(
-            "Do cats sleep?", passages, []
-        )
+        gemini(fake_gemini, timeout_s=0.5, max_retries=1).ask("Do cats sleep?", passages, [])
 
     assert fake_gemini.request_count == 2
     assert time.monotonic() - started < 4
@@ -518,9 +491,7 @@ def test_gemini_connection_refused_is_a_transient_error(passages):
         ),
     ],
 )
-def test_gemini_malformed_output_is_a_permanent_error(
-    fake_gemini, passages, behaviour, message
-):
+def test_gemini_malformed_output_is_a_permanent_error(fake_gemini, passages, behaviour, message):
     fake_gemini.push(behaviour)
 
     with pytest.raises(ProviderError, match=message) as caught:
@@ -548,9 +519,7 @@ def test_gemini_client_errors_are_permanent_and_not_retried(fake_gemini, passage
     assert fake_gemini.request_count == 1
 
 
-def test_gemini_streaming_hands_on_deltas_and_parses_the_whole_reply(
-    fake_gemini, passages
-):
+def test_gemini_streaming_hands_on_deltas_and_parses_the_whole_reply(fake_gemini, passages):
     reply = {
         "answer": "They purr [1].",
         "citations": [{"passage": 1, "quote": "They purr when they are content."}],
@@ -559,9 +528,7 @@ def test_gemini_streaming_hands_on_deltas_and_parses_the_whole_reply(
     fake_gemini.push(status(503), reply_json(reply, input_tokens=50, output_tokens=9))
     deltas: list[str] = []
 
-    result = gemini(fake_gemini).ask_stream(
-        "Do cats purr?", passages, [], deltas.append
-    )
+    result = gemini(fake_gemini).ask_stream("Do cats purr?", passages, [], deltas.append)
 
     assert len(deltas) > 1
     assert json.loads("".join(deltas)) == reply
@@ -587,9 +554,7 @@ def test_gemini_summary_in_one_call_when_the_document_fits(fake_gemini, passages
 
     result = gemini(fake_gemini).summarize("Pets", passages)
 
-    assert (
-        result.answer == "Cats sleep most of the day [1]. Dogs bark at strangers [2]."
-    )
+    assert result.answer == "Cats sleep most of the day [1]. Dogs bark at strangers [2]."
     assert [c.document_id for c in result.citations] == ["doc-a", "doc-b"]
     assert result.output["calls"] == 1
     assert_citations_exact(result, documents_of(passages))
@@ -600,9 +565,7 @@ def test_gemini_summary_map_reduces_a_long_document(fake_gemini, passages):
         reply_json(
             {
                 "summary": "Cats sleep a lot [1].",
-                "citations": [
-                    {"passage": 1, "quote": "Cats sleep for most of the day."}
-                ],
+                "citations": [{"passage": 1, "quote": "Cats sleep for most of the day."}],
             },
             input_tokens=100,
             output_tokens=10,
@@ -630,9 +593,7 @@ def test_gemini_summary_map_reduces_a_long_document(fake_gemini, passages):
     assert fake_gemini.request_count == 3
     reduce_prompt = fake_gemini.requests[2].prompt
     assert "Cats sleep a lot [1]." in reduce_prompt
-    assert (
-        "Dogs bark [2] and walk [3]." in reduce_prompt
-    )  # numbered across the document
+    assert "Dogs bark [2] and walk [3]." in reduce_prompt  # numbered across the document
     assert result.answer == "Cats sleep [1] while dogs walk [2]."
     assert [c.quote for c in result.citations] == [
         "Cats sleep for most of the day.",

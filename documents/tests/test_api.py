@@ -53,7 +53,9 @@ def test_multipart_upload_is_judged_by_content_not_name(
     html = b"<!doctype html><html><head><script>var x=1;</script></head><body><h1>Tides</h1><p>The moon pulls the oceans.</p></body></html>"
     upload = SimpleUploadedFile("notes.txt", html, content_type="text/plain")
     with django_capture_on_commit_callbacks(execute=True):
-        response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+        response = auth_api.post(
+            "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+        )
     assert response.status_code == 201, response.content
     doc = Document.objects.get(pk=response.json()["id"])
     assert doc.title == "notes.txt"
@@ -83,7 +85,9 @@ def test_create_rejects_bad_input_naming_the_field(
 
 def test_empty_file_is_refused(auth_api: APIClient, project: Project) -> None:
     upload = SimpleUploadedFile("empty.txt", b"", content_type="text/plain")
-    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    response = auth_api.post(
+        "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+    )
     assert response.status_code == 400
     assert "file" in response.json()
 
@@ -92,14 +96,18 @@ def test_file_over_the_limit_is_refused(auth_api: APIClient, project: Project, s
     settings.DOCENT_MAX_UPLOAD_MB = 1
     settings.MAX_UPLOAD_BYTES = 1024 * 1024
     upload = SimpleUploadedFile("big.txt", b"a" * (1024 * 1024 + 1), content_type="text/plain")
-    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    response = auth_api.post(
+        "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+    )
     assert response.status_code == 400
     assert "1 MB" in str(response.json()["file"])
 
 
 def test_binary_garbage_is_refused_at_upload(auth_api: APIClient, project: Project) -> None:
     upload = SimpleUploadedFile("photo.pdf", bytes(range(256)) * 40, content_type="application/pdf")
-    response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+    response = auth_api.post(
+        "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+    )
     assert response.status_code == 400
     assert "file" in response.json()
 
@@ -107,9 +115,13 @@ def test_binary_garbage_is_refused_at_upload(auth_api: APIClient, project: Proje
 def test_corrupt_pdf_ends_failed_with_a_reason(
     auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
 ) -> None:
-    upload = SimpleUploadedFile("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", content_type="application/pdf")
+    upload = SimpleUploadedFile(
+        "broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", content_type="application/pdf"
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        response = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+        response = auth_api.post(
+            "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+        )
     assert response.status_code == 201
     doc = Document.objects.get(pk=response.json()["id"])
     assert doc.status == DocumentStatus.FAILED
@@ -132,7 +144,12 @@ def test_viewer_cannot_upload_reindex_or_delete(
     viewer = UserFactory()
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     client = api_for(viewer)
-    assert client.post("/api/v1/documents/", {"project": str(project.pk), "title": "a", "text": "b"}, format="json").status_code == 403
+    assert (
+        client.post(
+            "/api/v1/documents/", {"project": str(project.pk), "title": "a", "text": "b"}, format="json"
+        ).status_code
+        == 403
+    )
     assert client.post(f"/api/v1/documents/{doc['id']}/reindex/").status_code == 403
     assert client.delete(f"/api/v1/documents/{doc['id']}/").status_code == 403
     assert client.get(f"/api/v1/documents/{doc['id']}/").status_code == 200
@@ -192,7 +209,9 @@ def test_download_returns_the_original_bytes_as_an_attachment(
     content = b"# Heading\n\nSome *markdown* text about volcanoes."
     upload = SimpleUploadedFile("../../etc/notes.md", content, content_type="text/markdown")
     with django_capture_on_commit_callbacks(execute=True):
-        created = auth_api.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart").json()
+        created = auth_api.post(
+            "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+        ).json()
     response = auth_api.get(f"/api/v1/documents/{created['id']}/download/")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == content
@@ -232,10 +251,16 @@ def test_search_ranks_the_relevant_passage_first(
 ) -> None:
     paste(auth_api, project, django_capture_on_commit_callbacks, title="Plants", external_id="bio-1")
     paste(
-        auth_api, project, django_capture_on_commit_callbacks, title="Rome",
+        auth_api,
+        project,
+        django_capture_on_commit_callbacks,
+        title="Rome",
         text="The Roman Empire built roads and aqueducts across Europe. Latin was its language.",
     )
-    response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", {"q": "How do plants turn light into energy?", "k": 5, "mode": mode})
+    response = auth_api.get(
+        f"/api/v1/projects/{project.pk}/search/",
+        {"q": "How do plants turn light into energy?", "k": 5, "mode": mode},
+    )
     assert response.status_code == 200
     results = response.json()["results"]
     assert results
@@ -259,7 +284,9 @@ def test_search_ranks_the_relevant_passage_first(
         ({"q": "x" * 1001}, "q"),
     ],
 )
-def test_search_rejects_bad_parameters(auth_api: APIClient, project: Project, params: dict[str, Any], field: str) -> None:
+def test_search_rejects_bad_parameters(
+    auth_api: APIClient, project: Project, params: dict[str, Any], field: str
+) -> None:
     response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", params)
     assert response.status_code == 400
     assert field in response.json()
@@ -281,7 +308,9 @@ def test_duplicate_external_id_is_refused(
 ) -> None:
     paste(auth_api, project, django_capture_on_commit_callbacks, external_id="doc-7")
     response = auth_api.post(
-        "/api/v1/documents/", {"project": str(project.pk), "title": "t", "text": "u", "external_id": "doc-7"}, format="json"
+        "/api/v1/documents/",
+        {"project": str(project.pk), "title": "t", "text": "u", "external_id": "doc-7"},
+        format="json",
     )
     assert response.status_code == 400
     assert "external_id" in response.json()

@@ -39,9 +39,7 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def assert_chunk_invariants(
-    text: str, chunks: list[ChunkSpan], max_tokens: int
-) -> None:
+def assert_chunk_invariants(text: str, chunks: list[ChunkSpan], max_tokens: int) -> None:
     covered = [False] * len(text)
     for position, chunk in enumerate(chunks):
         assert chunk.index == position
@@ -64,10 +62,7 @@ def test_abbreviations_and_decimals_do_not_end_sentences() -> None:
         "Background: Chronic kidney disease affects 10.5% of adults worldwide.",
         "We studied 1,204 patients recruited by Dr. Okafor et al. between 2015 and 2019.",
         "Renal function, i.e. the estimated GFR, was measured every 3.5 months.",
-        (
-            "Results were compared vs. a matched control group "
-            "(see Fig. 2 and No. 7 in the appendix)."
-        ),
+        ("Results were compared vs. a matched control group (see Fig. 2 and No. 7 in the appendix)."),
         "Patients on the new regimen lost less function!",
         "Was the effect durable?",
         "Yes: it persisted at 24 months.",
@@ -194,9 +189,7 @@ def test_blank_text_gives_no_chunks() -> None:
 
 def test_short_text_is_one_tight_chunk() -> None:
     text = "\n  One sentence only.  \n"
-    assert chunk_text(text) == [
-        ChunkSpan(index=0, start=3, end=21, text="One sentence only.", token_count=4)
-    ]
+    assert chunk_text(text) == [ChunkSpan(index=0, start=3, end=21, text="One sentence only.", token_count=4)]
 
 
 def test_abstract_chunks_respect_limit_and_offsets() -> None:
@@ -255,9 +248,7 @@ def test_long_single_sentence_is_split_at_word_boundaries() -> None:
 
 def test_single_enormous_word_is_split_by_characters() -> None:
     text = "x" * 50 + " " + "ab" * 3000
-    chunks = chunk_text(
-        text, max_tokens=5, overlap_tokens=0, count_tokens=lambda s: len(s) // 20
-    )
+    chunks = chunk_text(text, max_tokens=5, overlap_tokens=0, count_tokens=lambda s: len(s) // 20)
     assert_chunk_invariants(text, chunks, 5)
 
 

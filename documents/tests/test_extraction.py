@@ -35,9 +35,7 @@ def build_pdf(pages: list[list[str]]) -> bytes:
     objects[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
     kids = " ".join(f"{page_id} 0 R" for page_id in page_ids)
     objects[2] = f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode()
-    objects[3] = (
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-    )
+    objects[3] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
     for page_id, lines in zip(page_ids, pages, strict=True):
         operators = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
         operators += [f"({_pdf_escape(line)}) Tj T*" for line in lines]
@@ -47,9 +45,7 @@ def build_pdf(pages: list[list[str]]) -> bytes:
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_id + 1} 0 R >>"
         ).encode()
-        objects[page_id + 1] = (
-            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
-        )
+        objects[page_id + 1] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets: dict[int, int] = {}
     for object_id in sorted(objects):
@@ -67,9 +63,7 @@ def build_pdf(pages: list[list[str]]) -> bytes:
     return bytes(out)
 
 
-def encrypt_pdf(
-    data: bytes, *, user_password: str, owner_password: str = "owner"
-) -> bytes:
+def encrypt_pdf(data: bytes, *, user_password: str, owner_password: str = "owner") -> bytes:
     writer = PdfWriter(clone_from=io.BytesIO(data))
     writer.encrypt(user_password=user_password, owner_password=owner_password)
     out = io.BytesIO()
@@ -127,13 +121,9 @@ HTML_PAGE = b"""<!DOCTYPE html>
 
 
 def test_pdf_text_is_recovered_page_by_page() -> None:
-    data = build_pdf(
-        [["Hello PDF world.", "Second line (with parens)."], ["Page two."]]
-    )
+    data = build_pdf([["Hello PDF world.", "Second line (with parens)."], ["Page two."]])
     result = extract_text(data, filename="report.pdf")
-    assert result == Extracted(
-        text="Hello PDF world.\nSecond line (with parens).\n\nPage two.", format="pdf"
-    )
+    assert result == Extracted(text="Hello PDF world.\nSecond line (with parens).\n\nPage two.", format="pdf")
 
 
 def test_extract_pdf_joins_pages_with_blank_line() -> None:
@@ -241,9 +231,7 @@ def test_docx_over_total_uncompressed_limit_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(extraction, "MAX_DOCX_UNCOMPRESSED_BYTES", 10_000)
-    data = build_zip(
-        {"word/document.xml": b"<w:document/>", "word/media/x.bin": os.urandom(20_000)}
-    )
+    data = build_zip({"word/document.xml": b"<w:document/>", "word/media/x.bin": os.urandom(20_000)})
     with pytest.raises(ExtractionError, match="possible zip bomb"):
         extract_docx(data)
 
@@ -311,8 +299,7 @@ def test_markdown_with_a_little_inline_html_stays_markdown() -> None:
 
 def test_html_declared_charset_is_honoured() -> None:
     data = (
-        b'<html><head><meta charset="windows-1252"></head>'
-        b"<body><p>caf\xe9 \x93quoted\x94</p></body></html>"
+        b'<html><head><meta charset="windows-1252"></head><body><p>caf\xe9 \x93quoted\x94</p></body></html>'
     )
     assert extract_text(data).text == "café “quoted”"
 
@@ -323,13 +310,7 @@ def test_html_with_only_scripts_has_no_extractable_text() -> None:
 
 
 def test_deeply_nested_html_does_not_crash() -> None:
-    data = (
-        b"<html><body>"
-        + b"<div>" * 5000
-        + b"deep"
-        + b"</div>" * 5000
-        + b"</body></html>"
-    )
+    data = b"<html><body>" + b"<div>" * 5000 + b"deep" + b"</div>" * 5000 + b"</body></html>"
     try:
         result = extract_text(data)
     except ExtractionError:
@@ -343,9 +324,7 @@ def test_deeply_nested_html_does_not_crash() -> None:
 def test_markdown_is_kept_as_written() -> None:
     data = b"# Heading\n\nSome *emphasis* and `code`.\n"
     result = extract_text(data, filename="notes.md")
-    assert result == Extracted(
-        text="# Heading\n\nSome *emphasis* and `code`.", format="md"
-    )
+    assert result == Extracted(text="# Heading\n\nSome *emphasis* and `code`.", format="md")
 
 
 def test_markdown_long_extension_is_markdown() -> None:
@@ -368,10 +347,7 @@ def test_utf16_text_with_bom(codec: str) -> None:
 
 def test_latin1_text_falls_back_to_cp1252() -> None:
     data = "Café crème brûlée, naïve façade.".encode("latin-1")
-    assert (
-        extract_text(data, filename="old.txt").text
-        == "Café crème brûlée, naïve façade."
-    )
+    assert extract_text(data, filename="old.txt").text == "Café crème brûlée, naïve façade."
 
 
 def test_cp1252_smart_quotes() -> None:

@@ -12,17 +12,13 @@ from hypothesis import strategies as st
 from documents.chunking import ChunkSpan, chunk_text, split_sentences
 from documents.extraction import FORMATS, ExtractionError, extract_text, normalise
 
-FUZZ = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text rich in the characters the splitter and normaliser care about.
 prose = st.lists(
     st.one_of(
         st.sampled_from(list("abcXYZ019 .!?…\"'“”()-*•#\n\t\r。")),
-        st.sampled_from(
-            ["e.g.", "Dr.", " et al. ", "3.14", "No. 5", "\n\n", "\u00a0", "word "]
-        ),
+        st.sampled_from(["e.g.", "Dr.", " et al. ", "3.14", "No. 5", "\n\n", "\u00a0", "word "]),
         st.characters(codec="utf-8"),
     ),
     max_size=400,
@@ -63,9 +59,7 @@ def _check_extraction(data: bytes, filename: str) -> None:
 
 @FUZZ
 @given(data=st.binary(max_size=4096), prefix=prefixes, filename=filenames)
-def test_random_bytes_only_ever_raise_extraction_error(
-    data: bytes, prefix: bytes, filename: str
-) -> None:
+def test_random_bytes_only_ever_raise_extraction_error(data: bytes, prefix: bytes, filename: str) -> None:
     _check_extraction(prefix + data, filename)
 
 
@@ -75,9 +69,7 @@ def test_random_bytes_only_ever_raise_extraction_error(
     encoding=st.sampled_from(["utf-8", "utf-16", "utf-8-sig"]),
     filename=filenames,
 )
-def test_random_text_only_ever_raises_extraction_error(
-    text: str, encoding: str, filename: str
-) -> None:
+def test_random_text_only_ever_raises_extraction_error(text: str, encoding: str, filename: str) -> None:
     _check_extraction(text.encode(encoding, errors="surrogatepass"), filename)
 
 

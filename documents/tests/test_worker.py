@@ -28,7 +28,9 @@ def test_a_real_worker_ingests_an_upload_and_answers_a_question(tmp_path: Path, 
     )
     with celery_worker(tmp_path, extra_env={"DOCENT_LLM_PROVIDER": "offline"}) as proc:
         upload = SimpleUploadedFile("glaciers.md", text, content_type="text/markdown")
-        response = client.post("/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart")
+        response = client.post(
+            "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
+        )
         assert response.status_code == 201
         doc_id = response.json()["id"]
 
@@ -42,7 +44,9 @@ def test_a_real_worker_ingests_an_upload_and_answers_a_question(tmp_path: Path, 
         assert Chunk.objects.filter(document=doc).count() == doc.chunk_count > 0
 
         run = client.post(
-            "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "What are moraines?"}, format="json"
+            "/api/v1/runs/",
+            {"project": str(project.pk), "kind": "ask", "question": "What are moraines?"},
+            format="json",
         ).json()
         wait_for(
             lambda: AgentRun.objects.get(pk=run["id"]).finished, timeout=120, log=tmp_path / "worker.log"
