@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -66,6 +66,9 @@ class RunIn(serializers.Serializer):
     question = serializers.CharField(required=False, allow_blank=True, max_length=services.QUESTION_MAX)
     document = serializers.UUIDField(required=False, allow_null=True)
     parent = serializers.UUIDField(required=False, allow_null=True)
+    allow_offline = serializers.BooleanField(
+        required=False, default=False, help_text="Use the offline provider when the Gemini token budget is spent."
+    )
 
 
 class RunFilter(django_filters.FilterSet):
@@ -99,7 +102,7 @@ class RunViewSet(
     def get_object(self) -> AgentRun:
         return selectors.run_for(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(request=RunIn, responses={201: RunOut})
+    @extend_schema(request=RunIn, responses={201: RunOut, 429: OpenApiResponse(description="Token budget spent")})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = RunIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -109,12 +112,20 @@ class RunViewSet(
         if v.get("document"):
             document = document_selectors.document_for(request.user, v["document"])
         parent = selectors.run_for(request.user, v["parent"]) if v.get("parent") else None
-        run = services.run_create(
-            user=request.user,
-            project=project,
-            kind=v["kind"],
-            question=v.get("question", ""),
-            document=document,
-            parent=parent,
-        )
+        try:
+            run = services.run_create(
+                user=request.user,
+                project=project,
+                kind=v["kind"],
+                question=v.get("question", ""),
+                document=document,
+                parent=parent,
+                allow_offline=v["allow_offline"],
+            )
+        except services.TokenBudgetExceeded as exc:
+            return Response(
+                {"detail": str(exc), "limit": "gemini_tokens_per_month"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         return Response(RunOut(run).data, status=status.HTTP_201_CREATED)

@@ -43,6 +43,8 @@ class AgentRun(models.Model):
     answer = models.TextField(blank=True, default="")
     output = models.JSONField(default=dict, blank=True)
     citations = models.JSONField(default=list, blank=True)
+    # Empty: the configured provider. "offline" when the user chose it over a spent budget.
+    requested_provider = models.CharField(max_length=30, blank=True, default="")
     provider = models.CharField(max_length=30, blank=True, default="")
     model = models.CharField(max_length=100, blank=True, default="")
     degraded = models.BooleanField(default=False)

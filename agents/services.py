@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from agents.models import AgentRun, RunKind, RunStatus
-from agents.providers import ProviderError, run_with_breaker
+from agents.providers import ProviderError, resolve_provider_name, run_with_breaker
 from agents.providers.base import Citation, Passage, ProviderResult
 from documents import embedder, search
 from documents.models import Chunk, Document, DocumentStatus
@@ -29,6 +29,44 @@ PROJECT_SUMMARY_PASSAGES = 400
 HISTORY_TURNS = 5
 
 
+class TokenBudgetExceeded(Exception):
+    """The user's monthly Gemini token budget is spent."""
+
+    def __init__(self, *, used: int, budget: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"Your monthly budget of {budget:,} Gemini tokens is used up ({used:,} used). "
+            "It renews at the start of next month; send allow_offline=true to use the offline provider now."
+        )
+        self.used, self.budget, self.retry_after_s = used, budget, retry_after_s
+
+
+def _month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def gemini_tokens_used_this_month(*, user: Any) -> int:
+    """Input + output tokens of the user's runs answered by Gemini since the month began."""
+    totals = AgentRun.objects.filter(
+        created_by=user, provider="gemini", created_at__gte=_month_start(timezone.now())
+    ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))
+    return int(totals["total"] or 0)
+
+
+def _check_budget(user: Any, allow_offline: bool) -> str:
+    """The provider to request for a new run: '' (configured) or 'offline' over budget."""
+    if resolve_provider_name() != "gemini":
+        return ""
+    budget = settings.TOKEN_BUDGETS.get(getattr(user, "tier", "free"), settings.TOKEN_BUDGETS["free"])
+    used = gemini_tokens_used_this_month(user=user)
+    if used < budget:
+        return ""
+    if allow_offline:
+        return "offline"
+    now = timezone.now()
+    next_month = (_month_start(now) + timedelta(days=32)).replace(day=1)
+    raise TokenBudgetExceeded(used=used, budget=budget, retry_after_s=int((next_month - now).total_seconds()))
+
+
 def run_create(
     *,
     user: Any,
@@ -37,6 +75,7 @@ def run_create(
     question: str = "",
     document: Document | None = None,
     parent: AgentRun | None = None,
+    allow_offline: bool = False,
 ) -> AgentRun:
     """Queue an agent run; viewers may ask, the worker picks it up after commit."""
     require(user, project, Role.VIEWER)
@@ -56,6 +95,7 @@ def run_create(
         raise ValidationError({"document": "The document is not ready yet."})
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError({"parent": "The earlier run is not in this project."})
+    requested_provider = _check_budget(user, allow_offline)
     run = AgentRun.objects.create(
         project=project,
         kind=kind,
@@ -63,6 +103,7 @@ def run_create(
         document=document,
         parent=parent,
         created_by=user,
+        requested_provider=requested_provider,
     )
     log.info("run queued", extra={"run_id": str(run.pk), "kind": kind, "status": "queued"})
     return run
@@ -196,13 +237,14 @@ def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], i
 
 
 def _call(run: AgentRun, passages: list[Passage]) -> tuple[ProviderResult, bool, str]:
+    options: dict[str, Any] = {"encode": embedder.encode, "provider": run.requested_provider or None}
     if run.kind == RunKind.ASK:
         history = _history(run)
-        return run_with_breaker(lambda p: p.ask(run.question, passages, history), encode=embedder.encode)
+        return run_with_breaker(lambda p: p.ask(run.question, passages, history), **options)
     title = run.document.title if run.document else run.project.title
     if run.kind == RunKind.SUMMARIZE:
-        return run_with_breaker(lambda p: p.summarize(title, passages), encode=embedder.encode)
-    return run_with_breaker(lambda p: p.extract(title, passages), encode=embedder.encode)
+        return run_with_breaker(lambda p: p.summarize(title, passages), **options)
+    return run_with_breaker(lambda p: p.extract(title, passages), **options)
 
 
 def run_execute(*, run_id: Any) -> str:

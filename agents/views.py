@@ -70,6 +70,9 @@ def create(request: HttpRequest) -> HttpResponse:
         for message in exc.messages:
             messages.error(request, message)
         return _back(request, fallback)
+    except services.TokenBudgetExceeded as exc:
+        messages.error(request, str(exc))
+        return _back(request, fallback)
     return redirect("agents:detail", pk=run.pk)
 
 

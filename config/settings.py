@@ -423,6 +423,11 @@ BREAKER_FAILURE_THRESHOLD = env_int("DOCENT_BREAKER_FAILURES", 5, minimum=1)
 BREAKER_WINDOW_S = env_int("DOCENT_BREAKER_WINDOW_S", 60, minimum=1)
 BREAKER_COOLDOWN_S = env_int("DOCENT_BREAKER_COOLDOWN_S", 30, minimum=1)
 BREAKER_FALLBACK = env_bool("DOCENT_BREAKER_FALLBACK", True)
+# Gemini tokens (input + output) a user may spend per calendar month, by tier.
+TOKEN_BUDGETS = {
+    "free": env_int("DOCENT_TOKEN_BUDGET_FREE", 200_000, minimum=0),
+    "pro": env_int("DOCENT_TOKEN_BUDGET_PRO", 5_000_000, minimum=0),
+}
 AGENT_CONTEXT_CHUNKS = env_int("DOCENT_AGENT_CONTEXT_CHUNKS", 8, minimum=1)
 
 

@@ -90,7 +90,7 @@ def provider_breaker(name: str):  # -> agents.breaker.CircuitBreaker
 
 
 def run_with_breaker(
-    kind_call: Callable[[Provider], ProviderResult], *, encode: Encoder
+    kind_call: Callable[[Provider], ProviderResult], *, encode: Encoder, provider: str | None = None
 ) -> tuple[ProviderResult, bool, str]:
     """Run `kind_call` on the configured provider; returns (result, degraded, reason).
 
@@ -100,7 +100,7 @@ def run_with_breaker(
     with a reason a person can read. With the fallback off the error propagates
     (CircuitOpenError when the circuit is open).
     """
-    primary = get_provider(encode=encode)
+    primary = get_provider(provider, encode=encode)
     if primary.name == "offline":
         return kind_call(primary), False, ""
 
