@@ -1,0 +1,118 @@
+"""Staff admin for agent runs: inspect results, re-run the failed ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+
+from agents import services
+from agents.models import AgentRun, RunStatus
+
+
+@admin.register(AgentRun)
+class AgentRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "project",
+        "status",
+        "provider",
+        "degraded",
+        "latency_ms",
+        "created_at",
+    )
+    list_filter = ("kind", "status", "provider", "degraded")
+    search_fields = ("question", "answer")
+    list_select_related = ("project",)
+    date_hierarchy = "created_at"
+    actions = ("rerun_failed",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "kind",
+                    "project",
+                    "document",
+                    "parent",
+                    "created_by",
+                    "question",
+                )
+            },
+        ),
+        ("Result", {"fields": ("status", "answer", "citations", "output", "error")}),
+        (
+            "Provider",
+            {
+                "fields": (
+                    "provider",
+                    "model",
+                    "degraded",
+                    "degraded_reason",
+                    "input_tokens",
+                    "output_tokens",
+                    "latency_ms",
+                    "attempts",
+                )
+            },
+        ),
+        (
+            "History",
+            {
+                "fields": (
+                    "created_at",
+                    "updated_at",
+                    "status_changed_at",
+                    "finished_at",
+                )
+            },
+        ),
+    )
+    # A run is a record of what happened: nothing on it is edited by hand.
+    readonly_fields = (
+        "id",
+        "kind",
+        "project",
+        "document",
+        "parent",
+        "created_by",
+        "question",
+        "status",
+        "answer",
+        "citations",
+        "output",
+        "error",
+        "provider",
+        "model",
+        "degraded",
+        "degraded_reason",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "status_changed_at",
+        "finished_at",
+    )
+
+    def has_add_permission(self, request: Any) -> bool:
+        # Runs are created by people asking, through the pages and the API.
+        return False
+
+    @admin.action(description="Re-run selected failed runs", permissions=["change"])
+    def rerun_failed(self, request: Any, queryset: QuerySet[AgentRun]) -> None:
+        requeued = skipped = 0
+        for run in queryset:
+            if run.status != RunStatus.FAILED:
+                skipped += 1
+                continue
+            services.run_retry(run=run)
+            requeued += 1
+        message = f"Re-queued {requeued} failed run{'s' if requeued != 1 else ''}."
+        if skipped:
+            message += f" Skipped {skipped} that had not failed."
+        self.message_user(request, message, messages.SUCCESS if requeued else messages.WARNING)

@@ -1,0 +1,200 @@
+"""Staff admin for documents (re-index through the services) and their chunks (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils.text import Truncator
+
+from documents import services
+from documents.models import Chunk, Document
+
+TEXT_PREVIEW_CHARS = 2000
+EXCERPT_CHARS = 80
+
+
+def _preview(text: str, limit: int = TEXT_PREVIEW_CHARS) -> str:
+    if not text:
+        return "—"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters in all)"
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "project",
+        "status",
+        "format",
+        "chunk_count",
+        "external_id",
+        "created_at",
+    )
+    list_filter = ("status", "format", "project")
+    search_fields = ("title", "external_id")
+    list_select_related = ("project",)
+    date_hierarchy = "created_at"
+    actions = ("reindex_documents",)
+    fieldsets = (
+        (
+            None,
+            {"fields": ("id", "project", "title", "external_id", "source", "metadata")},
+        ),
+        (
+            "Content",
+            {
+                "fields": (
+                    "file",
+                    "original_filename",
+                    "content_type",
+                    "format",
+                    "size_bytes",
+                    "pasted_text_preview",
+                    "text_preview",
+                )
+            },
+        ),
+        (
+            "Processing",
+            {
+                "fields": (
+                    "status",
+                    "error",
+                    "attempts",
+                    "chunk_count",
+                    "content_hash",
+                    "indexed_hash",
+                    "status_changed_at",
+                )
+            },
+        ),
+        ("History", {"fields": ("uploaded_by", "created_at", "updated_at")}),
+    )
+    # Everything the pipeline computes is read-only; moving a document between
+    # projects would strand its chunks, so the project is too.
+    readonly_fields = (
+        "id",
+        "project",
+        "file",
+        "original_filename",
+        "content_type",
+        "format",
+        "size_bytes",
+        "pasted_text_preview",
+        "text_preview",
+        "status",
+        "error",
+        "attempts",
+        "chunk_count",
+        "content_hash",
+        "indexed_hash",
+        "status_changed_at",
+        "uploaded_by",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: Any) -> QuerySet[Document]:
+        # The full texts can be megabytes; only the change page reads them.
+        # (No select_related here: it would switch off list_select_related.)
+        qs = super().get_queryset(request)
+        match = request.resolver_match
+        if match and (match.url_name or "").endswith("_changelist"):
+            qs = qs.defer("text", "pasted_text")
+        return qs
+
+    def has_add_permission(self, request: Any) -> bool:
+        # Documents come in through uploads, the API and import_documents, which hash and enqueue.
+        return False
+
+    @admin.display(description="extracted text")
+    def text_preview(self, obj: Document) -> str:
+        return _preview(obj.text)
+
+    @admin.display(description="pasted text")
+    def pasted_text_preview(self, obj: Document) -> str:
+        return _preview(obj.pasted_text)
+
+    @admin.action(description="Re-index selected documents", permissions=["change"])
+    def reindex_documents(self, request: Any, queryset: QuerySet[Document]) -> None:
+        count = 0
+        for doc in queryset.defer("text", "pasted_text"):
+            services.document_requeue(document=doc, force=True)
+            count += 1
+        self.message_user(
+            request,
+            f"Queued {count} document{'s' if count != 1 else ''} for re-indexing.",
+            messages.SUCCESS,
+        )
+
+    def get_deleted_objects(self, objs: Any, request: Any) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Chunks are read-only on their own but go with their document.
+        perms_needed.discard(Chunk._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: Any, obj: Document) -> None:
+        services.document_purge(document=obj)
+
+    def delete_queryset(self, request: Any, queryset: QuerySet[Document]) -> None:
+        for doc in queryset.defer("text", "pasted_text"):
+            services.document_purge(document=doc)
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    list_display = (
+        "document",
+        "index",
+        "start",
+        "end",
+        "token_count",
+        "vector",
+        "excerpt",
+    )
+    list_filter = ("project",)
+    search_fields = ("text",)
+    list_select_related = ("document", "project")
+    # `embedding` (raw float32 bytes) is never shown; `vector` names its size instead.
+    fields = (
+        "document",
+        "project",
+        "index",
+        "start",
+        "end",
+        "token_count",
+        "vector",
+        "text",
+    )
+    readonly_fields = fields
+    exclude = ("embedding",)
+
+    def get_queryset(self, request: Any) -> QuerySet[Chunk]:
+        return (
+            super()
+            .get_queryset(request)
+            .defer("embedding", "document__text", "document__pasted_text")
+            .select_related("document", "project")
+        )
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        # Chunks belong to their document's ingest; re-index the document instead.
+        return False
+
+    @admin.display(description="embedding", ordering="dim")
+    def vector(self, obj: Chunk) -> str:
+        return f"{obj.dim} floats" if obj.dim else "—"
+
+    @admin.display(description="text")
+    def excerpt(self, obj: Chunk) -> str:
+        return Truncator(" ".join(obj.text.split())).chars(EXCERPT_CHARS)

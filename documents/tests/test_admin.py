@@ -1,0 +1,191 @@
+"""The staff admin for documents and chunks: read-only pipeline data, re-index through the services."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from documents import services
+from documents.models import Chunk, Document, DocumentStatus
+from documents.tests.factories import DocumentFactory
+
+pytestmark = pytest.mark.django_db
+
+# Recognisable bytes standing in for an embedding: they must never reach a page.
+SECRET_VECTOR = b"EMBEDDING-BYTES-MUST-NOT-SHOW!!!" * 48  # 1,536 bytes = 384 float32
+
+
+def _chunk(document: Document, index: int = 0, text: str = "Coral reefs bleach in warm water.") -> Chunk:
+    return Chunk.objects.create(
+        document=document,
+        project=document.project,
+        index=index,
+        text=text,
+        start=0,
+        end=len(text),
+        token_count=7,
+        embedding=SECRET_VECTOR,
+        dim=384,
+    )
+
+
+@pytest.fixture
+def ready_document(user: Any, project: Any, django_capture_on_commit_callbacks: Any) -> Document:
+    """A document really ingested (tasks run eagerly once the creating transaction commits)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        doc = services.document_create_from_text(
+            user=user,
+            project=project,
+            title="Coral reefs",
+            text="Rising sea temperatures bleach coral reefs. Bleached corals can recover.",
+            external_id="reef-1",
+        )
+    doc.refresh_from_db()
+    assert doc.status == DocumentStatus.READY
+    return doc
+
+
+def test_document_pages_render_for_a_superuser(admin_client: Any, project: Any) -> None:
+    doc = DocumentFactory(project=project, title="Field notes", external_id="notes-7", text="x" * 5000)
+
+    changelist = admin_client.get(
+        reverse("admin:documents_document_changelist"),
+        {
+            "status__exact": "pending",
+            "format__exact": "txt",
+            "project__id__exact": str(project.pk),
+            "q": "notes-7",
+        },
+    )
+    change = admin_client.get(reverse("admin:documents_document_change", args=[doc.pk]))
+
+    assert changelist.status_code == 200
+    assert b"Field notes" in changelist.content
+    assert change.status_code == 200
+    assert b"5,000 characters in all" in change.content  # long text is shown truncated
+    for computed in (
+        b'name="content_hash"',
+        b'name="chunk_count"',
+        b'name="error"',
+        b'name="status"',
+    ):
+        assert computed not in change.content  # read-only, not form inputs
+    assert b'name="title"' in change.content
+
+
+def test_documents_are_not_added_through_the_admin(admin_client: Any) -> None:
+    assert admin_client.get(reverse("admin:documents_document_add")).status_code == 403
+
+
+def test_document_changelist_queries_do_not_grow_with_documents(admin_client: Any, project: Any) -> None:
+    url = reverse("admin:documents_document_changelist")
+    DocumentFactory.create_batch(2, project=project)
+    admin_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    DocumentFactory.create_batch(10)  # in other projects too
+    with CaptureQueriesContext(connection) as many:
+        assert admin_client.get(url).status_code == 200
+    # The project filter lists the new projects in one query; rows add none.
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_chunk_pages_render_without_the_embedding_bytes(admin_client: Any, project: Any) -> None:
+    chunk = _chunk(DocumentFactory(project=project, title="Reef survey"))
+
+    changelist = admin_client.get(
+        reverse("admin:documents_chunk_changelist"),
+        {"project__id__exact": str(project.pk), "q": "coral"},
+    )
+    change = admin_client.get(reverse("admin:documents_chunk_change", args=[chunk.pk]))
+
+    assert changelist.status_code == 200
+    assert change.status_code == 200
+    assert b"Reef survey" in changelist.content
+    assert b"Coral reefs bleach in warm water." in change.content
+    for page in (changelist, change):
+        assert b"384 floats" in page.content
+        assert b"EMBEDDING-BYTES" not in page.content
+        assert SECRET_VECTOR[:24].hex().encode() not in page.content
+        assert base64.b64encode(SECRET_VECTOR)[:24] not in page.content
+
+
+def test_chunks_are_read_only(admin_client: Any, project: Any) -> None:
+    chunk = _chunk(DocumentFactory(project=project))
+
+    add = admin_client.get(reverse("admin:documents_chunk_add"))
+    change = admin_client.get(reverse("admin:documents_chunk_change", args=[chunk.pk]))
+    post = admin_client.post(reverse("admin:documents_chunk_change", args=[chunk.pk]), {"text": "edited"})
+
+    assert add.status_code == 403
+    assert b'name="text"' not in change.content
+    assert post.status_code == 403
+    chunk.refresh_from_db()
+    assert chunk.text == "Coral reefs bleach in warm water."
+
+
+def test_chunk_changelist_queries_do_not_grow_with_chunks(admin_client: Any, project: Any) -> None:
+    url = reverse("admin:documents_chunk_changelist")
+    doc = DocumentFactory(project=project)
+    _chunk(doc, 0)
+    admin_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    for i in range(1, 11):
+        _chunk(DocumentFactory(project=project), i)
+    with CaptureQueriesContext(connection) as many:
+        assert admin_client.get(url).status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_reindex_action_puts_documents_back_to_pending_and_ingests_them_again(
+    admin_client: Any, ready_document: Document, django_capture_on_commit_callbacks: Any
+) -> None:
+    attempts = ready_document.attempts
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            reverse("admin:documents_document_changelist"),
+            {
+                "action": "reindex_documents",
+                "_selected_action": [str(ready_document.pk)],
+            },
+        )
+        ready_document.refresh_from_db()
+        assert ready_document.status == DocumentStatus.PENDING
+        assert ready_document.indexed_hash == ""  # forced: embed again even though unchanged
+
+    assert response.status_code == 302
+    assert len(callbacks) == 1  # the ingest job, enqueued on commit
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Queued 1 document for re-indexing."]
+
+    callbacks[0]()  # the commit happens: the eager task ingests inline
+    ready_document.refresh_from_db()
+    assert ready_document.status == DocumentStatus.READY
+    assert ready_document.attempts == attempts + 1
+    assert ready_document.chunks.count() == ready_document.chunk_count > 0
+
+
+def test_deleting_a_document_in_the_admin_drops_it_from_the_search_index(
+    admin_client: Any, ready_document: Document
+) -> None:
+    project = ready_document.project
+    project.refresh_from_db()
+    version = project.index_version
+
+    response = admin_client.post(
+        reverse("admin:documents_document_delete", args=[ready_document.pk]),
+        {"post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert not Document.objects.filter(pk=ready_document.pk).exists()
+    assert not Chunk.objects.filter(document_id=ready_document.pk).exists()
+    project.refresh_from_db()
+    assert project.index_version > version
