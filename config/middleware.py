@@ -1,5 +1,6 @@
-"""Cross-cutting middleware: a Permissions-Policy header (Django has no
-setting for it) and a clean 503 when the database or cache is down."""
+"""Cross-cutting middleware: the Permissions-Policy and X-XSS-Protection
+headers (Django has no setting for either) and a clean 503 when the database
+or cache is down."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class PermissionsPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        # "0" turns off the legacy XSS auditor of old browsers: its filtering could be
+        # abused to blank out or leak parts of a page; the CSP is the defence instead.
+        response.setdefault("X-XSS-Protection", "0")
         return response
 
 
@@ -32,6 +36,13 @@ def _service_errors() -> tuple[type[BaseException], ...]:
 
         errors += [RedisConnectionError, RedisTimeoutError]
     except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    try:
+        # django-redis wraps the connection errors above in its own exception.
+        from django_redis.exceptions import ConnectionInterrupted
+
+        errors.append(ConnectionInterrupted)
+    except ImportError:  # pragma: no cover - django-redis is a dependency
         pass
     return tuple(errors)
 

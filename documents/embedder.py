@@ -44,8 +44,12 @@ def get_model() -> SentenceTransformer:
                 # Never reach for a model hub: everything is on disk.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
                 from sentence_transformers import SentenceTransformer
 
+                # Each web/worker process encodes on its own thread budget; more
+                # threads than cores across processes makes every one slower.
+                torch.set_num_threads(settings.EMBEDDING_THREADS)
                 path = model_path()
                 log.info("loading embedding model", extra={"model": path})
                 _model = SentenceTransformer(path, device="cpu", local_files_only=True)

@@ -187,16 +187,9 @@ def document_requeue(*, document: Document, force: bool = False) -> Document:
 
 
 def document_delete(*, user: Any, document: Document) -> None:
-    """Delete a document, its chunks and its file."""
+    """Delete a document, its chunks and its file (editors and owners)."""
     require(user, document.project, Role.EDITOR)
-    project_id = document.project_id
-    file_name = document.file.name if document.file else ""
-    with transaction.atomic():
-        document.delete()
-        project_touch_index(project_id=project_id)
-    if file_name:
-        storage = Document._meta.get_field("file").storage
-        transaction.on_commit(lambda: storage.delete(file_name))
+    document_purge(document=document)
 
 
 def _claim(document_id: Any) -> int | None:
@@ -497,7 +490,7 @@ def documents_import(
 
 
 def document_purge(*, document: Document) -> None:
-    """Delete a document, its chunks and its file with no permission check (staff admin)."""
+    """Delete a document, its chunks and its file; callers check permission (staff admin, document_delete)."""
     document_id, project_id = document.pk, document.project_id
     file_name = document.file.name if document.file else ""
     with transaction.atomic():
