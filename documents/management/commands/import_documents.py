@@ -20,20 +20,17 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count
 from django.db.models.signals import post_save
 from django.http import Http404
 from tqdm import tqdm
 
 from documents import importing, services, signals
+from documents.management.progress import POLL_BATCH, wait_until_finished
 from documents.models import Document, DocumentStatus
 from projects.access import require
 from projects.models import Membership, Project, Role
 
 ENQUEUE_UID = "documents.enqueue_ingest"  # the receiver in documents/signals.py
-POLL_INTERVAL_S = 1.0
-# Ids per status query while waiting (stays under every database's parameter limit).
-POLL_BATCH = 500
 SHOW_FAILURES = 20
 
 
@@ -98,7 +95,7 @@ class Command(BaseCommand):
             timed_out = False
             # After --sync every document is already finished: the "wait" only counts them.
             if (options["wait"] or sync) and report.document_ids:
-                counts, timed_out = self._wait(report.document_ids, options["timeout"], quiet=quiet)
+                counts, timed_out = wait_until_finished(report.document_ids, options["timeout"], quiet=quiet)
             elapsed = time.monotonic() - started
         finally:
             if restore is not None:
@@ -176,37 +173,6 @@ class Command(BaseCommand):
                 user=user, project=project, paths=paths, progress=progress, sync=sync
             )
 
-    def _wait(self, ids: list[str], timeout: float, *, quiet: bool) -> tuple[Counter[str], bool]:
-        """Poll until every document is ready or failed; returns the status counts and whether time ran out."""
-        deadline = time.monotonic() + timeout
-        counts: Counter[str] = Counter()
-        with tqdm(
-            total=len(ids),
-            desc="ingest",
-            unit="doc",
-            disable=quiet,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        ) as bar:
-            try:
-                while True:
-                    counts = _status_counts(ids)
-                    done = len(ids) - counts[DocumentStatus.PENDING] - counts[DocumentStatus.PROCESSING]
-                    bar.set_postfix(
-                        ready=counts[DocumentStatus.READY],
-                        failed=counts[DocumentStatus.FAILED],
-                        refresh=False,
-                    )
-                    bar.update(done - bar.n)
-                    if done >= len(ids):
-                        return counts, False
-                    if time.monotonic() >= deadline:
-                        return counts, True
-                    time.sleep(POLL_INTERVAL_S)
-            except KeyboardInterrupt:
-                self.stderr.write("Stopped waiting; the worker carries on with the rest.")
-                return counts, False
-
     # --- output --------------------------------------------------------------
 
     def _report_failures(self, report: importing.ImportReport) -> None:
@@ -249,20 +215,6 @@ class Command(BaseCommand):
             self.stderr.write(f"  failed to ingest: {title}: {error}")
         if ready == created and created:
             self.stdout.write(self.style.SUCCESS("All imported documents are ready."))
-
-
-def _status_counts(ids: list[str]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for i in range(0, len(ids), POLL_BATCH):
-        rows = (
-            Document.objects.filter(pk__in=ids[i : i + POLL_BATCH])
-            .order_by()
-            .values("status")
-            .annotate(n=Count("pk"))
-        )
-        for row in rows:
-            counts[row["status"]] += row["n"]
-    return counts
 
 
 def _ingest_failures(ids: list[str], limit: int) -> list[tuple[str, str]]:
