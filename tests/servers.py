@@ -61,13 +61,18 @@ def web_server(env: dict[str, str], log_path: Path, *, workers: int = 1) -> Iter
                 time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """Ask a child process to stop; kill it if it does not within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def call(

@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from tests.servers import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,12 +110,7 @@ def celery_worker(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         app.conf.task_always_eager, app.conf.broker_transport_options = saved
         _reset_connections(app)
