@@ -5,13 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import (
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+    TokenVerifySerializer,
+)
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+from rest_framework_simplejwt.tokens import UntypedToken
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
     TokenObtainPairView,
@@ -19,7 +29,7 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
-from accounts import services
+from accounts import limits, services
 
 User = get_user_model()
 
@@ -37,21 +47,106 @@ class RegisterIn(serializers.Serializer):
     name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
 
+class RegisteredOut(serializers.Serializer):
+    email = serializers.EmailField()
+    detail = serializers.CharField()
+
+
+REGISTERED = (
+    "A message was sent to this address. If it was new to Docent, the account is ready: "
+    "get a token at /api/v1/auth/token."
+)
+
+
 class UserPatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     password = serializers.CharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
 
 
 class RegisterView(APIView):
+    """202 with one body for a new and a taken address alike: sign-up tells no one who has an account."""
+
     permission_classes = [permissions.AllowAny]
     authentication_classes: list[Any] = []
 
-    @extend_schema(request=RegisterIn, responses={201: UserOut}, tags=["auth"])
+    @extend_schema(request=RegisterIn, responses={202: RegisteredOut}, tags=["auth"])
     def post(self, request: Request) -> Response:
+        refusal = limits.hit(limits.SIGNUP_IP, request)
+        if refusal is not None:
+            raise limits.RateLimited(refusal)
         data = RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_register(**data.validated_data)
-        return Response(UserOut(user).data, status=status.HTTP_201_CREATED)
+        email = data.validated_data["email"].strip().lower()
+        services.user_register(**data.validated_data, base_url=request.build_absolute_uri("/"))
+        return Response({"email": email, "detail": REGISTERED}, status=status.HTTP_202_ACCEPTED)
+
+
+def _email_of(request: Request) -> str:
+    data = request.data
+    return limits.normalise_email(data.get("email") if isinstance(data, dict) else "")
+
+
+class TokenObtainIn(TokenObtainPairSerializer):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        # Accounts store their email in lower case, as the log-in page matches it.
+        attrs[self.username_field] = limits.normalise_email(attrs[self.username_field])
+        return super().validate(attrs)
+
+
+class TokenObtainView(TokenObtainPairView):
+    """A JWT pair for an email and password; attempts limited per IP and failures per address."""
+
+    serializer_class = TokenObtainIn
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        email = _email_of(request)
+        refusal = limits.signin_refusal(request, email)
+        if refusal is not None:
+            raise limits.RateLimited(refusal)
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            limits.signin_failed(request, email)
+            raise
+
+
+def _active_user_exists(user_id: Any) -> bool:
+    try:
+        return User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}, is_active=True).exists()
+    except (ValueError, TypeError, DjangoValidationError):
+        return False
+
+
+class TokenRefreshIn(TokenRefreshSerializer):
+    """simplejwt's refresh, with a 401 (not a crash) for a token whose user was deleted."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        token = self.token_class(attrs["refresh"])
+        if not _active_user_exists(token.payload.get(jwt_settings.USER_ID_CLAIM)):
+            raise exceptions.AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            )
+        return super().validate(attrs)
+
+
+class RefreshView(TokenRefreshView):
+    serializer_class = TokenRefreshIn
+
+
+class TokenVerifyIn(TokenVerifySerializer):
+    """A token is valid only while it is not blacklisted and its user exists and is active (else 401)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
+        token = UntypedToken(attrs["token"])
+        if BlacklistedToken.objects.filter(token__jti=token.get(jwt_settings.JTI_CLAIM)).exists():
+            raise TokenError("Token is blacklisted.")
+        if not _active_user_exists(token.get(jwt_settings.USER_ID_CLAIM)):
+            raise TokenError("Token is invalid: no active account.")
+        return {}
+
+
+class VerifyView(TokenVerifyView):
+    serializer_class = TokenVerifyIn
 
 
 class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -82,8 +177,8 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 auth_urls = [
     path("register", RegisterView.as_view(), name="auth-register"),
-    path("token", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
-    path("token/verify", TokenVerifyView.as_view(), name="token-verify"),
+    path("token", TokenObtainView.as_view(), name="token-obtain"),
+    path("token/refresh", RefreshView.as_view(), name="token-refresh"),
+    path("token/verify", VerifyView.as_view(), name="token-verify"),
     path("logout", TokenBlacklistView.as_view(), name="auth-logout"),
 ]

@@ -1,11 +1,11 @@
-"""Sign-up and log-in forms: the account itself is made by accounts.services."""
+"""Sign-up, log-in and password-reset forms: the account itself is made by accounts.services."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 
 class SignupForm(forms.Form):
@@ -55,3 +55,16 @@ class LoginForm(AuthenticationForm):
     def clean_username(self) -> str:
         # Accounts store their email in lower case.
         return self.cleaned_data["username"].strip().lower()
+
+
+class ResetRequestForm(PasswordResetForm):
+    """Django's reset request; the address is matched in lower case, as accounts store it."""
+
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip().lower()

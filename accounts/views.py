@@ -1,25 +1,27 @@
-"""Sign up, log in and log out pages."""
+"""Sign up, log in, log out and password-reset pages.
+
+None of them says whether an email address has an account: sign-up answers
+the same for a new and a taken address (the owner of a taken one is emailed),
+a failed log-in names no reason, and a reset request always ends on the same
+"check your inbox" page. Attempts are limited per IP and per address by the
+policy in accounts.limits.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
-from django_ratelimit.decorators import ratelimit
 
-from accounts import services
-from accounts.forms import LoginForm, SignupForm
-
-# Password guessing and sign-up floods from one address, per minute.
-AUTH_POST_RATE = "20/m"
-TOO_MANY = "Too many attempts from your network; wait a minute and try again."
+from accounts import limits, services
+from accounts.forms import LoginForm, ResetRequestForm, SignupForm
 
 
 def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
@@ -31,50 +33,65 @@ def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
         form.add_error(fields.get(field), errors)
 
 
+def signup_done_message(email: str) -> str:
+    return (
+        f"We have sent a message to {email}. If the address was new to Docent, "
+        "your account is ready: log in below."
+    )
+
+
+def _refused(response: HttpResponse, refusal: limits.Refusal) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(refusal.retry_after_s)
+    return response
+
+
 @sensitive_post_parameters("password", "confirm")
-@ratelimit(key="ip", rate=AUTH_POST_RATE, method="POST", block=False)
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
     form = SignupForm(request.POST or None)
-    status = 200
     if request.method == "POST":
-        if getattr(request, "limited", False):
-            form.add_error(None, TOO_MANY)
-            status = 429
-        elif form.is_valid():
+        refusal = limits.hit(limits.SIGNUP_IP, request)
+        if refusal is not None:
+            form = SignupForm(initial={"email": request.POST.get("email", "")})
+            messages.error(request, refusal.message)
+            return _refused(render(request, "accounts/signup.html", {"form": form}), refusal)
+        if form.is_valid():
+            email = form.cleaned_data["email"].strip().lower()
             try:
-                user = services.user_register(
-                    email=form.cleaned_data["email"],
+                services.user_register(
+                    email=email,
                     password=form.cleaned_data["password"],
+                    base_url=request.build_absolute_uri("/"),
                 )
             except ValidationError as exc:
                 _form_error_from_service(form, exc)
             else:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(request, "Welcome to Docent. Create a project to get started.")
-                return redirect("projects:list")
-        if status == 200:
-            status = 400 if form.errors else 200
+                # The same answer whether or not the address had an account.
+                messages.success(request, signup_done_message(email))
+                return redirect("accounts:login")
+    status = 400 if form.errors else 200
     return render(request, "accounts/signup.html", {"form": form}, status=status)
 
 
-@method_decorator(
-    ratelimit(key="ip", rate=AUTH_POST_RATE, method="POST", block=False),
-    name="dispatch",
-)
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if getattr(request, "limited", False):
-            # Not even checked: a limited request never reaches authenticate().
-            messages.error(request, TOO_MANY)
-            form = self.form_class(request, initial={"username": request.POST.get("username", "")})
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
+        email = request.POST.get("username", "")
+        refusal = limits.signin_refusal(request, email)
+        if refusal is not None:
+            # Not even checked: a refused attempt never reaches authenticate().
+            messages.error(request, refusal.message)
+            form = self.form_class(request, initial={"username": email})
+            return _refused(self.render_to_response(self.get_context_data(form=form)), refusal)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:  # the form came back: the credentials did not match
+            limits.signin_failed(request, email)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -84,3 +101,43 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         messages.info(request, "You are logged out.")
         return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Always ends on the same "check your inbox" page, whether or not the address has an account."""
+
+    form_class = ResetRequestForm
+    template_name = "accounts/password_reset_form.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        email = limits.normalise_email(request.POST.get("email", ""))
+        refusal = limits.hit(limits.RESET_IP, request)
+        if refusal is None and email:
+            refusal = limits.hit(limits.RESET_ACCOUNT, request, account=email)
+        if refusal is not None:
+            messages.error(request, refusal.message)
+            form = self.form_class(initial={"email": email})
+            return _refused(self.render_to_response(self.get_context_data(form=form)), refusal)
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+@method_decorator(sensitive_post_parameters("new_password1", "new_password2"), name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.user_tokens_revoke(user=form.user)
+        return response
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"

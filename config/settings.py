@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "corsheaders",
     "accounts",
     "projects",
     "documents",
@@ -123,7 +124,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Header middleware sits outside the rest, so every response carries the headers,
+    # including a 413, 429 or 503 made by a middleware further in.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.PermissionsPolicyMiddleware",
     "config.logging.RequestContextMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,9 +138,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "config.middleware.PermissionsPolicyMiddleware",
+    "config.uploads.BodySizeLimitMiddleware",
+    "accounts.limits.PageLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -261,6 +267,15 @@ MAX_UPLOAD_BYTES = DOCENT_MAX_UPLOAD_MB * 1024 * 1024
 # Bodies above this spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # non-file form/JSON bodies (pasted text)
+# The first handler stops an upload at MAX_UPLOAD_BYTES while it streams in.
+FILE_UPLOAD_HANDLERS = [
+    "config.uploads.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Extraction of PDF, DOCX and HTML runs in a child process with these limits (documents/sandbox.py).
+EXTRACT_TIMEOUT_S = env_float("DOCENT_EXTRACT_TIMEOUT_S", 120.0, minimum=1.0)
+EXTRACT_MEMORY_MB = env_int("DOCENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
 # --- security --------------------------------------------------------------
 
@@ -277,7 +292,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("DOCENT_HSTS_SECONDS", 31536000 if DEPLOYED else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-if env_bool("DOCENT_BEHIND_PROXY", False):
+BEHIND_PROXY = env_bool("DOCENT_BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
@@ -295,6 +311,48 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# CORS for the API only, from an allow-list (browsers elsewhere send no credentials: JWT in a header).
+CORS_ALLOWED_ORIGINS = env_list("DOCENT_CORS_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 3600
+
+# --- rate limits: requests per hour (the policy: accounts/limits.py) --------
+
+RATE_LIMITS: dict[str, object] = {
+    "api": {
+        "free": env_int("DOCENT_RATE_API_FREE", 100, minimum=1),
+        "pro": env_int("DOCENT_RATE_API_PRO", 1000, minimum=1),
+    },
+    "anon": env_int("DOCENT_RATE_ANON", 60, minimum=1),
+    "runs": {
+        "free": env_int("DOCENT_RATE_RUNS_FREE", 20, minimum=1),
+        "pro": env_int("DOCENT_RATE_RUNS_PRO", 200, minimum=1),
+    },
+    "uploads": {
+        "free": env_int("DOCENT_RATE_UPLOADS_FREE", 50, minimum=1),
+        "pro": env_int("DOCENT_RATE_UPLOADS_PRO", 500, minimum=1),
+    },
+    "signin_ip": env_int("DOCENT_RATE_SIGNIN_IP", 30, minimum=1),
+    "signin_account": env_int("DOCENT_RATE_SIGNIN_ACCOUNT", 10, minimum=1),
+    "signup_ip": env_int("DOCENT_RATE_SIGNUP_IP", 20, minimum=1),
+    "reset_ip": env_int("DOCENT_RATE_RESET_IP", 20, minimum=1),
+    "reset_account": env_int("DOCENT_RATE_RESET_ACCOUNT", 5, minimum=1),
+}
+
+# --- email (password reset, sign-up notices) --------------------------------
+
+_MAIL_BACKENDS = "django.core.mail.backends."
+EMAIL_BACKEND = env_str(
+    "DOCENT_EMAIL_BACKEND", _MAIL_BACKENDS + ("smtp.EmailBackend" if DEPLOYED else "console.EmailBackend")
+)
+DEFAULT_FROM_EMAIL = env_str("DOCENT_FROM_EMAIL", "Docent <docent@localhost>")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for one hour
 
 # --- REST API --------------------------------------------------------------
 
@@ -320,6 +378,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.limits.PolicyThrottle"],
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
@@ -345,6 +404,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Every operation also documents its error responses (config/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ProjectStatusEnum": "projects.models.ProjectStatus",
         "DocumentStatusEnum": "documents.models.DocumentStatus",

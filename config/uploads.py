@@ -2,23 +2,23 @@
 
 Two guards, both against settings.MAX_UPLOAD_BYTES:
 
-- `BodySizeLimitMiddleware` refuses a request whose Content-Length is above
-  the limit plus room for form fields, before a byte of the body is read
-  (Django reads no more than Content-Length, so the header cannot understate it);
-- `BoundedUploadHandler` (first in FILE_UPLOAD_HANDLERS) stops a multipart
-  upload as soon as one file passes the limit, so a request that fits the
-  first guard still never spools more than the limit to disk or memory.
-
-Both answer 413: JSON under /api/ (config.api_errors maps `UploadTooLarge`),
-a page with the message elsewhere.
+- `BodySizeLimitMiddleware` answers 413 to a request whose Content-Length is
+  above the limit plus room for form fields, before a byte of the body is read
+  (Django never reads past Content-Length, so the header cannot understate it);
+- `BoundedUploadHandler` (first in FILE_UPLOAD_HANDLERS) drops a file's bytes
+  as soon as they pass the limit, so nothing beyond it is kept in memory or on
+  disk. The view then gets an `OversizeUpload` that records the size only, and
+  refuses it with the usual field error ("The file is larger than the N MB limit").
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -27,11 +27,8 @@ from django.shortcuts import render
 FORM_ALLOWANCE_BYTES = 1024 * 1024
 
 
-class UploadTooLarge(Exception):
-    """A request body or uploaded file above the upload limit."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or too_large_message())
+def body_limit() -> int:
+    return int(settings.MAX_UPLOAD_BYTES) + FORM_ALLOWANCE_BYTES
 
 
 def too_large_message() -> str:
@@ -41,34 +38,39 @@ def too_large_message() -> str:
     )
 
 
-def body_limit() -> int:
-    return int(settings.MAX_UPLOAD_BYTES) + FORM_ALLOWANCE_BYTES
+class OversizeUpload(UploadedFile):
+    """Stands for a file that passed the limit: its size is known, its bytes were dropped."""
+
+    def __init__(self, name: str, content_type: str, size: int) -> None:
+        super().__init__(io.BytesIO(), name or "upload", content_type, size)
 
 
 class BoundedUploadHandler(FileUploadHandler):
-    """Counts each file's bytes as they arrive and stops at the limit."""
+    """Counts each file's bytes as they arrive and keeps none past the limit."""
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        self.received = 0
+        self.over_limit = False
 
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        self.received = start + len(raw_data)
-        if self.received > settings.MAX_UPLOAD_BYTES:
-            raise UploadTooLarge()
-        return raw_data
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        if start + len(raw_data) > settings.MAX_UPLOAD_BYTES:
+            self.over_limit = True
+        # None stops the chunk here: the handlers that store files never see it.
+        return None if self.over_limit else raw_data
 
-    def file_complete(self, file_size: int) -> None:
-        return None
+    def file_complete(self, file_size: int) -> UploadedFile | None:
+        if self.over_limit:
+            return OversizeUpload(self.file_name or "upload", self.content_type or "", file_size)
+        return None  # within the limit: the next handler returns the stored file
 
 
-def too_large_response(request: HttpRequest, message: str | None = None) -> HttpResponse:
-    message = message or too_large_message()
+def too_large_response(request: HttpRequest) -> HttpResponse:
+    message = too_large_message()
     if request.path.startswith("/api/"):
         response: HttpResponse = JsonResponse({"detail": message}, status=413)
     else:
         response = render(request, "413.html", {"message": message}, status=413)
-    # The rest of the body is not read: tell the client not to reuse the connection.
+    # The body is left unread: the connection cannot carry another request.
     response["Connection"] = "close"
     return response
 
@@ -81,7 +83,7 @@ def _declared_length(request: HttpRequest) -> int:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse oversize bodies up front; turn an oversize file in a page form into a 413 page."""
+    """Refuse a body above the upload limit before reading any of it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -89,15 +91,4 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _declared_length(request) > body_limit():
             return too_large_response(request)
-        if (
-            request.method == "POST"
-            and not request.path.startswith("/api/")
-            and request.content_type == "multipart/form-data"
-        ):
-            # Parse now, before CSRF reads the form, so an oversize file shows a page
-            # instead of escaping as an error. The API parses in DRF (config.api_errors).
-            try:
-                request.POST  # noqa: B018
-            except UploadTooLarge as exc:
-                return too_large_response(request, str(exc))
         return self.get_response(request)

@@ -23,3 +23,9 @@ urlpatterns = [
     path("runs/", include("agents.urls")),
     path("", include("projects.urls")),
 ]
+
+# JSON for /api/ paths, the site's pages elsewhere.
+handler400 = "config.api_errors.bad_request"
+handler403 = "config.api_errors.permission_denied"
+handler404 = "config.api_errors.not_found"
+handler500 = "config.api_errors.server_error"

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import chunking, embedder, extraction, importing
+from documents import chunking, embedder, extraction, importing, sandbox
 from documents.models import Chunk, Document, DocumentStatus
 from documents.search import index_text
 from projects.access import require
@@ -258,7 +258,8 @@ def document_ingest(*, document_id: Any) -> str:
             if not text:
                 raise extraction.ExtractionError("The text is empty.")
         else:
-            extracted = extraction.extract_text(data, filename=doc.original_filename)
+            # In a child process with bounded memory and time: hostile files fail, the worker lives.
+            extracted = sandbox.extract_text_bounded(data, filename=doc.original_filename)
             text, fmt = extracted.text, extracted.format
         unchanged = content_hash == doc.indexed_hash and doc.chunk_count > 0 and doc.chunks.exists()
         if unchanged:

@@ -197,7 +197,8 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once
 @pytest.mark.services
 def test_two_workers_and_two_web_processes_ingest_200_documents_exactly(tmp_path: Path) -> None:
     assert settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker (REDIS_URL)"
-    owner = UserFactory()
+    # Pro: 200 documents within the hour is over the free tier's upload and API limits.
+    owner = UserFactory(tier="pro")
     project = make_project(owner)
     token = str(RefreshToken.for_user(owner).access_token)
     texts = {

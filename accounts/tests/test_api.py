@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import Tier
+from accounts.models import Tier, User
 from accounts.tests.factories import UserFactory
 from conftest import PASSWORD
 
@@ -20,15 +20,21 @@ def tokens(api: APIClient, email: str, password: str = PASSWORD) -> dict[str, An
     return response.json()
 
 
-def test_register_creates_a_free_user_and_hides_the_password(api: APIClient) -> None:
+def test_register_creates_a_free_user_and_answers_without_an_id(
+    api: APIClient, mailoutbox: list[Any]
+) -> None:
     response = api.post(
         "/api/v1/auth/register", {"email": "New@Example.com", "password": "a-long-pass-phrase"}, format="json"
     )
-    assert response.status_code == 201
+    assert response.status_code == 202
     body = response.json()
+    assert set(body) == {"email", "detail"}
     assert body["email"] == "new@example.com"
-    assert body["tier"] == Tier.FREE
-    assert "password" not in body
+    created = User.objects.get(email="new@example.com")
+    assert created.tier == Tier.FREE
+    assert created.check_password("a-long-pass-phrase")
+    assert [m.to for m in mailoutbox] == [["new@example.com"]]
+    assert tokens(api, "new@example.com", "a-long-pass-phrase")["access"]
 
 
 @pytest.mark.parametrize(
@@ -49,14 +55,32 @@ def test_register_rejects_bad_input_naming_the_field(
     assert field in response.json()
 
 
-def test_register_twice_with_one_email_is_refused(api: APIClient, user: Any) -> None:
-    response = api.post(
+def test_register_with_a_taken_email_answers_the_same_and_emails_the_owner(
+    api: APIClient, user: Any, mailoutbox: list[Any]
+) -> None:
+    taken = api.post(
         "/api/v1/auth/register",
         {"email": user.email.upper(), "password": "a-long-pass-phrase"},
         format="json",
     )
-    assert response.status_code == 400
-    assert "email" in response.json()
+    new = api.post(
+        "/api/v1/auth/register",
+        {"email": "OTHER@example.com", "password": "a-long-pass-phrase"},
+        format="json",
+    )
+    assert taken.status_code == new.status_code == 202
+    assert taken.json()["detail"] == new.json()["detail"]
+    assert taken.json()["email"] == user.email
+    # The owner hears about it; the account is untouched.
+    assert [m.to for m in mailoutbox] == [[user.email], ["other@example.com"]]
+    assert "already has an account" in mailoutbox[0].body
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert User.objects.filter(email__iexact=user.email).count() == 1
+
+
+def test_token_endpoint_matches_the_email_in_any_case(api: APIClient, user: Any) -> None:
+    assert tokens(api, user.email.upper())["refresh"]
 
 
 def test_token_pair_authenticates_and_refresh_rotates(api: APIClient, user: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +13,11 @@ from django.test import Client
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
+
+
+def same_page(html: str, email: str) -> str:
+    """The page with the address and the per-request CSRF token blanked out."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html.replace(email, "X"))
 
 
 def test_anonymous_visitor_is_sent_to_the_login_page(client: Client) -> None:
@@ -43,13 +49,25 @@ def test_signup_with_differing_passwords_says_so(client: Client) -> None:
     assert "The two passwords differ." in response.content.decode()
 
 
-def test_signup_with_a_taken_email_says_so(client: Client, user: Any) -> None:
-    response = client.post(
+def test_signup_with_a_taken_email_looks_like_any_other_sign_up(
+    client: Client, user: Any, mailoutbox: list[Any]
+) -> None:
+    taken = client.post(
         "/accounts/signup/",
         {"email": "OWNER@example.com", "password": PASSWORD, "confirm": PASSWORD},
+        follow=True,
     )
-    assert response.status_code == 400
-    assert "An account with this email already exists." in response.content.decode()
+    new = Client().post(
+        "/accounts/signup/",
+        {"email": "fresh@example.com", "password": PASSWORD, "confirm": PASSWORD},
+        follow=True,
+    )
+    assert taken.redirect_chain == new.redirect_chain == [("/accounts/login/", 302)]
+    page = taken.content.decode()
+    assert "We have sent a message to owner@example.com" in page
+    assert same_page(page, "owner@example.com") == same_page(new.content.decode(), "fresh@example.com")
+    assert not taken.wsgi_request.user.is_authenticated
+    assert [m.to for m in mailoutbox] == [["owner@example.com"], ["fresh@example.com"]]
 
 
 def test_signup_with_an_invalid_email_says_so(client: Client) -> None:
@@ -61,16 +79,19 @@ def test_signup_with_an_invalid_email_says_so(client: Client) -> None:
     assert "Enter a valid email address." in response.content.decode()
 
 
-def test_signup_logs_the_new_user_in_and_opens_the_project_list(client: Client) -> None:
+def test_signup_creates_the_account_and_the_new_user_logs_in(client: Client) -> None:
     response = client.post(
         "/accounts/signup/",
         {"email": "New@Example.com", "password": PASSWORD, "confirm": PASSWORD},
         follow=True,
     )
-    assert response.redirect_chain == [("/", 302)]
-    assert response.wsgi_request.user.is_authenticated
-    assert response.wsgi_request.user.email == "new@example.com"
-    assert "No projects yet" in response.content.decode()
+    assert response.redirect_chain == [("/accounts/login/", 302)]
+    assert "your account is ready: log in below" in response.content.decode()
+    login = client.post(
+        "/accounts/login/", {"username": "new@example.com", "password": PASSWORD}, follow=True
+    )
+    assert login.wsgi_request.user.email == "new@example.com"
+    assert "No projects yet" in login.content.decode()
 
 
 def test_login_form_labels_the_username_as_email(client: Client) -> None:
@@ -135,5 +156,6 @@ def test_repeated_login_attempts_are_slowed_down(
         client.post("/accounts/login/", {"username": user.email, "password": "wrong-password"})
     response = client.post("/accounts/login/", {"username": user.email, "password": PASSWORD})
     assert response.status_code == 429
-    assert "Too many attempts" in response.content.decode()
+    assert "Too many failed sign-ins for this email address" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
     assert not response.wsgi_request.user.is_authenticated

@@ -91,12 +91,17 @@ def test_sign_up_upload_search_ask_follow_a_citation_and_log_out(
     runs = Held(monkeypatch, agent_tasks, "enqueue_run")
     base = live_server.url
 
-    # Sign up; the new account lands on an empty project list.
+    # Sign up and log in; the new account lands on an empty project list.
     page.goto(f"{base}/accounts/signup/")
     page.get_by_label("Email").fill("walker@example.com")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Confirm password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    # Sign-up never tells whether the address already had an account: it always leads to log in.
+    expect(page).to_have_url(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill("walker@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base}/")
     expect(page.get_by_text("No projects yet")).to_be_visible()
 

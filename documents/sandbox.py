@@ -1,0 +1,145 @@
+"""Extraction in a child process with bounded memory and time.
+
+PDF, DOCX and HTML parsers can be driven to exhaust memory or loop for hours
+by hostile files (zip bombs, content streams that inflate to gigabytes, page
+trees that fan out forever, millions of tiny tags). The ingest worker must
+survive all of them, so those formats are read in a fresh interpreter with an
+address-space limit (RLIMIT_AS) and a CPU limit, under a wall-clock timeout.
+Whatever goes wrong there becomes an `ExtractionError` a person can read, and
+the document fails with it. Plain text and Markdown only need decoding, which
+the upload size already bounds, so they are read in-process.
+
+The child is `python -m documents.sandbox MEMORY_MB CPU_S`: it reads a JSON
+header line (the file name) and the file's bytes on stdin, and writes one JSON
+object on stdout. It imports neither Django nor the project's settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from documents import extraction
+
+# Formats whose parsers can blow up; the others only decode text.
+SANDBOXED_FORMATS = frozenset({"pdf", "docx", "html"})
+ROOT = Path(__file__).resolve().parent.parent
+_MEMORY_EXIT = 3
+_CRASH_EXIT = 4
+
+
+def _limits() -> tuple[float, int]:
+    from django.conf import settings
+
+    return float(settings.EXTRACT_TIMEOUT_S), int(settings.EXTRACT_MEMORY_MB)
+
+
+def extract_text_bounded(data: bytes, *, filename: str = "") -> extraction.Extracted:
+    """`extraction.extract_text`, with PDF, DOCX and HTML read in a limited child process."""
+    fmt = extraction.sniff_format(data, filename)
+    if fmt not in SANDBOXED_FORMATS:
+        return extraction.extract_text(data, filename=filename)
+    timeout_s, memory_mb = _limits()
+    cpu_s = max(1, int(timeout_s) + 1)
+    header = json.dumps({"filename": filename}).encode() + b"\n"
+    command = [sys.executable, "-m", "documents.sandbox", str(memory_mb), str(cpu_s)]
+    try:
+        done = subprocess.run(
+            command,
+            input=header + bytes(data),
+            capture_output=True,
+            timeout=timeout_s,
+            cwd=ROOT,
+            env=_child_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _took_too_long(timeout_s) from None
+    return _result(done, timeout_s=timeout_s, memory_mb=memory_mb)
+
+
+def _child_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _took_too_long(timeout_s: float) -> extraction.ExtractionError:
+    return extraction.ExtractionError(
+        f"Reading the file took longer than {timeout_s:g} seconds, the limit per document; "
+        "it may be damaged or built to exhaust the reader."
+    )
+
+
+def _too_big(memory_mb: int) -> extraction.ExtractionError:
+    return extraction.ExtractionError(
+        f"Reading the file needed more than {memory_mb:,} MB of memory, the limit per document; "
+        "it may be damaged or built to exhaust the reader (a zip bomb, or a stream that expands enormously)."
+    )
+
+
+def _result(
+    done: subprocess.CompletedProcess[bytes], *, timeout_s: float, memory_mb: int
+) -> extraction.Extracted:
+    if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise _took_too_long(timeout_s)
+    if done.returncode == _MEMORY_EXIT or (done.returncode != 0 and b"MemoryError" in done.stderr):
+        raise _too_big(memory_mb)
+    try:
+        reply: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        reply = {}
+    if done.returncode == 0 and reply.get("ok") is True:
+        return extraction.Extracted(text=str(reply["text"]), format=str(reply["format"]))
+    if done.returncode == 0 and reply.get("ok") is False:
+        raise extraction.ExtractionError(str(reply.get("error") or "The file could not be read."))
+    how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+    raise extraction.ExtractionError(
+        f"The reader stopped on this file ({how}); it may be damaged or built to exhaust the reader."
+    )
+
+
+# --- the child ---------------------------------------------------------------
+
+
+def _child(memory_mb: int, cpu_s: int) -> int:
+    import resource
+
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    stdin = sys.stdin.buffer
+    try:
+        header = json.loads(stdin.readline() or b"{}")
+        data = stdin.read()
+        result = extraction.extract_text(data, filename=str(header.get("filename", "")))
+        reply = {"ok": True, "text": result.text, "format": result.format}
+    except MemoryError:
+        return _MEMORY_EXIT
+    except extraction.ExtractionError as exc:
+        # Parsers that catch everything report a MemoryError as a damaged file.
+        if isinstance(exc.__cause__, MemoryError) or "MemoryError" in str(exc):
+            return _MEMORY_EXIT
+        reply = {"ok": False, "error": str(exc)}
+    try:
+        sys.stdout.buffer.write(json.dumps(reply).encode())
+        sys.stdout.flush()
+    except MemoryError:
+        return _MEMORY_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_child(int(sys.argv[1]), int(sys.argv[2])))
+    except MemoryError:
+        os._exit(_MEMORY_EXIT)
+    except Exception:  # noqa: BLE001 - anything else is reported as a crash
+        os._exit(_CRASH_EXIT)

@@ -1,0 +1,100 @@
+"""A small world for the security tests: one project seen by every kind of caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import UserFactory
+from agents.models import AgentRun, RunKind, RunStatus
+from documents.models import Document, DocumentStatus
+from documents.services import document_create_from_file
+from projects.models import Membership, Project, Role
+from projects.services import project_create
+
+ROLES = ("anonymous", "outsider", "viewer", "editor", "owner", "staff")
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    project: Project
+    document: Document
+    run: AgentRun
+    memberships: dict[str, Membership]  # by role name, plus "bystander" (a second viewer)
+    other_project: Project  # the outsider's own project
+
+    def api(self, role: str) -> APIClient:
+        client = APIClient()
+        if role != "anonymous":
+            client.force_authenticate(self.users[role])
+        return client
+
+    def browser(self, role: str) -> Client:
+        client = Client()
+        if role != "anonymous":
+            client.force_login(self.users[role])
+        return client
+
+    def ids(self, role: str) -> dict[str, str]:
+        """Values for the {placeholders} of the matrix's URLs and bodies."""
+        mine = self.memberships.get(role, self.memberships["bystander"])
+        return {
+            "project": str(self.project.pk),
+            "document": str(self.document.pk),
+            "run": str(self.run.pk),
+            "viewer_member": str(self.memberships["viewer"].pk),
+            "bystander_member": str(self.memberships["bystander"].pk),
+            "my_member": str(mine.pk),
+            "owner_user": str(self.users["owner"].pk),
+            "newcomer_email": self.users["newcomer"].email,
+        }
+
+
+def build_world() -> World:
+    # No passwords: hashing six Argon2 passwords per case would dominate the run time.
+    def person(email: str, **extra: Any) -> Any:
+        return UserFactory(email=email, password=None, **extra)
+
+    users = {
+        "owner": person("owner@example.com"),
+        "editor": person("editor@example.com"),
+        "viewer": person("viewer@example.com"),
+        "bystander": person("bystander@example.com"),
+        "outsider": person("outsider@example.com"),
+        "staff": person("staff@example.com", is_staff=True, is_superuser=True),
+        "newcomer": person("newcomer@example.com"),
+    }
+    project = project_create(user=users["owner"], title="Secret plans")
+    memberships = {"owner": Membership.objects.get(project=project, user=users["owner"])}
+    for role, name in ((Role.EDITOR, "editor"), (Role.VIEWER, "viewer"), (Role.VIEWER, "bystander")):
+        memberships[name] = Membership.objects.create(project=project, user=users[name], role=role)
+    document = document_create_from_file(
+        user=users["owner"],
+        project=project,
+        upload=SimpleUploadedFile("plans.txt", b"The launch is on Tuesday.", content_type="text/plain"),
+    )
+    Document.objects.filter(pk=document.pk).update(
+        status=DocumentStatus.READY, text="The launch is on Tuesday."
+    )
+    document.refresh_from_db()
+    run = AgentRun.objects.create(
+        project=project,
+        kind=RunKind.ASK,
+        question="When is the launch?",
+        status=RunStatus.SUCCEEDED,
+        answer="On Tuesday.",
+        created_by=users["owner"],
+    )
+    other_project = project_create(user=users["outsider"], title="Outsider's own")
+    return World(users, project, document, run, memberships, other_project)
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    return build_world()
