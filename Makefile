@@ -64,8 +64,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench-retrieval: migrate
-	$(PY) bench/retrieval.py
+bench-retrieval: install
+	$(PY) bench/retrieval.py --fresh
+
+bench-load: install
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 def test_a_real_worker_ingests_an_upload_and_answers_a_question(tmp_path: Path, settings: Any) -> None:
     settings.LLM_PROVIDER = "offline"
-    owner = UserFactory()
+    owner = UserFactory(tier="pro")  # it polls the API: stay inside the hourly allowance
     project = make_project(owner)
     client = api_for(owner)
     text = (
@@ -38,7 +38,7 @@ def test_a_real_worker_ingests_an_upload_and_answers_a_question(tmp_path: Path, 
             assert proc.poll() is None, "the worker died"
             return client.get(f"/api/v1/documents/{doc_id}/").json()["status"] in {"ready", "failed"}
 
-        wait_for(ready, timeout=180, log=tmp_path / "worker.log")
+        wait_for(ready, timeout=180, interval=1.0, log=tmp_path / "worker.log")
         doc = Document.objects.get(pk=doc_id)
         assert doc.status == DocumentStatus.READY, doc.error
         assert Chunk.objects.filter(document=doc).count() == doc.chunk_count > 0
