@@ -1,0 +1,1172 @@
+"""Load benchmark: gunicorn + the real stack under wrk, on loopback (a benchmark, not a test).
+
+    .venv/bin/python bench/load.py [--setups production,embedded] [--reuse]
+        [--duration 30] [--connections 20] [--workers N] [--web-threads N]
+        [--env KEY=VALUE ...] [--label NAME] [--no-write] [--cleanup-only]
+
+For each setup it prepares a database with the SciFact corpus imported through
+Docent's own `import_documents --sync`, starts gunicorn (config/gunicorn.py) on
+a free loopback port in a second process, gets a JWT from /api/v1/auth/token,
+warms every worker up (the first search loads the encoder and builds the
+project index in each process), then drives each scenario with wrk for a
+bounded time at a fixed number of connections (closed loop: each connection
+sends its next request when the previous answer arrived):
+
+- `projects`:  GET /api/v1/projects/                 (authenticated list)
+- `documents`: GET /api/v1/documents/?project=<id>   (first page of 50 of 5,183)
+- `search`:    GET /api/v1/projects/<id>/search/?q=<SciFact claim>&k=10
+               (bench/wrk/load.lua rotates over the 809 training claims)
+
+Setups (both with production-like settings: DOCENT_PRODUCTION on, DEBUG off, a
+random 64-character SECRET_KEY, but no HTTPS redirect and no secure cookies,
+because this is plain HTTP on loopback):
+
+- `production`: PostgreSQL (a fresh database `docent_load_<time>_<pid>` on
+  postgresql://postgres@127.0.0.1:5432, dropped afterwards) + Redis db 13 (cache,
+  rate limits, broker URL; keys under a per-run prefix, deleted afterwards).
+- `embedded`: the embedded defaults: SQLite + local-memory cache + the
+  filesystem broker, in a separate DOCENT_DATA_DIR under the scratch folder.
+
+`--reuse` keeps one database per setup between runs (`docent_load_reuse`, and
+`<scratch>/embedded-reuse`) and imports only what is missing, to save the
+minutes of ingest while developing; `--cleanup-only` drops them. Every knob
+named DOCENT_RATE_* in config/settings.py is raised far above the offered load
+so the benchmark measures throughput, not the rate limiter (recorded in the
+results). Results go to bench/results/load.json and load.md (the analysis
+section at the end of load.md is kept on rewrite); `--label NAME` records the
+run as a tuning variant next to the main one instead of replacing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_JSON = RESULTS_DIR / "load.json"
+RESULTS_MD = RESULTS_DIR / "load.md"
+LUA_SCRIPT = BENCH_DIR / "wrk" / "load.lua"
+DEFAULT_DATA = Path("/work/shared/data/scifact")
+DEFAULT_SCRATCH = Path(tempfile.gettempdir()) / "docent-bench-load"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+REUSE_DB = "docent_load_reuse"
+DB_PREFIX = "docent_load_"
+CACHE_PREFIX = "docent-load"
+BENCH_EMAIL = "load-bench@docent.invalid"
+PROJECT_TITLE = "SciFact load benchmark"
+SCENARIOS = ("projects", "documents", "search")
+SETUPS = ("production", "embedded")
+TARGETS = {"errors": 0, "search_p95_ms": 150.0, "list_rps": 300.0}
+ANALYSIS_MARKER = "<!-- analysis: everything below this line is kept when bench/load.py rewrites the file -->"
+# Variables inherited from the caller's shell that would change what is measured.
+INHERITED_DROP = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "WEB_CONCURRENCY",
+    "GEMINI_API_KEY",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+}
+RATE_LIMIT_VALUE = 10_000_000
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def say(message: str) -> None:
+    print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------
+# Machine facts
+# --------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return ""
+
+
+def wrk_version() -> str:
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else ""
+
+
+def system_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """The root and its direct children (gunicorn master and workers)."""
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and int(fields[1]) == root:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def database_backends(db_name: str) -> list[int]:
+    """PostgreSQL backend processes serving one database (from their process titles)."""
+    if not db_name:
+        return []
+    pids = []
+    needle = f" {db_name} ".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres:") and needle in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+class BackendCpu(threading.Thread):
+    """CPU ticks of a database's PostgreSQL backends over a run, polled so that a backend
+    which exits mid-run (Django closes connections older than CONN_MAX_AGE) still counts."""
+
+    def __init__(self, db_name: str, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.db_name = db_name
+        self.interval = interval
+        self.initial = self._poll()
+        self.last = dict(self.initial)
+        self._stop_event = threading.Event()
+
+    def _poll(self) -> dict[int, int]:
+        return {pid: cpu_ticks([pid]) for pid in database_backends(self.db_name)}
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.last.update(self._poll())
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        self.last.update(self._poll())
+        return sum(ticks - self.initial.get(pid, 0) for pid, ticks in self.last.items())
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+
+
+def load_queries(data_dir: Path) -> list[str]:
+    with (data_dir / "queries-train.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["text"] for line in fh if line.strip()]
+
+
+def corpus_path(data_dir: Path) -> Path:
+    for name in ("corpus.jsonl.gz", "corpus.jsonl"):
+        if (data_dir / name).exists():
+            return data_dir / name
+    raise SystemExit(f"no corpus.jsonl[.gz] in {data_dir}")
+
+
+def corpus_size(path: Path) -> int:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        return sum(1 for line in fh if line.strip())
+
+
+# --------------------------------------------------------------------------
+# Environment of the server and its management commands
+# --------------------------------------------------------------------------
+
+
+def rate_limit_knobs() -> dict[str, str]:
+    """Every DOCENT_RATE_* variable the settings read, set far above the offered load."""
+    text = (ROOT / "config" / "settings.py").read_text(encoding="utf-8")
+    knobs: dict[str, str] = {}
+    for name in sorted(set(re.findall(r"\bDOCENT_RATE_[A-Z0-9_]+\b", text))):
+        call = re.search(rf"(env_\w+)\(\s*[\"']{name}[\"']\s*,\s*([^)\n]*)", text)
+        helper, default = (call.group(1), call.group(2)) if call else ("", "")
+        if helper == "env_bool":
+            continue  # an on/off switch: leave it on, raise the numbers instead
+        if helper in {"env_int", "env_float"}:
+            knobs[name] = str(RATE_LIMIT_VALUE)
+        elif "/" in default:  # a django-ratelimit style rate, "60/m"
+            knobs[name] = f"{RATE_LIMIT_VALUE}/s"
+        else:
+            knobs[name] = str(RATE_LIMIT_VALUE)
+    return knobs
+
+
+def base_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_") and k not in INHERITED_DROP}
+    env.update(
+        {
+            "DOCENT_PRODUCTION": "true",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(48),  # 64 characters
+            "DOCENT_SSL_REDIRECT": "false",
+            "DOCENT_SECURE_COOKIES": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DOCENT_LOG_FORMAT": "json",
+            "DOCENT_LLM_PROVIDER": "offline",
+            # One token serves every scenario of a setup.
+            "DOCENT_ACCESS_TOKEN_MINUTES": "240",
+            "DOCENT_STATIC_ROOT": str(args.scratch / "static"),
+            "WEB_CONCURRENCY": str(args.workers),
+            "DOCENT_WEB_THREADS": str(args.web_threads),
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+    )
+    env.update(rate_limit_knobs())
+    for item in args.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+class Setup:
+    def __init__(self, name: str, args: argparse.Namespace, run_id: str) -> None:
+        self.name = name
+        self.args = args
+        self.env = base_env(args)
+        self.db_name = ""
+        if name == "production":
+            self.db_name = REUSE_DB if args.reuse else f"{DB_PREFIX}{run_id}"
+            self.data_dir = args.scratch / ("production-reuse" if args.reuse else f"production-{run_id}")
+            self.cache_prefix = f"{CACHE_PREFIX}-{run_id}"
+            self.env.update(
+                {
+                    "DATABASE_URL": f"{PG_SERVER}/{self.db_name}",
+                    "REDIS_URL": REDIS_URL,
+                    "CELERY_BROKER_URL": REDIS_URL,
+                    "DOCENT_CACHE_PREFIX": self.cache_prefix,
+                }
+            )
+        else:
+            self.data_dir = args.scratch / ("embedded-reuse" if args.reuse else f"embedded-{run_id}")
+            self.cache_prefix = ""
+        self.env["DOCENT_DATA_DIR"] = str(self.data_dir)
+        self.log_dir = args.scratch / "logs" / run_id
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def manage(
+        self, *argv: str, log_name: str, timeout: float = 3600, env: dict[str, str] | None = None
+    ) -> str:
+        log_path = self.log_dir / f"{self.name}-{log_name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.run(
+                [sys.executable, "manage.py", *argv],
+                cwd=ROOT,
+                env={**self.env, **(env or {})},
+                stdout=subprocess.PIPE,
+                stderr=log,
+                timeout=timeout,
+                check=False,
+            )
+            log.write(proc.stdout)
+        if proc.returncode != 0:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"manage.py {' '.join(argv)} failed ({self.name}):\n{tail}")
+        return proc.stdout.decode(errors="replace")
+
+    def python(self, code: str, *, log_name: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        (self.log_dir / f"{self.name}-{log_name}.log").write_bytes(proc.stderr)
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{log_name} failed ({self.name}):\n{proc.stderr.decode(errors='replace')[-3000:]}"
+            )
+        return proc.stdout.decode()
+
+
+def create_database(name: str) -> bool:
+    """Create the PostgreSQL database unless it exists; True if it was created."""
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists:
+            return False
+        conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def vacuum_analyze(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/{name}", autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+
+
+def autovacuum_setting() -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
+            row = conn.execute("SHOW autovacuum").fetchone()
+            return str(row[0]) if row else ""
+    except Exception:  # noqa: BLE001 - informational only
+        return ""
+
+
+def delete_cache_keys(prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+def server_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            out["postgresql"] = str(row[0]) if row else ""
+    except Exception as exc:  # noqa: BLE001 - informational only
+        out["postgresql"] = f"unavailable ({type(exc).__name__})"
+    try:
+        import redis
+
+        out["redis"] = str(redis.Redis.from_url(REDIS_URL).info("server").get("redis_version", ""))
+    except Exception as exc:  # noqa: BLE001
+        out["redis"] = f"unavailable ({type(exc).__name__})"
+    return out
+
+
+ENSURE_FIXTURE = """
+import json, django
+django.setup()
+from django.contrib.auth import get_user_model
+from documents.models import Chunk, Document, DocumentStatus
+from projects import services
+from projects.models import Membership, Project, Role
+User = get_user_model()
+user = User.objects.filter(email={email!r}).first()
+if user is None:
+    user = User.objects.create_user({email!r}, {password!r})
+else:
+    user.set_password({password!r}); user.is_active = True; user.save()
+membership = Membership.objects.filter(user=user, role=Role.OWNER, project__title={title!r}).first()
+project = membership.project if membership else services.project_create(user=user, title={title!r})
+docs = Document.objects.filter(project=project)
+# Leftovers of an interrupted import in this scratch database: import them again.
+docs.exclude(status=DocumentStatus.READY).delete()
+print(json.dumps({{
+    "project": str(project.pk),
+    "documents": docs.count(),
+    "ready": docs.filter(status=DocumentStatus.READY).count(),
+    "chunks": Chunk.objects.filter(project_id=project.pk).count(),
+}}))
+"""
+
+
+def prepare(
+    setup: Setup, args: argparse.Namespace, password: str, corpus: Path, expected: int
+) -> dict[str, Any]:
+    """Database, schema, user, project and the imported corpus; returns what was done."""
+    info: dict[str, Any] = {}
+    if setup.db_name:
+        created = create_database(setup.db_name)
+        say(f"{setup.name}: database {setup.db_name} {'created' if created else 'reused'}")
+    setup.data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    setup.manage("migrate", "--noinput", log_name="migrate")
+    info["migrate_s"] = round(time.monotonic() - started, 1)
+    code = ENSURE_FIXTURE.format(email=BENCH_EMAIL, password=password, title=PROJECT_TITLE)
+    state = json.loads(setup.python(code, log_name="fixture").strip().splitlines()[-1])
+    info["project"] = state["project"]
+    if state["ready"] < expected:
+        say(
+            f"{setup.name}: importing {corpus.name} ({expected - state['ready']} documents to ingest, "
+            "--sync; a few minutes)"
+        )
+        started = time.monotonic()
+        out = setup.manage(
+            "import_documents",
+            "--project",
+            state["project"],
+            "--sync",
+            "--verbosity",
+            "1",
+            str(corpus),
+            log_name="import",
+            timeout=7200,
+            # One intra-op thread: with other processes on the 2 cores, torch's default
+            # (one thread per core, spin-waiting) makes ingest ~10x slower, not faster.
+            env={"OMP_NUM_THREADS": str(args.import_torch_threads)},
+        )
+        elapsed = time.monotonic() - started
+        before = state["ready"]
+        state = json.loads(setup.python(code, log_name="fixture").strip().splitlines()[-1])
+        info["import"] = {
+            "seconds": round(elapsed, 1),
+            "documents_ingested": state["ready"] - before,
+            "docs_per_s": round((state["ready"] - before) / elapsed, 1) if elapsed > 0 else None,
+            "summary": [line for line in out.splitlines() if line.strip()][-3:],
+        }
+        say(f"{setup.name}: import done in {elapsed:.0f} s")
+    else:
+        info["import"] = "reused"
+    if setup.db_name:
+        # This PostgreSQL runs with autovacuum off: a bulk import leaves two dead row versions
+        # per document and no planner statistics, which a production database (autovacuum on)
+        # would not keep for long. Measure the steady state instead.
+        started = time.monotonic()
+        vacuum_analyze(setup.db_name)
+        info["vacuum_analyze_s"] = round(time.monotonic() - started, 1)
+    info.update({"documents": state["documents"], "ready": state["ready"], "chunks": state["chunks"]})
+    if state["ready"] != expected:
+        say(f"WARNING {setup.name}: {state['ready']} ready documents, expected {expected}")
+    return info
+
+
+# --------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = setup.log_dir / f"{setup.name}-gunicorn.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        env = {**self.setup.env, "DOCENT_BIND": f"127.0.0.1:{self.port}"}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--config",
+                "config/gunicorn.py",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        _children.append(self.proc)
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{self.base}/healthz", timeout=2).read()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        # Wait until every worker has booted.
+        workers = int(self.setup.env["WEB_CONCURRENCY"])
+        deadline = time.monotonic() + 60
+        while len(self.worker_pids()) < workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        say(f"{self.setup.name}: gunicorn pid {self.proc.pid} on {self.base}, workers {self.worker_pids()}")
+        return self
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        return process_tree(self.proc.pid)[1:]
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return process_tree(self.proc.pid)
+
+    def log_count(self, needle: str) -> int:
+        return self.log_path.read_text(errors="replace").count(needle)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc in _children:
+            _children.remove(self.proc)
+
+
+def call(method: str, url: str, *, token: str = "", body: Any = None, timeout: float = 60) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            raw, status = response.read(), response.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------
+
+
+def scenario_paths(name: str, project: str, queries: list[str]) -> list[str]:
+    if name == "projects":
+        return ["/api/v1/projects/"]
+    if name == "documents":
+        return [f"/api/v1/documents/?project={project}"]
+    return [f"/api/v1/projects/{project}/search/?q={urllib.parse.quote_plus(q)}&k=10" for q in queries]
+
+
+def check_scenario(name: str, server: Server, token: str, paths: list[str], expected_docs: int) -> None:
+    """One request by hand, so a broken scenario fails loudly instead of timing 4xx answers."""
+    status, body = call("GET", server.base + paths[0], token=token)
+    if status != 200:
+        raise SystemExit(f"{name}: {paths[0]} answered {status}: {str(body)[:500]}")
+    if name == "projects" and not body.get("results"):
+        raise SystemExit(f"projects: empty list: {body}")
+    if name == "documents" and body.get("count") != expected_docs:
+        say(f"WARNING documents: count {body.get('count')} != {expected_docs}")
+    if name == "search" and len(body.get("results", [])) != 10:
+        raise SystemExit(f"search: expected 10 hits, got {len(body.get('results', []))}")
+
+
+def warm_up(
+    server: Server, token: str, search_paths: list[str], workers: int, threads: int
+) -> dict[str, Any]:
+    """Waves of concurrent searches until every worker has built the project index and answers fast.
+
+    The first search in a worker loads the encoder and builds the index (seconds); the warm-up
+    ends when each worker logged its index and two waves in a row finished within 3 s.
+    """
+    started = time.monotonic()
+    width = max(4, 2 * workers * threads)
+    sent = 0
+    failures = 0
+    fast_waves = 0
+
+    def one(i: int) -> int:
+        status, _ = call("GET", server.base + search_paths[i % len(search_paths)], token=token, timeout=180)
+        return status
+
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        while time.monotonic() - started < 300:
+            wave_started = time.monotonic()
+            statuses = list(pool.map(one, range(sent, sent + width)))
+            sent += width
+            failures += sum(1 for s in statuses if s != 200)
+            fast_waves = fast_waves + 1 if time.monotonic() - wave_started < 3 else 0
+            if server.log_count("search index built") >= workers and fast_waves >= 2:
+                break
+    info = {
+        "seconds": round(time.monotonic() - started, 1),
+        "requests": sent,
+        "non200": failures,
+        "models_loaded": server.log_count("loading embedding model"),
+        "indexes_built": server.log_count("search index built"),
+    }
+    say(f"warm-up: {info}")
+    if info["indexes_built"] < workers:
+        say("WARNING: not every worker built the search index during warm-up")
+    return info
+
+
+def run_wrk(
+    server: Server,
+    token: str,
+    paths: list[str],
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    scratch: Path,
+    tag: str,
+) -> dict[str, Any]:
+    paths_file = scratch / f"paths-{tag}.txt"
+    result_file = scratch / f"wrk-{tag}.json"
+    paths_file.write_text("\n".join(paths) + "\n", encoding="utf-8")
+    result_file.unlink(missing_ok=True)
+    env = {**os.environ, "DOCENT_WRK_PATHS": str(paths_file), "DOCENT_WRK_RESULT": str(result_file)}
+    cmd = [
+        "wrk",
+        "-t",
+        str(min(threads, connections)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "5s",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "-H",
+        "Accept: application/json",
+        "-s",
+        str(LUA_SCRIPT),
+        server.base + paths[0],
+    ]
+    server_pids = server.pids()
+    db_cpu = BackendCpu(server.setup.db_name)
+    db_cpu.start()
+    load_before = os.getloadavg()
+    sys_before = system_cpu()
+    srv_before = cpu_ticks(server_pids)
+    child_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall_started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 120, check=False)
+    wall = time.monotonic() - wall_started
+    child_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv_after = cpu_ticks(server_pids)
+    sys_after = system_cpu()
+    db_ticks = db_cpu.stop()
+    if proc.returncode != 0 or not result_file.exists():
+        raise SystemExit(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:]} {proc.stdout[-2000:]}")
+    raw = json.loads(result_file.read_text(encoding="utf-8"))
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds = raw["duration_us"] / 1e6
+    requests = int(raw["requests"])
+    errs = raw["errors"]
+    socket_errors = int(errs["connect"]) + int(errs["read"]) + int(errs["write"]) + int(errs["timeout"])
+    pct = raw["latency_us"]["percentiles"]
+    server_cpu_s = (srv_after - srv_before) / tick
+    db_cpu_s = max(0, db_ticks) / tick
+    wrk_cpu_s = (child_after.ru_utime + child_after.ru_stime) - (
+        child_before.ru_utime + child_before.ru_stime
+    )
+    busy_s = (sys_after[0] - sys_before[0]) / tick
+    ms = 1 / 1000
+    return {
+        "connections": connections,
+        "wrk_threads": min(threads, connections),
+        "duration_s": round(seconds, 2),
+        "requests": requests,
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "latency_ms": {
+            "p50": round(pct["50"] * ms, 1),
+            "p75": round(pct["75"] * ms, 1),
+            "p90": round(pct["90"] * ms, 1),
+            "p95": round(pct["95"] * ms, 1),
+            "p99": round(pct["99"] * ms, 1),
+            "max": round(raw["latency_us"]["max"] * ms, 1),
+            "mean": round(raw["latency_us"]["mean"] * ms, 1),
+        },
+        "errors": {
+            "total": int(raw["non2xx"]) + socket_errors,
+            "non2xx": int(raw["non2xx"]),
+            "connect": int(errs["connect"]),
+            "read": int(errs["read"]),
+            "write": int(errs["write"]),
+            "timeout": int(errs["timeout"]),
+        },
+        "statuses": raw.get("statuses", {}),
+        "distinct_paths": len(paths),
+        "cpu": {
+            "server_cores": round(server_cpu_s / wall, 2),
+            "server_ms_per_request": round(server_cpu_s * 1000 / requests, 2) if requests else None,
+            "db_cores": round(db_cpu_s / wall, 2),
+            "db_ms_per_request": round(db_cpu_s * 1000 / requests, 2) if requests else None,
+            "wrk_cores": round(wrk_cpu_s / wall, 2),
+            "other_cores": round(max(0.0, busy_s - server_cpu_s - db_cpu_s - wrk_cpu_s) / wall, 2),
+        },
+        "loadavg_before": [round(x, 2) for x in load_before],
+    }
+
+
+def summarise(name: str, result: dict[str, Any]) -> str:
+    lat = result["latency_ms"]
+    cpu = result["cpu"]
+    return (
+        f"{name:9s} {result['rps']:8.1f} req/s  p50 {lat['p50']:6.1f}  p95 {lat['p95']:6.1f}  "
+        f"p99 {lat['p99']:6.1f} ms  errors {result['errors']['total']}  "
+        f"cpu-ms/req server {cpu['server_ms_per_request']} db {cpu['db_ms_per_request']}; "
+        f"cores: server {cpu['server_cores']} db {cpu['db_cores']} wrk {cpu['wrk_cores']} "
+        f"others {cpu['other_cores']}"
+    )
+
+
+def bench_setup(
+    setup: Setup,
+    args: argparse.Namespace,
+    *,
+    password: str,
+    corpus: Path,
+    expected: int,
+    queries: list[str],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"setup": setup.name}
+    out["data"] = prepare(setup, args, password, corpus, expected)
+    project = out["data"]["project"]
+    with Server(setup) as server:
+        status, body = call(
+            "POST", f"{server.base}/api/v1/auth/token", body={"email": BENCH_EMAIL, "password": password}
+        )
+        if status != 200:
+            raise SystemExit(f"token: {status} {body}")
+        token = body["access"]
+        paths = {name: scenario_paths(name, project, queries) for name in SCENARIOS}
+        for name in args.scenarios:
+            check_scenario(name, server, token, paths[name], expected)
+        out["warm_up"] = warm_up(server, token, paths["search"], args.workers, args.web_threads)
+        results: dict[str, Any] = {}
+        for name in args.scenarios:
+            if args.warmup > 0:
+                run_wrk(
+                    server,
+                    token,
+                    paths[name],
+                    duration=args.warmup,
+                    connections=args.connections,
+                    threads=args.wrk_threads,
+                    scratch=args.scratch,
+                    tag=f"{setup.name}-{name}-warm",
+                )
+            time.sleep(args.pause)
+            result = run_wrk(
+                server,
+                token,
+                paths[name],
+                duration=args.duration,
+                connections=args.connections,
+                threads=args.wrk_threads,
+                scratch=args.scratch,
+                tag=f"{setup.name}-{name}",
+            )
+            results[name] = result
+            say(f"{setup.name}: {summarise(name, result)}")
+            time.sleep(args.pause)
+        out["scenarios"] = results
+        out["worker_rss_mib"] = [rss_mib(pid) for pid in server.worker_pids()]
+        out["server_errors_logged"] = server.log_count('"level": "ERROR"')
+    return out
+
+
+# --------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------
+
+
+def load_results() -> dict[str, Any]:
+    if RESULTS_JSON.exists():
+        try:
+            return json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    return {}
+
+
+def verdict(scenario: str, result: dict[str, Any]) -> str:
+    misses = []
+    if result["errors"]["total"] > TARGETS["errors"]:
+        misses.append("errors")
+    if scenario == "search" and result["latency_ms"]["p95"] >= TARGETS["search_p95_ms"]:
+        misses.append("p95")
+    if scenario in {"projects", "documents"} and result["rps"] < TARGETS["list_rps"]:
+        misses.append("req/s")
+    return "met" if not misses else "missed: " + ", ".join(misses)
+
+
+def scenario_rows(run: dict[str, Any], *, label: str = "") -> list[str]:
+    rows = []
+    for setup_name, setup in run["setups"].items():
+        for name, r in setup["scenarios"].items():
+            lat, cpu = r["latency_ms"], r["cpu"]
+            cells = [label] if label else []
+            cells += [
+                setup_name,
+                name,
+                f"{r['rps']:.1f}",
+                f"{lat['p50']:.1f}",
+                f"{lat['p95']:.1f}",
+                f"{lat['p99']:.1f}",
+                str(r["errors"]["total"]),
+                f"{cpu['server_ms_per_request']} / {cpu.get('db_ms_per_request') or 0}",
+                f"{cpu['server_cores']} / {cpu.get('db_cores', 0)} / {cpu['wrk_cores']} / {cpu['other_cores']}",
+                f"{r['loadavg_before'][0]:.2f}",
+                verdict(name, r),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+HEADER = (
+    "| setup | scenario | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/req: gunicorn / PostgreSQL "
+    "| cores: gunicorn / PostgreSQL / wrk / others | load avg (1 min) before | target |"
+)
+
+
+def render_markdown(doc: dict[str, Any], analysis: str) -> str:
+    lines = ["# Load benchmark", ""]
+    lines += [
+        "Written by `bench/load.py` (run it again to refresh the numbers; the analysis at the end is kept).",
+        "Closed-loop load from wrk on loopback: each connection sends its next request as soon as the",
+        "previous answer arrives. Errors = non-2xx answers + socket errors (connect, read, write, timeout",
+        "after 5 s). CPU columns: CPU time per request of gunicorn (master + workers) and of the",
+        "PostgreSQL backends serving the benchmark database, and the cores used during the run by",
+        "gunicorn, PostgreSQL, wrk, and everything else on the machine (other people's work; 2 cores in all).",
+        f"Targets: zero errors, search p95 < {TARGETS['search_p95_ms']:g} ms, list endpoints >= "
+        f"{TARGETS['list_rps']:g} req/s, at 20 concurrent connections.",
+        "",
+    ]
+    main = doc.get("main")
+    if main:
+        m, c = main["machine"], main["config"]
+        lines += [
+            "## Main run",
+            "",
+            f"- date: {main['date']}",
+            f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
+            f"{m['kernel']}; load average before the run {m['loadavg_at_start']}",
+            f"- gunicorn: {c['workers']} workers x {c['web_threads']} threads (gthread), "
+            f"config/gunicorn.py; wrk: {c['wrk_threads']} threads, {c['connections']} connections, "
+            f"{c['duration_s']:g} s per scenario after {c['warmup_s']:g} s of warm-up load",
+            f"- software: {', '.join(f'{k} {v}' for k, v in m['versions'].items() if v)}",
+            f"- extra environment: {c['extra_env'] or 'none'}",
+            "- rate limits: "
+            + (
+                f"every DOCENT_RATE_* knob ({len(c['rate_limit_knobs'].split())}) raised to "
+                f"{RATE_LIMIT_VALUE:,} per hour, far above the offered load, so the runs measure throughput"
+                if c["rate_limit_knobs"]
+                else "no DOCENT_RATE_* knob in config/settings.py"
+            ),
+            f"- data: SciFact, {main['corpus_documents']} abstracts imported with "
+            "`import_documents --sync`; search rotates over the "
+            f"{main['queries']} training claims, k=10, hybrid",
+            "",
+            HEADER,
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+            *scenario_rows(main),
+            "",
+        ]
+        for name, setup in main["setups"].items():
+            data = setup["data"]
+            imp = data["import"]
+            imp_text = (
+                f"import {imp['seconds']} s ({imp['docs_per_s']} docs/s)"
+                if isinstance(imp, dict)
+                else "import reused"
+            )
+            lines.append(
+                f"- {name}: {data['ready']} ready documents, {data['chunks']} chunks; {imp_text}; "
+                f"warm-up {setup['warm_up']['seconds']} s; worker RSS {setup['worker_rss_mib']} MiB; "
+                f"ERROR lines in the server log: {setup['server_errors_logged']}"
+            )
+        lines.append("")
+    sweep = doc.get("sweep") or []
+    if sweep:
+        lines += [
+            "## Tuning variants",
+            "",
+            "Each variant is one `bench/load.py --label NAME` run; what it changed is in its row's label",
+            "and in load.json (`sweep[].config`).",
+            "",
+            "| variant | " + HEADER[2:],
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        ]
+        for run in sweep:
+            c = run["config"]
+            label = (
+                f"{run['label']} ({c['workers']}w x {c['web_threads']}t"
+                + (f"; {c['extra_env']}" if c["extra_env"] else "")
+                + f"; {run['date'][:16]})"
+            )
+            lines += scenario_rows(run, label=label)
+        lines.append("")
+    lines += [ANALYSIS_MARKER, "", analysis.strip() or "## Analysis\n\n(to be written)", ""]
+    return "\n".join(lines)
+
+
+def write_results(run: dict[str, Any], label: str) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    doc = load_results()
+    if label:
+        run["label"] = label
+        doc["sweep"] = [r for r in doc.get("sweep", []) if r.get("label") != label] + [run]
+    else:
+        doc["main"] = run
+    doc["targets"] = TARGETS
+    RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    analysis = ""
+    if RESULTS_MD.exists():
+        text = RESULTS_MD.read_text(encoding="utf-8")
+        if ANALYSIS_MARKER in text:
+            analysis = text.split(ANALYSIS_MARKER, 1)[1]
+    RESULTS_MD.write_text(render_markdown(doc, analysis), encoding="utf-8")
+    say(f"wrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def cleanup_reused(args: argparse.Namespace) -> None:
+    drop_database(REUSE_DB)
+    for name in ("embedded-reuse", "production-reuse"):
+        shutil.rmtree(args.scratch / name, ignore_errors=True)
+    deleted = delete_cache_keys(f"{CACHE_PREFIX}*")
+    say(f"dropped {REUSE_DB}, removed the reused data folders, deleted {deleted} cache keys")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated: production, embedded")
+    p.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated: projects, documents, search"
+    )
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of measured load per scenario")
+    p.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds of unmeasured load before each scenario"
+    )
+    p.add_argument("--pause", type=float, default=2.0, help="seconds of quiet between runs")
+    p.add_argument("--connections", type=int, default=20)
+    p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    p.add_argument("--web-threads", type=int, default=int(os.environ.get("DOCENT_WEB_THREADS", "4")))
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
+    p.add_argument(
+        "--import-torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the import (not the server)"
+    )
+    p.add_argument("--reuse", action="store_true", help="keep and reuse the imported databases between runs")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH, help="data folders, logs, wrk files")
+    p.add_argument("--label", default="", help="record as a tuning variant with this name")
+    p.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    p.add_argument(
+        "--cleanup-only", action="store_true", help="drop the --reuse databases and folders, then exit"
+    )
+    args = p.parse_args(argv)
+    args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for s in args.setups:
+        if s not in SETUPS:
+            p.error(f"unknown setup {s!r}")
+    for s in args.scenarios:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r}")
+    for item in args.env:
+        if "=" not in item:
+            p.error(f"--env needs KEY=VALUE, got {item!r}")
+    args.scratch = args.scratch.resolve()
+    return args
+
+
+def _stop_children(*_: object) -> None:
+    for proc in list(_children):
+        if proc.poll() is None:
+            proc.terminate()
+    sys.exit(130)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    if args.cleanup_only:
+        cleanup_reused(args)
+        return 0
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
+    signal.signal(signal.SIGTERM, _stop_children)
+
+    run_id = f"{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    corpus = corpus_path(args.data_dir)
+    expected = corpus_size(corpus)
+    queries = load_queries(args.data_dir)
+    password = secrets.token_urlsafe(18)
+    versions = {
+        "django": package_version("django"),
+        "gunicorn": package_version("gunicorn"),
+        "torch": package_version("torch"),
+        "sentence-transformers": package_version("sentence-transformers"),
+        "psycopg": package_version("psycopg"),
+        "wrk": wrk_version().replace("wrk ", "").split(" ")[0],
+        **server_versions(),
+    }
+    run: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu": cpu_model(),
+            "memory_gib": memory_gib(),
+            "python": platform.python_version(),
+            "kernel": f"{platform.system()} {platform.release()}",
+            "versions": versions,
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "postgresql_autovacuum": autovacuum_setting(),
+        },
+        "config": {
+            "workers": args.workers,
+            "web_threads": args.web_threads,
+            "connections": args.connections,
+            "wrk_threads": args.wrk_threads,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "extra_env": " ".join(args.env),
+            "rate_limit_knobs": " ".join(f"{k}={v}" for k, v in rate_limit_knobs().items()),
+            "reuse": args.reuse,
+        },
+        "corpus_documents": expected,
+        "queries": len(queries),
+        "setups": {},
+    }
+    say(
+        f"run {run_id}: setups {args.setups}, {args.workers} workers x {args.web_threads} threads, load {os.getloadavg()}"
+    )
+
+    # Hashed static files, as `make serve` does (production mode serves them from the manifest).
+    static_setup = Setup("embedded", args, run_id)
+    if not (args.scratch / "static" / "staticfiles.json").exists() or not args.reuse:
+        static_setup.manage("collectstatic", "--noinput", log_name="collectstatic")
+
+    created: list[Setup] = []
+    try:
+        for name in args.setups:
+            setup = Setup(name, args, run_id)
+            created.append(setup)
+            run["setups"][name] = bench_setup(
+                setup, args, password=password, corpus=corpus, expected=expected, queries=queries
+            )
+    finally:
+        for proc in list(_children):
+            if proc.poll() is None:
+                proc.terminate()
+        for setup in created:
+            if setup.cache_prefix:
+                try:
+                    delete_cache_keys(setup.cache_prefix)
+                except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+                    say(f"could not delete cache keys: {exc}")
+            if not args.reuse:
+                if setup.db_name:
+                    drop_database(setup.db_name)
+                    say(f"dropped database {setup.db_name}")
+                shutil.rmtree(setup.data_dir, ignore_errors=True)
+
+    run["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(run, indent=2))
+    if not args.no_write:
+        write_results(run, args.label)
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())
