@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
@@ -62,6 +63,13 @@ def other_user(db: Any) -> Any:
 @pytest.fixture
 def project(user: Any) -> Project:
     return make_project(user)
+
+
+@pytest.fixture
+def owner_client(client: Client, user: Any) -> Client:
+    """The test client logged in (session) as the project's owner."""
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ TEXT = "The lighthouse keeper lit the lamp at dusk. Fog rolled over the bay unti
 
 
 @pytest.fixture
-def owner_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def doc(project: Project) -> Document:
     return DocumentFactory(
         project=project,

@@ -21,12 +21,6 @@ TEXT = "Alpha beta. The <script>alert(1)</script> sits here. Gamma delta."
 
 
 @pytest.fixture
-def owner_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def doc(project: Project) -> Document:
     return DocumentFactory(
         project=project,

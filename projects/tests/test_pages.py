@@ -18,12 +18,6 @@ from projects.models import Membership, Project, ProjectStatus, Role
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner_client(client: Client, user: Any) -> Client:
-    client.force_login(user)
-    return client
-
-
 def client_for(user: Any) -> Client:
     client = Client()
     client.force_login(user)
