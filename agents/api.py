@@ -67,7 +67,9 @@ class RunIn(serializers.Serializer):
     document = serializers.UUIDField(required=False, allow_null=True)
     parent = serializers.UUIDField(required=False, allow_null=True)
     allow_offline = serializers.BooleanField(
-        required=False, default=False, help_text="Use the offline provider when the Gemini token budget is spent."
+        required=False,
+        default=False,
+        help_text="Use the offline provider when the Gemini token budget is spent.",
     )
 
 
@@ -102,7 +104,9 @@ class RunViewSet(
     def get_object(self) -> AgentRun:
         return selectors.run_for(self.request.user, self.kwargs["pk"])
 
-    @extend_schema(request=RunIn, responses={201: RunOut, 429: OpenApiResponse(description="Token budget spent")})
+    @extend_schema(
+        request=RunIn, responses={201: RunOut, 429: OpenApiResponse(description="Token budget spent")}
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = RunIn(data=request.data)
         data.is_valid(raise_exception=True)

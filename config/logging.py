@@ -89,7 +89,9 @@ def connect_celery_signals() -> None:
     def _prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
         task_id_var.set(task_id or "")
         started[task_id or ""] = time.monotonic()
-        task_log.info("task started", extra={"task": getattr(task, "name", ""), "task_args": kwargs.get("args")})
+        task_log.info(
+            "task started", extra={"task": getattr(task, "name", ""), "task_args": kwargs.get("args")}
+        )
 
     @task_postrun.connect(weak=False)
     def _postrun(

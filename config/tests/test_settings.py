@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -73,7 +75,9 @@ def test_the_web_process_starts_without_importing_torch(tmp_path: Path) -> None:
         "from django.test import Client; Client().get('/healthz');"
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))
+    }
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
