@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load.py [--setups production,embedded] [--reuse]
         [--duration 30] [--connections 20] [--workers N] [--web-threads N]
-        [--env KEY=VALUE ...] [--label NAME] [--no-write] [--cleanup-only]
+        [--env KEY=VALUE ...] [--label NAME] [--no-write] [--render-only] [--cleanup-only]
 
 For each setup it prepares a database with the SciFact corpus imported through
 Docent's own `import_documents --sync`, starts gunicorn (config/gunicorn.py) on
@@ -983,12 +983,10 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
         ]
         for run in sweep:
             c = run["config"]
-            label = (
-                f"{run['label']} ({c['workers']}w x {c['web_threads']}t"
-                + (f"; {c['extra_env']}" if c["extra_env"] else "")
-                + f"; {run['date'][:16]})"
-            )
-            lines += scenario_rows(run, label=label)
+            lines += scenario_rows(run, label=f"{run['label']} ({c['workers']}w x {c['web_threads']}t)")
+        lines += ["", "Variant settings (server environment on top of the main run's; date of the run):", ""]
+        for run in sweep:
+            lines.append(f"- {run['label']}: {run['config']['extra_env'] or 'nothing'} ({run['date'][:16]})")
         lines.append("")
     lines += [ANALYSIS_MARKER, "", analysis.strip() or "## Analysis\n\n(to be written)", ""]
     return "\n".join(lines)
@@ -1004,6 +1002,10 @@ def write_results(run: dict[str, Any], label: str) -> None:
         doc["main"] = run
     doc["targets"] = TARGETS
     RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_markdown(doc)
+
+
+def write_markdown(doc: dict[str, Any]) -> None:
     analysis = ""
     if RESULTS_MD.exists():
         text = RESULTS_MD.read_text(encoding="utf-8")
@@ -1051,6 +1053,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label", default="", help="record as a tuning variant with this name")
     p.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
     p.add_argument(
+        "--render-only", action="store_true", help="rewrite load.md from load.json (no benchmark), then exit"
+    )
+    p.add_argument(
         "--cleanup-only", action="store_true", help="drop the --reuse databases and folders, then exit"
     )
     args = p.parse_args(argv)
@@ -1081,6 +1086,9 @@ def main(argv: list[str] | None = None) -> int:
     args.scratch.mkdir(parents=True, exist_ok=True)
     if args.cleanup_only:
         cleanup_reused(args)
+        return 0
+    if args.render_only:
+        write_markdown(load_results())
         return 0
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
