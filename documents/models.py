@@ -51,6 +51,8 @@ class Document(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["project", "status"]),
+            # The document list pages a project newest first without sorting every row.
+            models.Index(fields=["project", "-created_at"], name="documents_project_newest"),
             models.Index(fields=["status", "status_changed_at"]),
         ]
         constraints = [
