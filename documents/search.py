@@ -120,7 +120,9 @@ _cache_lock = threading.Lock()
 def _load_rows(project_id: Any) -> list[dict[str, Any]]:
     return list(
         Chunk.objects.filter(project_id=project_id, document__status=DocumentStatus.READY)
-        .order_by("document_id", "index")
+        # Insertion order: fusion ties go to the chunk indexed first, the same
+        # way on every rebuild and every import of the same corpus.
+        .order_by("id")
         .values(
             "id",
             "document_id",
