@@ -69,7 +69,8 @@ class ProjectIndex:
         self.size = len(rows)
         dim = max((r["dim"] for r in rows), default=0)
         if rows and dim:
-            self.matrix = np.vstack([embedder.from_bytes(r["embedding"]) for r in rows])
+            # The vectors live in the matrix only; the rows keep what a hit shows.
+            self.matrix = np.vstack([embedder.from_bytes(r.pop("embedding")) for r in rows])
         else:
             self.matrix = np.zeros((0, dim or 1), dtype=np.float32)
         self._bm25: Any = None
@@ -115,6 +116,9 @@ def rrf(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
 
 _cache: OrderedDict[str, ProjectIndex] = OrderedDict()
 _cache_lock = threading.Lock()
+# One build at a time per project: threads that find the index stale together
+# wait for the first one's build instead of each building their own.
+_build_locks: dict[str, threading.Lock] = {}
 
 
 def _load_rows(project_id: Any) -> list[dict[str, Any]]:
@@ -137,23 +141,38 @@ def _load_rows(project_id: Any) -> list[dict[str, Any]]:
     )
 
 
+def _cached(key: str, version: int) -> ProjectIndex | None:
+    """The cached index when it is at `version` (or newer: another thread built it meanwhile)."""
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.version >= version:
+            _cache.move_to_end(key)
+            return cached
+    return None
+
+
 def project_index(project_id: Any) -> ProjectIndex:
     """The current index of a project, rebuilt if another process changed it."""
     key = str(project_id)
     version = Project.objects.filter(pk=project_id).values_list("index_version", flat=True).first()
     if version is None:
         return ProjectIndex(0, [])
+    cached = _cached(key, version)
+    if cached is not None:
+        return cached
     with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None and cached.version == version:
-            _cache.move_to_end(key)
+        build_lock = _build_locks.setdefault(key, threading.Lock())
+    with build_lock:
+        cached = _cached(key, version)
+        if cached is not None:
             return cached
-    index = ProjectIndex(version, _load_rows(project_id))
-    with _cache_lock:
-        _cache[key] = index
-        _cache.move_to_end(key)
-        while len(_cache) > MAX_CACHED_PROJECTS:
-            _cache.popitem(last=False)
+        index = ProjectIndex(version, _load_rows(project_id))
+        with _cache_lock:
+            _cache[key] = index
+            _cache.move_to_end(key)
+            while len(_cache) > MAX_CACHED_PROJECTS:
+                evicted, _ = _cache.popitem(last=False)
+                _build_locks.pop(evicted, None)
     log.info("search index built", extra={"project_id": key, "chunks": index.size, "version": version})
     return index
 
@@ -195,3 +214,4 @@ def search(*, project_id: Any, query: str, k: int = 10, mode: str = "hybrid") ->
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _build_locks.clear()

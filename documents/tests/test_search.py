@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
 import pytest
+from django.db import connection
 
 from conftest import make_project
 from documents import embedder, search
@@ -163,6 +166,37 @@ def test_index_is_rebuilt_when_the_version_moves(db: Any, user: Any) -> None:
     assert [
         h.external_id for h in search.search(project_id=project.pk, query="ribosome", mode="lexical")
     ] == ["r1"]
+
+
+def test_threads_that_find_the_index_stale_together_build_it_once(
+    transactional_db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    builds: list[int] = []
+    load_rows = search._load_rows
+
+    def slow_load(project_id: Any) -> list[dict[str, Any]]:
+        builds.append(1)
+        time.sleep(0.3)  # every thread arrives while the first build runs
+        return load_rows(project_id)
+
+    monkeypatch.setattr(search, "_load_rows", slow_load)
+    start = threading.Barrier(4)
+    found: list[search.ProjectIndex] = []
+
+    def one() -> None:
+        start.wait()
+        found.append(search.project_index(project.pk))
+        connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(found) == 4 and all(index is found[0] for index in found)
+    assert len(builds) == 1 and found[0].size == 1
 
 
 def test_deleted_document_leaves_the_index_after_the_version_moves(db: Any, user: Any) -> None:
