@@ -228,5 +228,7 @@ class SearchView(APIView):
         params = SearchIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         v = params.validated_data
-        hits = search.search(project_id=project.pk, query=v["q"], k=v["k"], mode=v["mode"])
+        hits = search.search(
+            project_id=project.pk, query=v["q"], k=v["k"], mode=v["mode"], version=project.index_version
+        )
         return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})

@@ -151,10 +151,15 @@ def _cached(key: str, version: int) -> ProjectIndex | None:
     return None
 
 
-def project_index(project_id: Any) -> ProjectIndex:
-    """The current index of a project, rebuilt if another process changed it."""
+def project_index(project_id: Any, version: int | None = None) -> ProjectIndex:
+    """The current index of a project, rebuilt if another process changed it.
+
+    `version` is the project's `index_version` when the caller has just read
+    the project row (saves a query); otherwise it is read here.
+    """
     key = str(project_id)
-    version = Project.objects.filter(pk=project_id).values_list("index_version", flat=True).first()
+    if version is None:
+        version = Project.objects.filter(pk=project_id).values_list("index_version", flat=True).first()
     if version is None:
         return ProjectIndex(0, [])
     cached = _cached(key, version)
@@ -177,11 +182,16 @@ def project_index(project_id: Any) -> ProjectIndex:
     return index
 
 
-def search(*, project_id: Any, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
-    """Top-k chunks of a project for a query (the caller has checked access)."""
+def search(
+    *, project_id: Any, query: str, k: int = 10, mode: str = "hybrid", version: int | None = None
+) -> list[Hit]:
+    """Top-k chunks of a project for a query (the caller has checked access).
+
+    `version`: the project's `index_version` as the caller just read it, if it did.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    index = project_index(project_id)
+    index = project_index(project_id, version)
     if index.size == 0 or not query.strip():
         return []
     depth = max(FUSION_DEPTH, k)

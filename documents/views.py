@@ -156,7 +156,9 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     if mode not in document_search.MODES:
         mode = "hybrid"
     hits = (
-        document_search.search(project_id=project.pk, query=query, k=SEARCH_RESULTS, mode=mode)
+        document_search.search(
+            project_id=project.pk, query=query, k=SEARCH_RESULTS, mode=mode, version=project.index_version
+        )
         if query
         else []
     )

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import Http404
 
 from projects.models import Membership, Project, Role
@@ -54,9 +54,11 @@ def _parse_id(project_id: Any) -> UUID:
 def project_for(user: Any, project_id: Any, *, need: str = Role.VIEWER) -> Project:
     """The project if the user may act on it at `need` level; 404 for outsiders."""
     pid = _parse_id(project_id)
-    project = projects_visible_to(user).filter(pk=pid).first()
+    # One query: the project and the caller's role in it (a member has exactly one).
+    project = projects_visible_to(user).filter(pk=pid).annotate(role_of_caller=F("memberships__role")).first()
     if project is None:
         raise Http404("No such project.")
+    project._viewer_role = project.role_of_caller  # type: ignore[attr-defined]
     require(user, project, need)
     return project
 

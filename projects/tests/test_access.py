@@ -48,6 +48,16 @@ def test_roles_grant_what_they_rank(people: dict[str, Any], who: str, need: str,
             access.project_for(people[who], project.pk, need=need)
 
 
+@pytest.mark.parametrize("who", ["owner", "editor", "viewer"])
+def test_project_for_reads_each_callers_own_role_in_one_query(
+    people: dict[str, Any], who: str, django_assert_num_queries: Any
+) -> None:
+    # Three members: the caller's own membership row decides, never another member's.
+    with django_assert_num_queries(1):
+        project = access.project_for(people[who], people["project"].pk)
+    assert access.require(people[who], project, Role.VIEWER) == who
+
+
 @pytest.mark.parametrize("need", [Role.VIEWER, Role.EDITOR, Role.OWNER])
 def test_outsiders_and_anonymous_get_404_not_403(people: dict[str, Any], need: str) -> None:
     project = people["project"]
