@@ -16,6 +16,14 @@ from projects.models import Membership, Project, Role
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _shared_model_dir() -> None:
+    """Worker and web processes that tests start reuse this run's ONNX export of the encoder."""
+    from django.conf import settings
+
+    os.environ.setdefault("DOCENT_MODEL_DIR", str(settings.MODEL_DIR))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Uploads go to a temporary folder; tasks run inline unless a test starts a worker."""

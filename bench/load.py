@@ -1110,6 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
         "gunicorn": package_version("gunicorn"),
         "torch": package_version("torch"),
         "sentence-transformers": package_version("sentence-transformers"),
+        "onnxruntime": package_version("onnxruntime"),
         "psycopg": package_version("psycopg"),
         "wrk": wrk_version().replace("wrk ", "").split(" ")[0],
         **server_versions(),

@@ -139,17 +139,18 @@ def probe_settings() -> Any:
 
 
 def scratch_key(probe: Any, corpus: Path) -> str:
-    """What decides the stored chunks: model, chunk settings, corpus, ingest format."""
+    """What decides the stored chunks: model, backend, chunk settings, corpus, ingest format."""
     stat = corpus.stat()
     parts = [
         probe.EMBEDDING_MODEL or "all-MiniLM-L6-v2",
+        probe.EMBEDDING_BACKEND,
         str(probe.CHUNK_TOKENS),
         str(probe.CHUNK_OVERLAP_TOKENS),
         f"{corpus.resolve()}:{stat.st_size}",
         str(INGEST_FORMAT),
     ]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:10]
-    return f"chunk{probe.CHUNK_TOKENS}-overlap{probe.CHUNK_OVERLAP_TOKENS}-{digest}"
+    return f"{probe.EMBEDDING_BACKEND}-chunk{probe.CHUNK_TOKENS}-overlap{probe.CHUNK_OVERLAP_TOKENS}-{digest}"
 
 
 def setup_django(scratch: Path) -> None:
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).date().isoformat(),
             "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()}),"
             " shared with other work",
-            "model": embedder.model_name(),
+            "model": f"{embedder.model_name()} on {settings.EMBEDDING_BACKEND}",
             "chunk_tokens": settings.CHUNK_TOKENS,
             "overlap_tokens": settings.CHUNK_OVERLAP_TOKENS,
             "rrf_k": settings.SEARCH_RRF_K,

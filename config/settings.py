@@ -471,6 +471,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 EMBEDDING_MODEL = env_str("DOCENT_EMBEDDING_MODEL", "")  # empty: the packaged all-MiniLM-L6-v2
 EMBEDDING_BATCH_SIZE = env_int("DOCENT_EMBEDDING_BATCH_SIZE", 64, minimum=1)
 EMBEDDING_THREADS = env_int("DOCENT_EMBEDDING_THREADS", 1, minimum=1)
+# onnx-int8: ONNX Runtime on an int8 copy of the model (about 4x faster per query than
+# torch, same ranking quality); onnx: fp32 ONNX; torch: the model as shipped.
+EMBEDDING_BACKEND = env_choice("DOCENT_EMBEDDING_BACKEND", "onnx-int8", {"onnx-int8", "onnx", "torch"})
+# Where the ONNX copies are exported, once, from the local model (never downloaded).
+MODEL_DIR = Path(env_str("DOCENT_MODEL_DIR", str(DATA_DIR / "models")))
 CHUNK_TOKENS = env_int("DOCENT_CHUNK_TOKENS", 200, minimum=16)
 CHUNK_OVERLAP_TOKENS = env_int("DOCENT_CHUNK_OVERLAP_TOKENS", 40, minimum=0)
 SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 60, minimum=1)

@@ -1,14 +1,23 @@
 """The sentence encoder: loaded lazily, once per process, never downloaded.
 
 Importing this module is cheap; torch and sentence-transformers are imported on
-the first call to `encode`, so the web process starts without them.
+the first call to `encode`, so the web process starts without them. By default
+the model runs on ONNX Runtime from an int8 copy that is exported from the local
+model on first use (`DOCENT_EMBEDDING_BACKEND`, `DOCENT_MODEL_DIR`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
+import platform
+import shutil
+import tempfile
 import threading
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +45,122 @@ def model_name() -> str:
     return settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
 
 
+def quantization_target() -> str:
+    """The int8 kernel family of this CPU, as optimum names it.
+
+    The int8 copy is quantised for the instructions the CPU has: with VNNI the
+    int8 dot products cannot saturate; plain AVX2 needs the reduced range.
+    """
+    if platform.machine().lower() in {"aarch64", "arm64"}:
+        return "arm64"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    for target in ("avx512_vnni", "avx512"):
+        if target in flags or (target == "avx512" and "avx512f" in flags):
+            return target
+    return "avx2"
+
+
+def onnx_dir() -> Path:
+    """Where this model's ONNX copies live: one folder per source model."""
+    source = model_path()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_name().rsplit("/", 1)[-1])
+    return Path(settings.MODEL_DIR) / f"{slug}-{digest}"
+
+
+def onnx_file() -> str:
+    """The ONNX file of the configured backend, relative to `onnx_dir()`."""
+    if settings.EMBEDDING_BACKEND == "onnx":
+        return "onnx/model.onnx"
+    return f"onnx/model_int8_{quantization_target()}.onnx"
+
+
+def ensure_onnx_export() -> Path:
+    """Export the local model to ONNX (fp32 and int8) once; later calls find it on disk.
+
+    Processes that start together take turns on a lock file; the export is
+    written to a scratch folder and renamed into place, so a reader never sees
+    half of it and a crash mid-export leaves nothing behind but the scratch.
+    """
+    target = onnx_dir()
+    if (target / onnx_file()).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / onnx_file()).is_file():
+            return target
+        from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+        started = time.monotonic()
+        scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+        try:
+            fp32 = SentenceTransformer(
+                model_path(),
+                backend="onnx",
+                device="cpu",
+                local_files_only=True,
+                model_kwargs={"export": True},
+            )
+            fp32.save(str(scratch))
+            target_cpu = quantization_target()
+            export_dynamic_quantized_onnx_model(
+                fp32, target_cpu, str(scratch), file_suffix=f"int8_{target_cpu}"
+            )
+            if target.exists():  # an export for another CPU: keep its files, add ours
+                shutil.copytree(scratch, target, dirs_exist_ok=True)
+                shutil.rmtree(scratch)
+            else:
+                os.replace(scratch, target)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        log.info(
+            "exported embedding model to ONNX",
+            extra={
+                "model": model_path(),
+                "path": str(target),
+                "seconds": round(time.monotonic() - started, 1),
+            },
+        )
+    return target
+
+
+def _load() -> SentenceTransformer:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    # Each web/worker process encodes on its own thread budget; more threads
+    # than cores across processes makes every one slower.
+    torch.set_num_threads(settings.EMBEDDING_THREADS)
+    backend = settings.EMBEDDING_BACKEND
+    if backend == "torch":
+        log.info("loading embedding model", extra={"model": model_path(), "backend": backend})
+        return SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = settings.EMBEDDING_THREADS
+    options.inter_op_num_threads = 1
+    path = ensure_onnx_export()
+    log.info("loading embedding model", extra={"model": str(path), "backend": backend, "file": onnx_file()})
+    return SentenceTransformer(
+        str(path),
+        backend="onnx",
+        device="cpu",
+        local_files_only=True,
+        model_kwargs={
+            "file_name": onnx_file(),
+            "session_options": options,
+            "provider": "CPUExecutionProvider",
+        },
+    )
+
+
 def get_model() -> SentenceTransformer:
     global _model
     if _model is None:
@@ -44,15 +169,7 @@ def get_model() -> SentenceTransformer:
                 # Never reach for a model hub: everything is on disk.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                import torch
-                from sentence_transformers import SentenceTransformer
-
-                # Each web/worker process encodes on its own thread budget; more
-                # threads than cores across processes makes every one slower.
-                torch.set_num_threads(settings.EMBEDDING_THREADS)
-                path = model_path()
-                log.info("loading embedding model", extra={"model": path})
-                _model = SentenceTransformer(path, device="cpu", local_files_only=True)
+                _model = _load()
     return _model
 
 

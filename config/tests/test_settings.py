@@ -58,6 +58,7 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://nowhere/x"),
         ("REDIS_URL", "http://localhost"),
         ("DOCENT_LLM_PROVIDER", "gpt"),
+        ("DOCENT_EMBEDDING_BACKEND", "cuda"),
         ("DOCENT_BREAKER_WINDOW_S", "1.5"),
     ],
 )
