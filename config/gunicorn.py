@@ -6,7 +6,9 @@ bind = os.environ.get("DOCENT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("DOCENT_WEB_THREADS", "4"))
 timeout = int(os.environ.get("DOCENT_WEB_TIMEOUT", "60"))
-accesslog = "-"
+# No gunicorn access log: Docent logs every request itself, as JSON with its
+# request id, user id and duration (config/logging.py).
+accesslog = None
 errorlog = "-"
 # Requests larger than the upload limit are refused by Django; keep headers small.
 limit_request_field_size = 8190
