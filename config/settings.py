@@ -177,6 +177,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "docent.sqlite3",
+            # Keep each thread's connection (and its WAL set-up) between requests.
+            "CONN_MAX_AGE": 600,
             # The worker and the web process write the same file: wait for the
             # lock instead of failing, and use WAL so readers never block.
             "OPTIONS": {
