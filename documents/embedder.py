@@ -132,10 +132,13 @@ def ensure_onnx_export() -> Path:
 def _load() -> SentenceTransformer:
     import torch
     from sentence_transformers import SentenceTransformer
+    from threadpoolctl import threadpool_limits
 
-    # Each web/worker process encodes on its own thread budget; more threads
-    # than cores across processes makes every one slower.
+    # Each web/worker process encodes (and multiplies vectors, in BLAS) on its own
+    # thread budget; more threads than cores across processes, each spin-waiting,
+    # makes every one slower.
     torch.set_num_threads(settings.EMBEDDING_THREADS)
+    threadpool_limits(settings.EMBEDDING_THREADS, user_api="blas")
     backend = settings.EMBEDDING_BACKEND
     if backend == "torch":
         log.info("loading embedding model", extra={"model": model_path(), "backend": backend})

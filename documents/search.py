@@ -101,7 +101,8 @@ class ProjectIndex:
         if not known:
             return []
         ids = [[t for t, i in sorted(known.items(), key=lambda kv: kv[1])]]
-        docs, scores = self._bm25.retrieve(ids, k=min(depth, self.size), show_progress=False, n_threads=1)
+        # n_threads=0: score in this thread (any other value starts a thread pool per call).
+        docs, scores = self._bm25.retrieve(ids, k=min(depth, self.size), show_progress=False, n_threads=0)
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
 
