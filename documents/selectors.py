@@ -14,7 +14,7 @@ from projects.models import Role
 
 
 def documents_visible_to(user: Any) -> QuerySet[Document]:
-    return Document.objects.filter(project__in=projects_visible_to(user)).select_related("project")
+    return Document.objects.filter(project__in=projects_visible_to(user))
 
 
 def document_for(user: Any, document_id: Any, *, need: str = Role.VIEWER) -> Document:
@@ -23,7 +23,7 @@ def document_for(user: Any, document_id: Any, *, need: str = Role.VIEWER) -> Doc
         pk = document_id if isinstance(document_id, UUID) else UUID(str(document_id))
     except (ValueError, TypeError):
         raise Http404("No such document.") from None
-    doc = documents_visible_to(user).filter(pk=pk).first()
+    doc = documents_visible_to(user).select_related("project").filter(pk=pk).first()
     if doc is None:
         raise Http404("No such document.")
     require(user, doc.project, need)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from documents.models import Document
@@ -14,7 +14,6 @@ from projects.models import Membership, Project
 
 def projects_for_list(user: Any) -> QuerySet[Project]:
     """The user's projects with their role and document count, for lists."""
-    role = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
     # A correlated COUNT(*) per listed project; a JOIN + COUNT(DISTINCT) scanned
     # every document of every project (10 ms -> 0.9 ms a page on PostgreSQL).
     documents = (
@@ -23,8 +22,10 @@ def projects_for_list(user: Any) -> QuerySet[Project]:
         .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
         .values("n")
     )
+    # The role comes from the membership row the visibility filter already joins
+    # (one per user and project), not from a second lookup.
     return projects_visible_to(user).annotate(
-        my_role=Subquery(role), document_count=Coalesce(Subquery(documents), 0)
+        my_role=F("memberships__role"), document_count=Coalesce(Subquery(documents), 0)
     )
 
 

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from conftest import api_for, make_project
+from documents.api import DOCUMENT_OUT_COLUMNS
 from documents.models import Chunk, Document, DocumentStatus
 from projects.models import Membership, Project, Role
 
@@ -187,6 +188,43 @@ def test_list_filters_by_project_and_status_and_searches_titles(
     ordered = auth_api.get(f"/api/v1/documents/?project={first.pk}&ordering=title").json()["results"]
     assert [d["title"] for d in ordered] == ["Alpha report", "Beta memo"]
     assert auth_api.get("/api/v1/documents/?status=bogus").status_code == 400
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_the_direct_document_representation_equals_drfs_field_by_field_one(
+    project: Project, settings: Any, zone: str
+) -> None:
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from documents.api import DocumentOut
+
+    settings.TIME_ZONE = zone
+    timezone.deactivate()
+    docs = [
+        Document.objects.create(project=project, title="Plain", format="txt"),
+        Document.objects.create(
+            project=project,
+            title="Ünïcode — “quoted” \u2028 title",
+            external_id="ext-1",
+            source="https://example.org/a?b=c",
+            original_filename="report (final).pdf",
+            content_type="application/pdf",
+            format="pdf",
+            size_bytes=2**40,
+            status=DocumentStatus.FAILED,
+            error="This PDF is encrypted.",
+            chunk_count=7,
+            content_hash="ab" * 32,
+            metadata={"tags": ["a", "b c"], "nested": {"n": [1, 2.5, None, True]}},
+        ),
+        Document.objects.create(project=project, title="No tags key", metadata={"author": "X"}),
+    ]
+    for doc in Document.objects.filter(pk__in=[d.pk for d in docs]).only(*DOCUMENT_OUT_COLUMNS):
+        fast = DocumentOut(doc).data
+        reference = serializers.ModelSerializer.to_representation(DocumentOut(), doc)
+        assert fast == dict(reference)
+        assert list(fast) == list(reference)  # same keys in the same order
 
 
 def test_reindex_reembeds_and_keeps_one_set_of_chunks(

@@ -48,6 +48,46 @@ def test_list_shows_only_my_projects(auth_api: APIClient, user: Any, other_user:
     assert [p["id"] for p in response.json()["results"]] == [str(mine.pk)]
 
 
+def test_list_shows_each_members_own_role_and_the_document_count(user: Any) -> None:
+    from documents.models import Document
+
+    viewer, editor = UserFactory(), UserFactory()
+    project = make_project(user, "Shared", viewer=viewer, editor=editor)
+    make_project(editor, "Editor's own")
+    for n in range(3):
+        Document.objects.create(project=project, title=f"d{n}")
+    for who, role, count in ((user, "owner", 1), (viewer, "viewer", 1), (editor, "editor", 2)):
+        rows = api_for(who).get("/api/v1/projects/").json()["results"]
+        assert len(rows) == count
+        shared = next(r for r in rows if r["title"] == "Shared")
+        assert (shared["role"], shared["document_count"]) == (role, 3)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Sao_Paulo"])
+def test_the_direct_project_representation_equals_drfs_field_by_field_one(
+    user: Any, settings: Any, zone: str
+) -> None:
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.test import APIRequestFactory
+
+    from projects.api import ProjectOut
+    from projects.selectors import projects_for_list
+
+    settings.TIME_ZONE = zone
+    timezone.deactivate()
+    fancy = make_project(user, "Ünïcode “title”")
+    Project.objects.filter(pk=fancy.pk).update(description="Line one\nline two")
+    make_project(user, "Empty")
+    request = APIRequestFactory().get("/")
+    request.user = user
+    for project in projects_for_list(user):
+        serializer = ProjectOut(project, context={"request": request})
+        reference = serializers.ModelSerializer.to_representation(serializer, project)
+        assert serializer.data == dict(reference)
+        assert list(serializer.data) == list(reference)
+
+
 def test_outsider_gets_404_for_another_project(other_user: Any, project: Project) -> None:
     client = api_for(other_user)
     url = f"/api/v1/projects/{project.pk}/"
