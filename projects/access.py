@@ -42,7 +42,8 @@ def projects_visible_to(user: Any) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user_id=user.pk)
 
 
-def _parse_id(project_id: Any) -> UUID:
+def parse_project_id(project_id: Any) -> UUID:
+    """A project id as a UUID; anything else is a 404 like an unknown project."""
     if isinstance(project_id, UUID):
         return project_id
     try:
@@ -53,7 +54,7 @@ def _parse_id(project_id: Any) -> UUID:
 
 def project_for(user: Any, project_id: Any, *, need: str = Role.VIEWER) -> Project:
     """The project if the user may act on it at `need` level; 404 for outsiders."""
-    pid = _parse_id(project_id)
+    pid = parse_project_id(project_id)
     # One query: the project and the caller's role in it (a member has exactly one).
     project = projects_visible_to(user).filter(pk=pid).annotate(role_of_caller=F("memberships__role")).first()
     if project is None:
