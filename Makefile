@@ -60,7 +60,9 @@ test-services: install
 	  db="docent_$$(date +%s)_$$$$"; \
 	  echo "== production stack: PostgreSQL database $$db, Redis db 14"; \
 	  DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$$db" REDIS_URL="redis://127.0.0.1:6379/14" \
-	    $(PY) -m pytest; \
+	    $(PY) -m pytest; status=$$?; \
+	  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS test_$$db WITH (FORCE)" >/dev/null 2>&1; \
+	  exit $$status; \
 	else \
 	  echo "PostgreSQL or Redis is not running: skipped the production-stack pass (CI runs it)"; \
 	fi

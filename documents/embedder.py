@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,18 +99,21 @@ def ensure_onnx_export() -> Path:
         started = time.monotonic()
         scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
         try:
-            fp32 = SentenceTransformer(
-                model_path(),
-                backend="onnx",
-                device="cpu",
-                local_files_only=True,
-                model_kwargs={"export": True},
-            )
-            fp32.save(str(scratch))
-            target_cpu = quantization_target()
-            export_dynamic_quantized_onnx_model(
-                fp32, target_cpu, str(scratch), file_suffix=f"int8_{target_cpu}"
-            )
+            # The exporters warn about their own internals (TorchScript tracing); nothing to act on.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fp32 = SentenceTransformer(
+                    model_path(),
+                    backend="onnx",
+                    device="cpu",
+                    local_files_only=True,
+                    model_kwargs={"export": True},
+                )
+                fp32.save(str(scratch))
+                target_cpu = quantization_target()
+                export_dynamic_quantized_onnx_model(
+                    fp32, target_cpu, str(scratch), file_suffix=f"int8_{target_cpu}"
+                )
             if target.exists():  # an export for another CPU: keep its files, add ours
                 shutil.copytree(scratch, target, dirs_exist_ok=True)
                 shutil.rmtree(scratch)
