@@ -144,6 +144,16 @@ def _load() -> SentenceTransformer:
     torch.set_num_threads(settings.EMBEDDING_THREADS)
     threadpool_limits(settings.EMBEDDING_THREADS, user_api="blas")
     backend = settings.EMBEDDING_BACKEND
+    if backend != "torch":
+        try:
+            path = ensure_onnx_export()
+        except Exception:
+            # A model the ONNX exporter cannot handle still works, as shipped.
+            log.exception(
+                "ONNX export failed; encoding with torch instead",
+                extra={"model": model_path(), "backend": backend},
+            )
+            backend = "torch"
     if backend == "torch":
         log.info("loading embedding model", extra={"model": model_path(), "backend": backend})
         return SentenceTransformer(model_path(), device="cpu", local_files_only=True)
@@ -153,7 +163,6 @@ def _load() -> SentenceTransformer:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = settings.EMBEDDING_THREADS
     options.inter_op_num_threads = 1
-    path = ensure_onnx_export()
     log.info("loading embedding model", extra={"model": str(path), "backend": backend, "file": onnx_file()})
     return SentenceTransformer(
         str(path),

@@ -92,6 +92,21 @@ def test_a_failed_export_leaves_nothing_half_written(
     assert (embedder.ensure_onnx_export() / embedder.onnx_file()).is_file()
 
 
+def test_a_model_the_exporter_cannot_handle_is_encoded_with_torch(
+    fresh_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sentence_transformers
+
+    def unsupported(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("unsupported architecture")
+
+    monkeypatch.setattr(sentence_transformers, "export_dynamic_quantized_onnx_model", unsupported)
+    with caplog.at_level("ERROR", logger="documents.embedder"):
+        vectors = embedder.encode(SENTENCES[:2])
+    assert "ONNX export failed" in caplog.text
+    np.testing.assert_allclose(vectors, _torch_vectors(SENTENCES[:2]), atol=1e-5)
+
+
 EXPORT_SCRIPT = """
 import django, os
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
