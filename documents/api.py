@@ -52,7 +52,7 @@ class DocumentOut(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_tags(self, obj: Document) -> list[str]:
-        return list((obj.metadata or {}).get("tags", []))
+        return tags_of(obj.metadata)
 
     def to_representation(self, instance: Document | dict[str, Any]) -> dict[str, Any]:
         # A list page serialises 50 of these, from `.values()` rows; building the
@@ -78,11 +78,15 @@ class DocumentOut(serializers.ModelSerializer):
             "error": row["error"],
             "chunk_count": row["chunk_count"],
             "content_hash": row["content_hash"],
-            "tags": list((metadata or {}).get("tags", [])),
+            "tags": tags_of(metadata),
             "metadata": metadata,
             "created_at": iso_datetime(row["created_at"]),
             "updated_at": iso_datetime(row["updated_at"]),
         }
+
+
+def tags_of(metadata: dict[str, Any] | None) -> list[str]:
+    return list((metadata or {}).get("tags", []))
 
 
 # The columns DocumentOut reads: a list page loads nothing else.
