@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_ratelimit import ALL as ALL_METHODS
+from django_ratelimit import core as ratelimit_core
 from django_ratelimit.core import get_usage
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
@@ -137,17 +140,42 @@ def _key(limit: Limit, request: HttpRequest, user: Any, account: str) -> str:
     return f"ip:{client_ip(request)}"
 
 
+def _redis_hit(group: str, value: str, rate: str) -> tuple[int, int] | None:
+    """Count one request in django-ratelimit's own window and key, in one Redis round trip.
+
+    django-ratelimit adds the key, then increments it: two round trips on every
+    API request. With Redis, SET NX + INCR go in one pipeline to the same key,
+    so `peek` and the page limits (plain `get_usage`) read the same count.
+    None when the cache is not Redis.
+    """
+    if not settings.REDIS_URL or not getattr(settings, "RATELIMIT_ENABLE", True):
+        return None
+    from django_redis import get_redis_connection
+
+    window = ratelimit_core._get_window(value, HOUR_S)
+    key = cache.make_key(ratelimit_core._make_cache_key(group, window, rate, value, ALL_METHODS))
+    pipe = get_redis_connection("default").pipeline(transaction=False)
+    pipe.set(key, 0, ex=HOUR_S + ratelimit_core.EXPIRATION_FUDGE, nx=True)
+    pipe.incr(key)
+    _, count = pipe.execute()
+    return int(count), max(1, window - int(ratelimit_core.time.time()))  # the clock the window used
+
+
 def _usage(
     limit: Limit, request: HttpRequest, *, user: Any = None, account: str = "", increment: bool
 ) -> tuple[int, int, int]:
     """(count so far, allowance, seconds until the window resets)."""
     per_hour = allowance(limit, user)
     value = _key(limit, request, user, account)
+    group, rate = f"docent:{limit.name}", f"{per_hour}/h"
+    counted = _redis_hit(group, value, rate) if increment else None
+    if counted is not None:
+        return counted[0], per_hour, counted[1]
     usage = get_usage(
         request,
-        group=f"docent:{limit.name}",
+        group=group,
         key=lambda _group, _request: value,
-        rate=f"{per_hour}/h",
+        rate=rate,
         increment=increment,
     )
     if usage is None:  # RATELIMIT_ENABLE is off

@@ -360,7 +360,7 @@ PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for one hour
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.CachedJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -395,6 +395,14 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
 }
+
+# Seconds the API keeps a token's user row in the shared cache (accounts/authentication.py);
+# 0 reads it from the database on every request. Only a cache every process shares may hold it.
+AUTH_USER_CACHE_S = env_int("DOCENT_AUTH_CACHE_S", 300 if REDIS_URL else 0, minimum=0)
+if AUTH_USER_CACHE_S and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "DOCENT_AUTH_CACHE_S needs REDIS_URL: a per-process cache cannot be invalidated"
+    )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Docent API",

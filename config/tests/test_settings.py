@@ -60,6 +60,7 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
         ("DOCENT_LLM_PROVIDER", "gpt"),
         ("DOCENT_EMBEDDING_BACKEND", "cuda"),
         ("DOCENT_BREAKER_WINDOW_S", "1.5"),
+        ("DOCENT_AUTH_CACHE_S", "-1"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -67,6 +68,12 @@ def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, na
     assert done.returncode != 0
     assert name in done.stderr
     assert value in done.stderr
+
+
+def test_caching_users_needs_a_cache_every_process_shares(tmp_path: Path) -> None:
+    done = manage("check", env={"DOCENT_AUTH_CACHE_S": "60"}, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "DOCENT_AUTH_CACHE_S needs REDIS_URL" in done.stderr
 
 
 def test_the_web_process_starts_without_importing_torch(tmp_path: Path) -> None:

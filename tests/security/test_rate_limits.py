@@ -381,3 +381,26 @@ def test_limits_hold_exactly_across_two_web_processes(
         url.split("/api/")[0] for url, (status, _, _) in zip(urls, results, strict=True) if status == 200
     }
     assert served_by == {one, two}
+
+
+@pytest.mark.services
+def test_api_requests_counted_in_one_round_trip_land_in_django_ratelimits_own_counter() -> None:
+    assert django_settings.REDIS_URL, "needs REDIS_URL: the one-round-trip counter is Redis-only"
+    from django.core.cache import cache
+    from django.test import RequestFactory
+    from django_ratelimit.core import _make_cache_key
+    from django_redis import get_redis_connection
+
+    user = UserFactory()
+    request = RequestFactory().get("/api/v1/users/me")
+    for _ in range(3):
+        assert limits.hit(limits.API, request, user=user) is None
+    # django-ratelimit's read path (the one `peek` and the pages use) sees the same count...
+    count, allowance, left = limits._usage(limits.API, request, user=user, increment=False)
+    assert (count, allowance) == (3, 100)
+    # ...in its own key, which expires with the window.
+    value = f"user:{user.pk}"
+    key = _make_cache_key("docent:api", _get_window(value, 3600), "100/h", value, "")
+    assert cache.get(key) == 3
+    assert 3600 <= get_redis_connection("default").ttl(cache.make_key(key)) <= 3605
+    assert 0 < left <= 3600
