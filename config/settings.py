@@ -364,10 +364,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "config.filters.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
@@ -403,6 +403,10 @@ if AUTH_USER_CACHE_S and not REDIS_URL:
     raise ImproperlyConfigured(
         "DOCENT_AUTH_CACHE_S needs REDIS_URL: a per-process cache cannot be invalidated"
     )
+
+# Seconds a project's document list page stays cached (config/page_cache.py); every change
+# to the project's documents retires its pages at once. 0 builds every page afresh.
+LIST_CACHE_S = env_int("DOCENT_LIST_CACHE_S", 300, minimum=0)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Docent API",
