@@ -16,6 +16,7 @@ from agents.models import AgentRun, RunKind, RunStatus
 from agents.providers import ProviderError, resolve_provider_name, run_with_breaker
 from agents.providers.base import Citation, Passage, ProviderResult
 from documents import embedder, search
+from documents import services as documents_services
 from documents.models import Chunk, Document, DocumentStatus
 from projects.access import require
 from projects.models import Project, Role
@@ -332,7 +333,7 @@ def _store_extraction(document_id: Any, output: dict[str, Any]) -> None:
         if key in output:
             metadata[key] = output[key]
     doc.metadata = metadata
-    doc.save(update_fields=["metadata", "updated_at"])
+    documents_services.document_save_metadata(document=doc)
 
 
 def runs_requeue_stuck(*, older_than_s: int | None = None) -> int:

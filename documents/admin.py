@@ -137,6 +137,9 @@ class DocumentAdmin(admin.ModelAdmin):
         perms_needed.discard(Chunk._meta.verbose_name)
         return deleted, counts, perms_needed, protected
 
+    def save_model(self, request: Any, obj: Document, form: Any, change: bool) -> None:
+        services.document_save_edits(document=obj, fields=list(form.changed_data))
+
     def delete_model(self, request: Any, obj: Document) -> None:
         services.document_purge(document=obj)
 

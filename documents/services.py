@@ -21,7 +21,7 @@ from documents.models import Chunk, Document, DocumentStatus
 from documents.search import index_text
 from projects.access import require
 from projects.models import Project, Role
-from projects.services import project_touch_index
+from projects.services import project_touch_documents, project_touch_index
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,7 @@ def _create(
         if filename:
             doc.file.save(filename, ContentFile(data), save=False)
         doc.save()
+        project_touch_documents(project_id=project.pk)
     log.info(
         "document created",
         extra={"document_id": str(doc.pk), "project_id": str(project.pk), "status": doc.status},
@@ -181,9 +182,29 @@ def document_requeue(*, document: Document, force: bool = False) -> Document:
     document.status = DocumentStatus.PENDING
     document.error = ""
     document.status_changed_at = timezone.now()
-    document.save(update_fields=["status", "error", "indexed_hash", "status_changed_at", "updated_at"])
+    with transaction.atomic():
+        document.save(update_fields=["status", "error", "indexed_hash", "status_changed_at", "updated_at"])
+        project_touch_documents(project_id=document.project_id)
     log.info("document requeued", extra={"document_id": str(document.pk), "status": "pending"})
     return document
+
+
+def document_save_metadata(*, document: Document) -> None:
+    """Store a document's changed metadata (tags, keywords, entities from an extract run)."""
+    with transaction.atomic():
+        document.save(update_fields=["metadata", "updated_at"])
+        project_touch_documents(project_id=document.project_id)
+
+
+def document_save_edits(*, document: Document, fields: list[str]) -> None:
+    """Store a staff edit (title, external id, source, metadata) made in the admin."""
+    if not fields:
+        return
+    with transaction.atomic():
+        document.save(update_fields=[*fields, "updated_at"])
+        # Search hits show the title from the project's index: rebuild it.
+        project_touch_index(project_id=document.project_id)
+    log.info("document edited", extra={"document_id": str(document.pk), "fields": fields})
 
 
 def document_delete(*, user: Any, document: Document) -> None:
@@ -202,15 +223,19 @@ def _claim(document_id: Any) -> int | None:
     claimable = Q(status=DocumentStatus.PENDING) | Q(
         status=DocumentStatus.PROCESSING, status_changed_at__lt=stale
     )
-    updated = Document.objects.filter(claimable, pk=document_id).update(
-        status=DocumentStatus.PROCESSING,
-        attempts=F("attempts") + 1,
-        status_changed_at=timezone.now(),
-        error="",
-    )
-    if not updated:
-        return None
-    return Document.objects.filter(pk=document_id).values_list("attempts", flat=True).first()
+    with transaction.atomic():
+        updated = Document.objects.filter(claimable, pk=document_id).update(
+            status=DocumentStatus.PROCESSING,
+            attempts=F("attempts") + 1,
+            status_changed_at=timezone.now(),
+            error="",
+        )
+        if not updated:
+            return None
+        claimed = Document.objects.filter(pk=document_id).values_list("attempts", "project_id").first()
+        assert claimed is not None  # the row this transaction just updated
+        project_touch_documents(project_id=claimed[1])
+    return claimed[0]
 
 
 def _document_bytes(doc: Document) -> bytes:
@@ -221,9 +246,13 @@ def _document_bytes(doc: Document) -> bytes:
 
 
 def _fail(document_id: Any, attempt: int, reason: str) -> None:
-    Document.objects.filter(pk=document_id, attempts=attempt).update(
-        status=DocumentStatus.FAILED, error=reason[:2000], status_changed_at=timezone.now()
-    )
+    with transaction.atomic():
+        failed = Document.objects.filter(pk=document_id, attempts=attempt).update(
+            status=DocumentStatus.FAILED, error=reason[:2000], status_changed_at=timezone.now()
+        )
+        if failed:
+            project_id = Document.objects.filter(pk=document_id).values_list("project_id", flat=True).first()
+            project_touch_documents(project_id=project_id)
     log.warning(
         "document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason}
     )

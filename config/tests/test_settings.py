@@ -61,6 +61,7 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
         ("DOCENT_EMBEDDING_BACKEND", "cuda"),
         ("DOCENT_BREAKER_WINDOW_S", "1.5"),
         ("DOCENT_AUTH_CACHE_S", "-1"),
+        ("DOCENT_LIST_CACHE_S", "soon"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, name: str, value: str) -> None:
