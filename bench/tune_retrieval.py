@@ -169,7 +169,7 @@ def sweep(args: argparse.Namespace) -> None:
         report(
             f"rrf k={k}",
             {
-                qi: [i for i, _ in search.rrf([[i for i, _ in dense[qi]], [i for i, _ in lexical[qi]]], k)]
+                qi: search.rrf([[i for i, _ in dense[qi]], [i for i, _ in lexical[qi]]], k)[0].tolist()
                 for qi in keep
             },
         )

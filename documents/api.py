@@ -275,6 +275,20 @@ class HitOut(serializers.Serializer):
     end = serializers.IntegerField()
     score = serializers.FloatField()
 
+    def to_representation(self, instance: search.Hit) -> dict[str, Any]:
+        # Built directly, as DRF would field by field (test_api holds them equal): every
+        # search writes k of these.
+        return {
+            "document": instance.document_id,
+            "title": instance.document_title,
+            "external_id": instance.external_id,
+            "chunk": instance.chunk_id,
+            "text": instance.text,
+            "start": instance.start,
+            "end": instance.end,
+            "score": instance.score,
+        }
+
 
 class SearchView(APIView):
     """Hybrid (dense + BM25, RRF-fused), dense or lexical search over a project."""

@@ -29,6 +29,10 @@ MODES = ("hybrid", "dense", "lexical")
 FUSION_DEPTH = 200
 MAX_CACHED_PROJECTS = 16
 
+# Chunk positions in a ProjectIndex, best first, and their scores.
+Ranking = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
+_EMPTY: Ranking = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -81,38 +85,58 @@ class ProjectIndex:
             self._bm25 = bm25s.BM25()
             self._bm25.index(tokenize(corpus), show_progress=False)
 
-    def dense(self, query_vector: np.ndarray[Any, Any], depth: int) -> list[tuple[int, float]]:
+    def dense(self, query_vector: np.ndarray[Any, Any], depth: int) -> Ranking:
+        """Chunk positions by cosine similarity to the query vector, best first, with the scores."""
         if self.size == 0:
-            return []
+            return _EMPTY
         scores = self.matrix @ query_vector
         depth = min(depth, self.size)
         top = np.argpartition(-scores, depth - 1)[:depth]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(i), float(scores[i])) for i in top]
+        return top, scores[top]
 
-    def lexical(self, query: str, depth: int) -> list[tuple[int, float]]:
+    def lexical(self, query: str, depth: int) -> Ranking:
+        """Chunk positions by BM25 score for the query (matches only), best first, with the scores."""
         if self.size == 0 or self._bm25 is None:
-            return []
+            return _EMPTY
         tokens = tokenize([query])
         if not tokens.vocab:
-            return []
+            return _EMPTY
         # Query terms the corpus has never seen would fail the lookup.
         known = {t: i for t, i in tokens.vocab.items() if t in self._bm25.vocab_dict}
         if not known:
-            return []
-        ids = [[t for t, i in sorted(known.items(), key=lambda kv: kv[1])]]
-        # n_threads=0: score in this thread (any other value starts a thread pool per call).
-        docs, scores = self._bm25.retrieve(ids, k=min(depth, self.size), show_progress=False, n_threads=0)
-        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+            return _EMPTY
+        # Scores for every chunk, then the best `depth`, ties to the lower position:
+        # bm25s' own retrieve() does the same with a progress bar and thread pool around it.
+        scores = self._bm25.get_scores([t for t, _ in sorted(known.items(), key=lambda kv: kv[1])])
+        return top_positions(scores, depth)
 
 
-def rrf(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion: sum of 1/(k + rank) over the rankings (rank from 1)."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+def top_positions(scores: np.ndarray[Any, Any], depth: int) -> Ranking:
+    """The positions of the `depth` highest positive scores, best first, ties to the lower position."""
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > depth:
+        values = scores[candidates]
+        kth = np.partition(values, len(values) - depth)[len(values) - depth]  # the depth-th best
+        above = candidates[values > kth]
+        candidates = np.concatenate([above, candidates[values == kth][: depth - len(above)]])
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order].astype(np.int64), scores[candidates][order]
+
+
+def rrf(rankings: list[Any], k: int) -> Ranking:
+    """Reciprocal-rank fusion: each item scores the sum of 1/(k + rank) over the rankings
+    (rank from 1); best first, ties to the lower item. NumPy, as it runs on every search."""
+    rankings = [np.asarray(r) for r in rankings if len(r)]
+    if not rankings:
+        return _EMPTY
+    items = np.concatenate(rankings)
+    shares = np.concatenate([1.0 / (k + np.arange(1, len(r) + 1, dtype=np.float64)) for r in rankings])
+    positions, slot = np.unique(items, return_inverse=True)
+    scores = np.zeros(len(positions), dtype=np.float64)
+    np.add.at(scores, slot, shares)  # unbuffered, in array order: ranking by ranking
+    order = np.lexsort((positions, -scores))
+    return positions[order], scores[order]
 
 
 _cache: OrderedDict[str, ProjectIndex] = OrderedDict()
@@ -197,15 +221,15 @@ def search(
         return []
     depth = max(FUSION_DEPTH, k)
     if mode == "lexical":
-        ranked = index.lexical(query, depth)
+        positions, scores = index.lexical(query, depth)
     elif mode == "dense":
-        ranked = index.dense(embedder.encode([query])[0], depth)
+        positions, scores = index.dense(embedder.encode([query])[0], depth)
     else:
-        dense = index.dense(embedder.encode([query])[0], depth)
-        lexical = index.lexical(query, depth)
-        ranked = rrf([[i for i, _ in dense], [i for i, _ in lexical]], settings.SEARCH_RRF_K)
+        dense, _ = index.dense(embedder.encode([query])[0], depth)
+        lexical, _ = index.lexical(query, depth)
+        positions, scores = rrf([dense, lexical], settings.SEARCH_RRF_K)
     hits = []
-    for i, score in ranked[:k]:
+    for i, score in zip(positions[:k].tolist(), scores[:k].tolist(), strict=True):
         row = index.rows[i]
         hits.append(
             Hit(

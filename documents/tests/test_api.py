@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from conftest import api_for, assert_same_as_drf, make_project
-from documents.api import DOCUMENT_OUT_COLUMNS
+from documents import search
+from documents.api import DOCUMENT_OUT_COLUMNS, HitOut
 from documents.models import Chunk, Document, DocumentStatus
 from projects.models import Membership, Project, Role
 
@@ -317,6 +318,8 @@ def test_search_ranks_the_relevant_passage_first(
     assert set(top) == {"document", "title", "external_id", "chunk", "text", "start", "end", "score"}
     text = Document.objects.get(pk=top["document"]).text
     assert text[top["start"] : top["end"]] == top["text"]
+    for hit in search.search(project_id=project.pk, query="light energy", k=5, mode=mode):
+        assert_same_as_drf(HitOut(), hit, HitOut(hit).data)
 
 
 @pytest.mark.parametrize(

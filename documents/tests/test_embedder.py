@@ -27,6 +27,7 @@ def fresh_model(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """A model folder of our own and no encoder loaded yet (restored afterwards)."""
     settings.MODEL_DIR = tmp_path / "models"
     monkeypatch.setattr(embedder, "_model", None)
+    monkeypatch.setattr(embedder, "_text_encoder", None)
     return settings.MODEL_DIR
 
 
@@ -143,3 +144,35 @@ def test_processes_starting_together_share_one_export(tmp_path: Path) -> None:
     assert outputs[0][0] == outputs[1][0]
     folders = [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
     assert len(folders) == 1
+
+
+# --- one text straight through the ONNX session ---------------------------------
+
+
+def test_a_single_text_goes_straight_through_the_session_and_gives_the_same_vector() -> None:
+    model = embedder.get_model()
+    assert embedder._text_encoder is not None, "the default model takes the direct path"
+    for text in [*SENTENCES, "word " * 400]:
+        direct = embedder.encode([text])
+        assert direct.shape == (1, 384) and direct.dtype == np.float32
+        reference = model.encode([text], normalize_embeddings=True, show_progress_bar=False)
+        np.testing.assert_allclose(direct, reference, atol=1e-5)
+
+
+def test_a_model_the_direct_path_was_not_built_for_keeps_sentence_transformers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = embedder.get_model()
+    pooling = model[1]
+    monkeypatch.setattr(pooling, "get_config_dict", lambda: {"pooling_mode": "max"})
+    assert embedder._fast_encoder(model) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(embedder.OnnxTextEncoder, "__call__", lambda self, text: np.zeros(384, np.float32))
+    assert embedder._fast_encoder(model) is None, "vectors that differ on the probes are never used"
+
+
+def test_the_torch_backend_never_takes_the_direct_path(fresh_model: Path, settings: Any) -> None:
+    settings.EMBEDDING_BACKEND = "torch"
+    embedder.get_model()
+    assert embedder._text_encoder is None
+    assert embedder.encode(["aspirin"]).shape == (1, 384)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import make_project
 from documents import embedder, search
@@ -60,32 +62,61 @@ def fixed_query_vector(monkeypatch: pytest.MonkeyPatch, vector: list[float]) -> 
 # --- fusion ---------------------------------------------------------------
 
 
+def fused(rankings: list[list[Any]], k: int) -> list[tuple[Any, float]]:
+    items, scores = search.rrf(rankings, k=k)
+    return list(zip(items.tolist(), scores.tolist(), strict=True))
+
+
 def test_rrf_sums_reciprocal_ranks_across_rankings() -> None:
-    fused = dict(search.rrf([[1, 2, 3], [3, 1]], k=60))
-    assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
-    assert fused[2] == pytest.approx(1 / 62)
-    assert fused[3] == pytest.approx(1 / 63 + 1 / 61)
+    scores = dict(fused([[1, 2, 3], [3, 1]], k=60))
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert scores[2] == pytest.approx(1 / 62)
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
 
 
 def test_rrf_puts_an_item_both_rankings_agree_on_above_one_ranking_alone() -> None:
-    ranked = [item for item, _ in search.rrf([["a", "b", "c"], ["b", "d", "a"]], k=60)]
+    ranked = [item for item, _ in fused([["a", "b", "c"], ["b", "d", "a"]], k=60)]
     assert ranked[:2] == ["b", "a"]
     assert set(ranked) == {"a", "b", "c", "d"}
 
 
 def test_rrf_breaks_ties_deterministically_by_item() -> None:
-    assert [item for item, _ in search.rrf([[2], [1]], k=10)] == [1, 2]
+    assert [item for item, _ in fused([[2], [1]], k=10)] == [1, 2]
 
 
 def test_rrf_small_k_rewards_the_top_of_each_ranking_more() -> None:
     # With a small k a first place outweighs two middling places; with a large k it does not.
     rankings = [[1, 9, 8, 7, 2], [3, 6, 5, 2, 4]]
-    assert search.rrf(rankings, k=1)[0][0] == 1
-    assert search.rrf(rankings, k=1000)[0][0] == 2
+    assert fused(rankings, k=1)[0][0] == 1
+    assert fused(rankings, k=1000)[0][0] == 2
+
+
+@given(
+    st.lists(st.integers(0, 400), max_size=200, unique=True),
+    st.lists(st.integers(0, 400), max_size=200, unique=True),
+    st.integers(1, 100),
+)
+def test_rrf_matches_the_textbook_sum_exactly(dense: list[int], lexical: list[int], k: int) -> None:
+    textbook: dict[int, float] = {}
+    for ranking in (dense, lexical):
+        for rank, item in enumerate(ranking, start=1):
+            textbook[item] = textbook.get(item, 0.0) + 1.0 / (k + rank)
+    expected = sorted(textbook.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert fused([dense, lexical], k=k) == expected
+
+
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, -1.0]), max_size=60), st.integers(1, 30))
+def test_top_positions_are_the_best_positive_scores_ties_to_the_lower_position(
+    scores: list[float], depth: int
+) -> None:
+    positions, values = search.top_positions(np.array(scores, dtype=np.float32), depth)
+    textbook = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))[:depth]
+    assert positions.tolist() == textbook
+    assert values.tolist() == [scores[i] for i in textbook]
 
 
 def test_rrf_of_nothing_is_empty() -> None:
-    assert search.rrf([[], []], k=60) == []
+    assert fused([[], []], k=60) == []
 
 
 # --- tokenisation -----------------------------------------------------------
