@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -69,6 +70,14 @@ def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, na
     assert done.returncode != 0
     assert name in done.stderr
     assert value in done.stderr
+
+
+def test_every_environment_variable_is_documented_in_the_readme() -> None:
+    readers = (ROOT / "config" / "settings.py").read_text() + (ROOT / "config" / "gunicorn.py").read_text()
+    names = set(re.findall(r'(?:env_\w+|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]+)"', readers))
+    assert len(names) > 60
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []
 
 
 def test_caching_users_needs_a_cache_every_process_shares(tmp_path: Path) -> None:
