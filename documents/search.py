@@ -17,7 +17,9 @@ import numpy as np
 from django.conf import settings
 
 from documents import embedder
+from documents.dense import DenseScorer
 from documents.models import Chunk, DocumentStatus
+from documents.ranking import EMPTY, Ranking, best_first
 from projects.models import Project
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,6 @@ MODES = ("hybrid", "dense", "lexical")
 # any deeper one: a benchmark asking for 200 sees what a user asking for 10 does.
 FUSION_DEPTH = 200
 MAX_CACHED_PROJECTS = 16
-
-# Chunk positions in a ProjectIndex, best first, and their scores.
-Ranking = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
-_EMPTY: Ranking = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -77,6 +75,7 @@ class ProjectIndex:
             self.matrix = np.vstack([embedder.from_bytes(r.pop("embedding")) for r in rows])
         else:
             self.matrix = np.zeros((0, dim or 1), dtype=np.float32)
+        self._dense = DenseScorer(self.matrix, threads=settings.EMBEDDING_THREADS)
         self._bm25: Any = None
         if rows:
             import bm25s
@@ -87,41 +86,24 @@ class ProjectIndex:
 
     def dense(self, query_vector: np.ndarray[Any, Any], depth: int) -> Ranking:
         """Chunk positions by cosine similarity to the query vector, best first, with the scores."""
-        if self.size == 0:
-            return _EMPTY
-        scores = self.matrix @ query_vector
-        depth = min(depth, self.size)
-        top = np.argpartition(-scores, depth - 1)[:depth]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return top, scores[top]
+        return self._dense.top(query_vector, depth)
 
     def lexical(self, query: str, depth: int) -> Ranking:
         """Chunk positions by BM25 score for the query (matches only), best first, with the scores."""
         if self.size == 0 or self._bm25 is None:
-            return _EMPTY
+            return EMPTY
         tokens = tokenize([query])
         if not tokens.vocab:
-            return _EMPTY
+            return EMPTY
         # Query terms the corpus has never seen would fail the lookup.
         known = {t: i for t, i in tokens.vocab.items() if t in self._bm25.vocab_dict}
         if not known:
-            return _EMPTY
+            return EMPTY
         # Scores for every chunk, then the best `depth`, ties to the lower position:
         # bm25s' own retrieve() does the same with a progress bar and thread pool around it.
         scores = self._bm25.get_scores([t for t, _ in sorted(known.items(), key=lambda kv: kv[1])])
-        return top_positions(scores, depth)
-
-
-def top_positions(scores: np.ndarray[Any, Any], depth: int) -> Ranking:
-    """The positions of the `depth` highest positive scores, best first, ties to the lower position."""
-    candidates = np.flatnonzero(scores > 0)
-    if len(candidates) > depth:
-        values = scores[candidates]
-        kth = np.partition(values, len(values) - depth)[len(values) - depth]  # the depth-th best
-        above = candidates[values > kth]
-        candidates = np.concatenate([above, candidates[values == kth][: depth - len(above)]])
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order].astype(np.int64), scores[candidates][order]
+        matches = np.flatnonzero(scores > 0)
+        return best_first(matches, scores[matches], depth)
 
 
 def rrf(rankings: list[Any], k: int) -> Ranking:
@@ -129,7 +111,7 @@ def rrf(rankings: list[Any], k: int) -> Ranking:
     (rank from 1); best first, ties to the lower item. NumPy, as it runs on every search."""
     rankings = [np.asarray(r) for r in rankings if len(r)]
     if not rankings:
-        return _EMPTY
+        return EMPTY
     items = np.concatenate(rankings)
     shares = np.concatenate([1.0 / (k + np.arange(1, len(r) + 1, dtype=np.float64)) for r in rankings])
     positions, slot = np.unique(items, return_inverse=True)

@@ -105,16 +105,6 @@ def test_rrf_matches_the_textbook_sum_exactly(dense: list[int], lexical: list[in
     assert fused([dense, lexical], k=k) == expected
 
 
-@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, -1.0]), max_size=60), st.integers(1, 30))
-def test_top_positions_are_the_best_positive_scores_ties_to_the_lower_position(
-    scores: list[float], depth: int
-) -> None:
-    positions, values = search.top_positions(np.array(scores, dtype=np.float32), depth)
-    textbook = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))[:depth]
-    assert positions.tolist() == textbook
-    assert values.tolist() == [scores[i] for i in textbook]
-
-
 def test_rrf_of_nothing_is_empty() -> None:
     assert fused([[], []], k=60) == []
 
