@@ -1085,7 +1085,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=20)
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
-    p.add_argument("--web-threads", type=int, default=int(os.environ.get("DOCENT_WEB_THREADS", "2")))
+    p.add_argument("--web-threads", type=int, default=int(os.environ.get("DOCENT_WEB_THREADS", "1")))
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
     p.add_argument(
         "--import-torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the import (not the server)"

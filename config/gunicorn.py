@@ -5,9 +5,11 @@ import os
 bind = os.environ.get("DOCENT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Requests are CPU-bound (Python, the query encoder): one process per core does the work,
-# and a second thread keeps a slow client or upload from stalling its worker. More threads
-# only queue behind the GIL (bench/results/load.md compares 1, 2, 4 and 10).
-threads = int(os.environ.get("DOCENT_WEB_THREADS", "2"))
+# one request at a time. A second thread only queues behind the GIL and widens the
+# latency tail (bench/results/load.md). A slow client holds its worker's thread while it
+# sends or reads, so production runs behind a buffering proxy (nginx, a load balancer),
+# as gunicorn's own documentation asks; without one, raise DOCENT_WEB_THREADS.
+threads = int(os.environ.get("DOCENT_WEB_THREADS", "1"))
 timeout = int(os.environ.get("DOCENT_WEB_TIMEOUT", "60"))
 # No gunicorn access log: Docent logs every request itself, as JSON with its
 # request id, user id and duration (config/logging.py).
