@@ -20,10 +20,20 @@ from django.http import HttpRequest
 
 
 def cached(
-    request: HttpRequest, *, scope: str, version: int, build: Callable[[], dict[str, Any]]
+    request: HttpRequest,
+    *,
+    scope: str,
+    version: int,
+    params: frozenset[str],
+    build: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The page `build()` makes for this request, from the cache when this version has it."""
-    if settings.LIST_CACHE_S <= 0:
+    """The page `build()` makes for this request, from the cache when this version has it.
+
+    `params`: the query parameters the page depends on. A request with any other is
+    built afresh and not stored: its links would carry them, and made-up parameters
+    must not fill the cache with copies of one page.
+    """
+    if settings.LIST_CACHE_S <= 0 or not params.issuperset(request.GET.keys()):
         return build()
     url = hashlib.sha256(request.build_absolute_uri().encode()).hexdigest()[:32]
     key = f"page:{scope}:{version}:{url}"

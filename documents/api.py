@@ -160,6 +160,8 @@ class DocumentViewSet(
     search_fields = ["title", "external_id"]
     ordering_fields = ["created_at", "updated_at", "title", "status", "size_bytes"]
     ordering = ["-created_at"]
+    # Every query parameter a list page depends on (filters, search, ordering, page).
+    LIST_PARAMS = frozenset({"project", "page", "search", "ordering", *DocumentFilter.base_filters})
 
     def get_queryset(self) -> QuerySet[Document]:
         return selectors.documents_visible_to(self.request.user)
@@ -176,6 +178,7 @@ class DocumentViewSet(
             request,
             scope=f"documents:{project.pk}",
             version=project.documents_version,
+            params=self.LIST_PARAMS,
             build=lambda: self._page(Document.objects.filter(project_id=project.pk)),
         )
         return Response(data)

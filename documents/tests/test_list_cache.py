@@ -195,3 +195,20 @@ def test_with_the_cache_off_every_list_reads_the_database(
     settings.LIST_CACHE_S = 0
     listing(auth_api, project)
     assert document_queries(lambda: listing(auth_api, project))
+
+
+def test_a_page_with_a_parameter_the_list_ignores_is_built_afresh_and_not_stored(
+    auth_api: APIClient, project: Project, doc: Document, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+
+    stored: list[str] = []
+    real_set = cache.set
+    monkeypatch.setattr(cache, "set", lambda key, *a, **kw: (stored.append(key), real_set(key, *a, **kw)))
+    odd: dict[str, Any] = {}
+    assert document_queries(lambda: odd.update(listing(auth_api, project, utm_source="mail")))
+    assert document_queries(lambda: listing(auth_api, project, utm_source="mail")), "never served from cache"
+    assert odd["count"] == 1
+    assert not [key for key in stored if key.startswith("page:")]
+    listing(auth_api, project, status="pending")
+    assert [key for key in stored if key.startswith("page:")], "a known filter is cached"
