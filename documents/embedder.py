@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.conf import settings
 
+from config.heap import freeze_long_lived
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -277,6 +279,7 @@ def get_model() -> SentenceTransformer:
                 model = _load()
                 _text_encoder = _fast_encoder(model)
                 _model = model
+                freeze_long_lived("embedding model loaded")
     return _model
 
 
