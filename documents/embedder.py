@@ -223,8 +223,17 @@ class OnnxTextEncoder:
             raise ValueError("no ONNX Runtime session")
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.output = self.session.get_outputs()[0].name
-        self.tokenizer = model.tokenizer
-        self.max_length = model.max_seq_length
+        # The Rust tokenizer behind the model's own, called directly (transformers'
+        # wrapper around it costs more than the tokenizing), on a copy so the
+        # truncation set here never touches sentence-transformers' batches.
+        backend = getattr(model.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError("no fast tokenizer")
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(backend.to_str())
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(model.max_seq_length)
         self.normalize = len(names) == 3
         # One at a time, as a query is: int8 activations are quantised per batch.
         reference = np.vstack(
@@ -238,17 +247,21 @@ class OnnxTextEncoder:
             raise ValueError("vectors differ from sentence-transformers' own")
 
     def __call__(self, text: str) -> np.ndarray[Any, Any]:
-        tokens = self.tokenizer([text], truncation=True, max_length=self.max_length, return_tensors="np")
-        ids = tokens["input_ids"].astype(np.int64)
+        encoding = self.tokenizer.encode(text)
+        tokens = {
+            "input_ids": encoding.ids,
+            "attention_mask": encoding.attention_mask,
+            "token_type_ids": encoding.type_ids,
+        }
         feeds = {
-            name: tokens[name].astype(np.int64) if name in tokens else np.zeros_like(ids)
+            name: np.array([tokens.get(name) or [0] * len(encoding.ids)], dtype=np.int64)
             for name in self.inputs
         }
         hidden = self.session.run([self.output], feeds)[0][0]
         if self.pooling == "cls":
             vector = hidden[0]
         else:
-            mask = tokens["attention_mask"][0].astype(hidden.dtype)[:, None]
+            mask = np.array(encoding.attention_mask, dtype=hidden.dtype)[:, None]
             vector = (hidden * mask).sum(axis=0) / max(float(mask.sum()), 1e-9)
         if self.normalize:
             vector = vector / max(float(np.linalg.norm(vector)), 1e-12)

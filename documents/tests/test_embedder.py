@@ -153,7 +153,8 @@ def test_processes_starting_together_share_one_export(tmp_path: Path) -> None:
 def test_a_single_text_goes_straight_through_the_session_and_gives_the_same_vector() -> None:
     model = embedder.get_model()
     assert embedder._text_encoder is not None, "the default model takes the direct path"
-    for text in [*SENTENCES, "word " * 400]:
+    hard = ["word " * 400, "  Ça coûte 5 € — 日本語のテキスト, naïve café\t\n", "", "x"]
+    for text in [*SENTENCES, *hard]:
         direct = embedder.encode([text])
         assert direct.shape == (1, 384) and direct.dtype == np.float32
         reference = model.encode([text], normalize_embeddings=True, show_progress_bar=False)
