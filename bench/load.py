@@ -970,7 +970,8 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
             f"- date: {main['date']}",
             f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
             f"{m['kernel']}; load average before the run {m['loadavg_at_start']}",
-            f"- gunicorn: {c['workers']} workers x {c['web_threads']} threads (gthread), "
+            f"- gunicorn: {c['workers']} workers x {c['web_threads']} threads "
+            f"({'sync worker' if c['web_threads'] == 1 else 'gthread worker'}), "
             f"config/gunicorn.py; wrk: {c['wrk_threads']} threads, {c['connections']} connections, "
             f"{c['duration_s']:g} s per scenario after {c['warmup_s']:g} s of warm-up load, "
             f"{c.get('rounds', 1)} interleaved rounds; the table shows the median round by req/s "
