@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from config.tests.processes import manage, python
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**clean, "DOCENT_DATA_DIR": str(tmp_path), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def production_env() -> dict[str, str]:
@@ -93,16 +78,6 @@ def test_the_web_process_starts_without_importing_torch(tmp_path: Path) -> None:
         "from django.test import Client; Client().get('/healthz');"
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "DOCENT_DATA_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["False", "False"]
