@@ -17,3 +17,11 @@ accesslog = None
 errorlog = "-"
 # Requests larger than the upload limit are refused by Django; keep headers small.
 limit_request_field_size = 8190
+
+
+def post_worker_init(worker: object) -> None:
+    """Each worker, once it has loaded Docent: keep its long-lived objects out of the
+    garbage collector's way from now on (config/heap.py)."""
+    from config import heap
+
+    heap.enable("web worker started")

@@ -8,8 +8,9 @@ thousand requests. Freezing them once they are loaded moves them into the
 permanent generation, which no collection walks; reference counting still frees
 any of them that is dropped.
 
-Only a process that opts in at start-up (`config/wsgi.py`) freezes: elsewhere
-(tests, management commands, Celery) nothing changes.
+Only a process that opts in freezes: gunicorn's workers do, once they have loaded
+the application (`config/gunicorn.py`); elsewhere (tests, management commands,
+Celery, a test server) nothing changes.
 """
 
 from __future__ import annotations
