@@ -247,7 +247,7 @@ class OnnxTextEncoder:
             raise ValueError("vectors differ from sentence-transformers' own")
 
     def __call__(self, text: str) -> np.ndarray[Any, Any]:
-        encoding = self.tokenizer.encode(text)
+        encoding = self.tokenizer.encode(text.strip())  # as sentence-transformers strips
         tokens = {
             "input_ids": encoding.ids,
             "attention_mask": encoding.attention_mask,
