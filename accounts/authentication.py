@@ -13,6 +13,7 @@ so nothing is cached there (`AUTH_USER_CACHE_S` is 0).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -29,14 +30,19 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow, get_md5_hash_password
 
 
-def _columns() -> list[str]:
-    return [field.attname for field in get_user_model()._meta.concrete_fields]
+@functools.cache
+def _columns() -> tuple[str, ...]:
+    return tuple(field.attname for field in get_user_model()._meta.concrete_fields)
+
+
+@functools.cache
+def _schema() -> str:
+    # A deploy that changes the user table never reads rows cached by the old code.
+    return hashlib.sha256(",".join(_columns()).encode()).hexdigest()[:8]
 
 
 def _keys(user_id: Any) -> tuple[str, str]:
-    # A deploy that changes the user table never reads rows cached by the old code.
-    schema = hashlib.sha256(",".join(_columns()).encode()).hexdigest()[:8]
-    return f"auth-user:{schema}:{user_id}", f"auth-user-gen:{user_id}"
+    return f"auth-user:{_schema()}:{user_id}", f"auth-user-gen:{user_id}"
 
 
 def user_cache_forget(user_id: Any) -> None:

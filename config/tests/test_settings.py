@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.tests.processes import manage, python
-
-ROOT = Path(__file__).resolve().parents[2]
+from config.tests.processes import ROOT, manage, python
 
 
 def production_env() -> dict[str, str]:
