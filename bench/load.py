@@ -21,8 +21,8 @@ Setups (both with production-like settings: DOCENT_PRODUCTION on, DEBUG off, a
 random 64-character SECRET_KEY, but no HTTPS redirect and no secure cookies,
 because this is plain HTTP on loopback):
 
-- `production`: PostgreSQL (a fresh database `docent_load_<time>_<pid>` on
-  postgresql://postgres@127.0.0.1:5432, dropped afterwards) + Redis db 13 (cache,
+- `production`: PostgreSQL with pgvector (a fresh database `docent_load_<time>_<pid>`
+  on the server tests/pgvector_server.py starts, port 5433, dropped afterwards) + Redis db 13 (cache,
   rate limits, broker URL; keys under a per-run prefix, deleted afterwards).
 - `embedded`: the embedded defaults: SQLite + local-memory cache + the
   filesystem broker, in a separate DOCENT_DATA_DIR under the scratch folder.
@@ -71,7 +71,8 @@ RESULTS_MD = RESULTS_DIR / "load.md"
 LUA_SCRIPT = BENCH_DIR / "wrk" / "load.lua"
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 DEFAULT_SCRATCH = Path(tempfile.gettempdir()) / "docent-bench-load"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+# PostgreSQL + pgvector (the machine's own PostgreSQL has none): tests/pgvector_server.py.
+PG_SERVER = "postgresql://postgres@127.0.0.1:5433"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 REUSE_DB = "docent_load_reuse"
 DB_PREFIX = "docent_load_"
@@ -1137,6 +1138,11 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
     signal.signal(signal.SIGTERM, _stop_children)
+    if "production" in args.setups:
+        sys.path.insert(0, str(ROOT))
+        from tests.pgvector_server import ensure_running
+
+        ensure_running(port=5433)
 
     run_id = f"{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
     corpus = corpus_path(args.data_dir)

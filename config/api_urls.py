@@ -31,5 +31,6 @@ urlpatterns = [
         documents_api.SearchView.as_view(),
         name="project-search",
     ),
+    re_path(r"^search/?$", documents_api.AllSearchView.as_view(), name="search-all"),
     path("", include(router.urls)),
 ]

@@ -172,10 +172,13 @@ if DATABASE_URL:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["ENGINE"] = "core.db.sqlite"
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend on a SQLite that loads sqlite-vec (core/db/sqlite).
+            "ENGINE": "core.db.sqlite",
             "NAME": DATA_DIR / "docent.sqlite3",
             # Keep each thread's connection (and its WAL set-up) between requests.
             "CONN_MAX_AGE": 600,
@@ -494,6 +497,9 @@ CHUNK_TOKENS = env_int("DOCENT_CHUNK_TOKENS", 200, minimum=16)
 CHUNK_OVERLAP_TOKENS = env_int("DOCENT_CHUNK_OVERLAP_TOKENS", 40, minimum=0)
 SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 60, minimum=1)
 SEARCH_MAX_K = env_int("DOCENT_SEARCH_MAX_K", 100, minimum=1)
+# PostgreSQL: candidates the HNSW graph search keeps (pgvector's hnsw.ef_search); more is
+# better recall and slower. Never below the depth a search ranks (documents/search).
+SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 100, minimum=10)
 
 # --- agents and LLM providers ----------------------------------------------
 

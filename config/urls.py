@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from config import health
+from documents import views as document_views
 
 # The API docs pages render styles and workers at run time; they show no user content.
 docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"], "img-src": ["data:"]})
@@ -20,6 +21,7 @@ urlpatterns = [
     path("api/redoc/", docs_csp(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
     path("accounts/", include("accounts.urls")),
     path("documents/", include("documents.urls")),
+    path("search/", document_views.search_all, name="search"),
     path("runs/", include("agents.urls")),
     path("", include("projects.urls")),
 ]

@@ -268,10 +268,26 @@ class SearchIn(serializers.Serializer):
         return value
 
 
+class AllSearchIn(SearchIn):
+    project = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text="Only these projects (repeat to name several).",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Query strings repeat a key for a list: ?project=a&project=b.
+        if hasattr(data, "getlist"):
+            data = {**data.dict(), "project": data.getlist("project")} if "project" in data else data.dict()
+        return super().to_internal_value(data)
+
+
 class HitOut(serializers.Serializer):
     document = serializers.CharField(source="document_id")
     title = serializers.CharField(source="document_title")
     external_id = serializers.CharField()
+    project = serializers.CharField(source="project_id")
+    project_title = serializers.CharField()
     chunk = serializers.IntegerField(source="chunk_id")
     text = serializers.CharField()
     start = serializers.IntegerField()
@@ -285,6 +301,8 @@ class HitOut(serializers.Serializer):
             "document": instance.document_id,
             "title": instance.document_title,
             "external_id": instance.external_id,
+            "project": instance.project_id,
+            "project_title": instance.project_title,
             "chunk": instance.chunk_id,
             "text": instance.text,
             "start": instance.start,
@@ -313,7 +331,37 @@ class SearchView(APIView):
         params = SearchIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         v = params.validated_data
-        hits = search.search(
-            project_id=project.pk, query=v["q"], k=v["k"], mode=v["mode"], version=project.index_version
+        hits = search.search_for(
+            user=request.user, project_ids=[project.pk], query=v["q"], k=v["k"], mode=v["mode"]
+        )
+        return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})
+
+
+class AllSearchView(APIView):
+    """Search every project the caller can read (or those named by `project`); each hit names its project."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True),
+            OpenApiParameter("k", int, required=False),
+            OpenApiParameter("mode", str, enum=list(search.MODES), required=False),
+            OpenApiParameter(
+                "project",
+                {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                required=False,
+                explode=True,
+            ),
+        ],
+        responses=inline_serializer(
+            "AllSearchResults",
+            {"query": serializers.CharField(), "mode": serializers.CharField(), "results": HitOut(many=True)},
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        params = AllSearchIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        v = params.validated_data
+        hits = search.search_for(
+            user=request.user, project_ids=v.get("project"), query=v["q"], k=v["k"], mode=v["mode"]
         )
         return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})

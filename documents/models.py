@@ -7,6 +7,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from core.vectors import VectorField
+
 
 class DocumentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -75,8 +77,8 @@ class Chunk(models.Model):
     start = models.PositiveIntegerField()
     end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField(default=0)
-    # float32 little-endian, L2-normalised; dimension in `dim`.
-    embedding = models.BinaryField()
+    # L2-normalised float32, indexed by the database's vector search; dimension in `dim`.
+    embedding = VectorField()
     dim = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

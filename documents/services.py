@@ -16,12 +16,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import chunking, embedder, extraction, importing, sandbox
+from documents import chunking, embedder, extraction, importing, sandbox, search
 from documents.models import Chunk, Document, DocumentStatus
 from documents.search import index_text
 from projects.access import require
 from projects.models import Project, Role
-from projects.services import project_touch_documents, project_touch_index
+from projects.services import project_touch_documents
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,7 @@ def document_save_edits(*, document: Document, fields: list[str]) -> None:
         return
     with transaction.atomic():
         document.save(update_fields=[*fields, "updated_at"])
-        # Search hits show the title from the project's index: rebuild it.
-        project_touch_index(project_id=document.project_id)
+        project_touch_documents(project_id=document.project_id)
     log.info("document edited", extra={"document_id": str(document.pk), "fields": fields})
 
 
@@ -311,7 +310,7 @@ def document_ingest(*, document_id: Any) -> str:
                     start=s.start,
                     end=s.end,
                     token_count=s.token_count,
-                    embedding=embedder.to_bytes(v),
+                    embedding=v,
                     dim=int(v.shape[0]),
                 )
                 for s, v in zip(spans, vectors, strict=True)
@@ -335,6 +334,8 @@ def document_ingest(*, document_id: Any) -> str:
             log.info("document ingest superseded", extra={"document_id": str(doc.pk)})
             return "skipped"
         if not unchanged:
+            search.ensure_dimension(chunks[0].dim)
+            # The database's search index follows these rows in this transaction (triggers).
             Chunk.objects.filter(document_id=doc.pk).delete()
             Chunk.objects.bulk_create(chunks, batch_size=500)
             current.chunk_count = len(chunks)
@@ -358,7 +359,7 @@ def document_ingest(*, document_id: Any) -> str:
                 "updated_at",
             ]
         )
-        project_touch_index(project_id=doc.project_id)
+        project_touch_documents(project_id=doc.project_id)
     log.info(
         "document ready",
         extra={
@@ -525,7 +526,7 @@ def document_purge(*, document: Document) -> None:
     file_name = document.file.name if document.file else ""
     with transaction.atomic():
         document.delete()
-        project_touch_index(project_id=project_id)
+        project_touch_documents(project_id=project_id)
     if file_name:
         storage = Document._meta.get_field("file").storage
         transaction.on_commit(lambda: storage.delete(file_name))

@@ -1,4 +1,4 @@
-"""Document pages, document state for live updates, and project search."""
+"""Document pages, document state for live updates, and search (one project, or all of yours)."""
 
 from __future__ import annotations
 
@@ -156,8 +156,8 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     if mode not in document_search.MODES:
         mode = "hybrid"
     hits = (
-        document_search.search(
-            project_id=project.pk, query=query, k=SEARCH_RESULTS, mode=mode, version=project.index_version
+        document_search.search_for(
+            user=request.user, project_ids=[project.pk], query=query, k=SEARCH_RESULTS, mode=mode
         )
         if query
         else []
@@ -171,3 +171,20 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
         "not_ready": project.documents.exclude(status=DocumentStatus.READY).count(),
     }
     return render(request, "documents/search.html", context)
+
+
+@require_GET
+@login_required
+def search_all(request: HttpRequest) -> HttpResponse:
+    """Search every project the user can read; each hit names its project."""
+    query = " ".join(request.GET.get("q", "").split())[:QUERY_MAX]
+    mode = request.GET.get("mode", "hybrid")
+    if mode not in document_search.MODES:
+        mode = "hybrid"
+    hits = (
+        document_search.search_for(user=request.user, query=query, k=SEARCH_RESULTS, mode=mode)
+        if query
+        else []
+    )
+    context = {"query": query, "mode": mode, "modes": document_search.MODES, "hits": hits}
+    return render(request, "documents/search_all.html", context)

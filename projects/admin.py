@@ -32,14 +32,13 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ("title",)
     list_select_related = ("created_by",)
     autocomplete_fields = ("created_by",)
-    readonly_fields = ("id", "index_version", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at")
     fields = (
         "id",
         "title",
         "description",
         "status",
         "created_by",
-        "index_version",
         "created_at",
         "updated_at",
     )

@@ -29,7 +29,6 @@ class Project(models.Model):
     )
     # Bumped whenever the project's searchable content changes, so every
     # process can tell its cached index is stale.
-    index_version = models.PositiveBigIntegerField(default=0)
     # Bumped, in the same transaction, by every change to what a document list
     # of the project shows: cached list pages name the version they were built at.
     documents_version = models.PositiveBigIntegerField(default=0)

@@ -73,13 +73,6 @@ def project_delete(*, user: Any, project: Project) -> None:
     project.delete()
 
 
-def project_touch_index(*, project_id: Any) -> None:
-    """Tell every process that the project's search index (and so its document list) is stale."""
-    Project.objects.filter(pk=project_id).update(
-        index_version=F("index_version") + 1, documents_version=F("documents_version") + 1
-    )
-
-
 def project_touch_documents(*, project_id: Any) -> None:
     """Tell every process that the project's document list changed (call inside the change's transaction)."""
     Project.objects.filter(pk=project_id).update(documents_version=F("documents_version") + 1)

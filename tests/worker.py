@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url() -> str:
     """A DATABASE_URL for the database this test process is using (the test database)."""
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""

@@ -315,10 +315,22 @@ def test_search_ranks_the_relevant_passage_first(
     top = results[0]
     assert top["title"] == "Plants"
     assert top["external_id"] == "bio-1"
-    assert set(top) == {"document", "title", "external_id", "chunk", "text", "start", "end", "score"}
+    assert set(top) == {
+        "document",
+        "title",
+        "external_id",
+        "project",
+        "project_title",
+        "chunk",
+        "text",
+        "start",
+        "end",
+        "score",
+    }
+    assert top["project"] == str(project.pk) and top["project_title"] == project.title
     text = Document.objects.get(pk=top["document"]).text
     assert text[top["start"] : top["end"]] == top["text"]
-    for hit in search.search(project_id=project.pk, query="light energy", k=5, mode=mode):
+    for hit in search.search(project_ids=[project.pk], query="light energy", k=5, mode=mode):
         assert_same_as_drf(HitOut(), hit, HitOut(hit).data)
 
 
@@ -337,9 +349,45 @@ def test_search_ranks_the_relevant_passage_first(
 def test_search_rejects_bad_parameters(
     auth_api: APIClient, project: Project, params: dict[str, Any], field: str
 ) -> None:
-    response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", params)
+    for url in (f"/api/v1/projects/{project.pk}/search/", "/api/v1/search/"):
+        response = auth_api.get(url, params)
+        assert response.status_code == 400
+        assert field in response.json()
+
+
+def test_search_of_all_projects_refuses_a_project_that_is_not_an_id(auth_api: APIClient) -> None:
+    response = auth_api.get("/api/v1/search/", {"q": "x", "project": "not-a-uuid"})
     assert response.status_code == 400
-    assert field in response.json()
+    assert "project" in response.json()
+
+
+def test_search_of_all_projects_names_each_hits_project_and_reads_only_mine(
+    user: Any, other_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    mine = make_project(user, "Botany")
+    shared = make_project(other_user, "Shared botany", viewer=user)
+    secret = make_project(other_user, "Their botany")
+    owner_api, other_api = api_for(user), api_for(other_user)
+    paste(owner_api, mine, django_capture_on_commit_callbacks, title="Mine")
+    paste(other_api, shared, django_capture_on_commit_callbacks, title="Shared")
+    paste(other_api, secret, django_capture_on_commit_callbacks, title="Secret")
+
+    response = owner_api.get("/api/v1/search/", {"q": "chlorophyll", "mode": "lexical"})
+    assert response.status_code == 200
+    hits = response.json()["results"]
+    assert {(h["project"], h["project_title"], h["title"]) for h in hits} == {
+        (str(mine.pk), "Botany", "Mine"),
+        (str(shared.pk), "Shared botany", "Shared"),
+    }
+    # Narrowed to named projects; one the caller cannot read adds nothing (and says nothing).
+    narrowed = owner_api.get(
+        "/api/v1/search/", {"q": "chlorophyll", "project": [str(shared.pk), str(secret.pk)]}
+    )
+    assert {h["title"] for h in narrowed.json()["results"]} == {"Shared"}
+    assert (
+        owner_api.get("/api/v1/search/", {"q": "chlorophyll", "project": str(secret.pk)}).json()["results"]
+        == []
+    )
 
 
 def test_search_in_a_project_i_cannot_see_is_404(other_user: Any, project: Project) -> None:

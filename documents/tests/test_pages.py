@@ -246,3 +246,33 @@ def test_search_escapes_the_query(owner_client: Client, project: Project) -> Non
     assert "<img src=x" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
     assert "1 document is not ready yet" in body
+
+
+def test_search_of_all_projects_names_the_project_and_shows_only_mine(
+    owner_client: Client,
+    project: Project,
+    indexed: list[Document],
+    other_user: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from conftest import make_project
+
+    theirs = make_project(other_user, "Their kitchen")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.document_create_from_text(
+            user=other_user, project=theirs, title="Their bread", text="Sourdough fermentation secrets."
+        )
+    body = owner_client.get("/search/", {"q": "sourdough fermentation", "mode": "lexical"}).content.decode()
+    first = re.search(r'<li class="result">(.*?)</li>', body, re.DOTALL)
+    assert first, body
+    assert "Bakery notes" in first.group(1)
+    assert f'href="/projects/{project.pk}/"' in first.group(1) and html.escape(project.title) in first.group(
+        1
+    )
+    assert "Their bread" not in body and "secrets" not in body
+    assert 'href="/search/"' in body  # the navigation offers it on every page
+
+
+def test_search_of_all_projects_needs_a_sign_in(client: Client) -> None:
+    response = client.get("/search/", {"q": "anything"})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

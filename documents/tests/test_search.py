@@ -1,9 +1,11 @@
-"""The search index: fusion, tokenisation, and rebuilding when the project changes."""
+"""Search inside the database: fusion, both rankings, access, and the index following every write.
+
+Every test here runs on the embedded SQLite engine (FTS5 + sqlite-vec) and,
+in the production-stack pass, on PostgreSQL + pgvector.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -15,8 +17,9 @@ from hypothesis import strategies as st
 from conftest import make_project
 from documents import embedder, search
 from documents.models import Chunk, Document, DocumentStatus
+from documents.services import document_purge
 from projects.models import Project
-from projects.services import project_touch_index
+from projects.services import project_delete
 
 DIM = 4
 
@@ -33,10 +36,10 @@ def add_document(
         text=" ".join(text for text, _ in chunks),
         **extra,
     )
+    search.ensure_dimension(DIM)
     offset = 0
     for index, (text, vector) in enumerate(chunks):
         unit = np.asarray(vector, dtype=np.float32)
-        unit = unit / np.linalg.norm(unit)
         Chunk.objects.create(
             document=doc,
             project=project,
@@ -44,11 +47,10 @@ def add_document(
             text=text,
             start=offset,
             end=offset + len(text),
-            embedding=embedder.to_bytes(unit),
+            embedding=unit / np.linalg.norm(unit),
             dim=DIM,
         )
         offset += len(text) + 1
-    project_touch_index(project_id=project.pk)
     return doc
 
 
@@ -57,6 +59,14 @@ def fixed_query_vector(monkeypatch: pytest.MonkeyPatch, vector: list[float]) -> 
     monkeypatch.setattr(
         embedder, "encode", lambda texts, **kw: np.repeat(unit / np.linalg.norm(unit), len(texts), 0)
     )
+
+
+def ids(hits: list[search.Hit]) -> list[str]:
+    return [h.external_id for h in hits]
+
+
+def find(project: Project, query: str, mode: str = "lexical", k: int = 10) -> list[search.Hit]:
+    return search.search(project_ids=[project.pk], query=query, k=k, mode=mode)
 
 
 # --- fusion ---------------------------------------------------------------
@@ -109,31 +119,93 @@ def test_rrf_of_nothing_is_empty() -> None:
     assert fused([[], []], k=60) == []
 
 
-# --- tokenisation -----------------------------------------------------------
-
-
-def test_tokenize_stems_and_drops_english_stop_words() -> None:
-    tokens = search.tokenize(["The proteins were binding to the receptors"])
-    words = {word for word, _ in tokens.vocab.items()}
-    assert "the" not in words and "to" not in words
-    assert {"protein", "bind", "receptor"} <= words
-
-
-def test_tokenize_maps_inflections_to_one_term() -> None:
-    tokens = search.tokenize(["mutation", "mutations"])
-    assert tokens.ids[0] == tokens.ids[1]
-
-
-# --- the index ----------------------------------------------------------------
+# --- lexical ------------------------------------------------------------------
 
 
 def test_lexical_search_finds_the_chunk_with_the_query_terms(db: Any, user: Any) -> None:
     project = make_project(user)
     add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])], external_id="d1")
     add_document(project, "Light", [("Chlorophyll absorbs red light.", [0, 1, 0, 0])], external_id="d2")
-    hits = search.search(project_id=project.pk, query="chlorophyll", k=5, mode="lexical")
-    assert [h.external_id for h in hits] == ["d2"]
+    hits = find(project, "chlorophyll", k=5)
+    assert ids(hits) == ["d2"]
     assert hits[0].text == "Chlorophyll absorbs red light."
+    assert hits[0].project_id == str(project.pk) and hits[0].project_title == project.title
+
+
+def test_lexical_search_matches_inflections_of_a_word(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(
+        project, "Genes", [("Each mutation was binding to receptors.", [1, 0, 0, 0])], external_id="g"
+    )
+    assert ids(find(project, "mutations")) == ["g"]
+    assert ids(find(project, "the receptor binds")) == ["g"]
+
+
+def test_lexical_search_ranks_rarer_and_repeated_terms_higher(db: Any, user: Any) -> None:
+    project = make_project(user)
+    for n in range(6):
+        add_document(
+            project, f"Cell {n}", [(f"The cell number {n} divides.", [1, 0, 0, 0])], external_id=f"c{n}"
+        )
+    add_document(
+        project, "Ribosome", [("A ribosome in the cell; ribosome again.", [1, 0, 0, 0])], external_id="r"
+    )
+    hits = find(project, "cell ribosome")
+    # "ribosome" is in one chunk of seven, "cell" in all: the rare word decides the first place.
+    assert ids(hits)[0] == "r" and len(hits) == 7
+    assert hits[0].score > hits[1].score
+
+
+def test_title_is_searchable_through_every_chunk(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(project, "Photosynthesis", [("Leaves are green.", [1, 0, 0, 0])], external_id="d1")
+    assert ids(find(project, "photosynthesis")) == ["d1"]
+
+
+def test_a_renamed_document_is_found_by_its_new_title_only(db: Any, user: Any) -> None:
+    project = make_project(user)
+    doc = add_document(project, "Photosynthesis", [("Leaves are green.", [1, 0, 0, 0])], external_id="d1")
+    Document.objects.filter(pk=doc.pk).update(title="Respiration")
+    assert find(project, "photosynthesis") == []
+    hits = find(project, "respiration")
+    assert ids(hits) == ["d1"] and hits[0].document_title == "Respiration"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        "'",
+        "\\",
+        "a' | 'b",
+        'NEAR("x" "y")',
+        "col:value",
+        "*",
+        "-x",
+        "^",
+        "( )",
+        "x AND",
+        "!&|<->",
+        "'; DROP TABLE documents_chunk; --",
+        "ünïcødé ΑΒΓ 中文",
+        "x" * 5000,
+    ],
+)
+def test_query_syntax_never_reaches_the_engine(db: Any, user: Any, query: str) -> None:
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP near the membrane.", [1, 0, 0, 0])])
+    for mode in ("lexical", "hybrid"):
+        assert isinstance(find(project, query, mode=mode), list)
+    assert Chunk.objects.count() == 1
+
+
+def test_an_operator_word_is_just_a_word(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(project, "Logic", [("Near the border, or not.", [1, 0, 0, 0])], external_id="n")
+    assert ids(find(project, "NEAR")) == ["n"]
+
+
+# --- dense and hybrid ---------------------------------------------------------
 
 
 def test_dense_and_hybrid_rank_by_the_query_embedding(
@@ -143,106 +215,28 @@ def test_dense_and_hybrid_rank_by_the_query_embedding(
     add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])], external_id="d1")
     add_document(project, "Light", [("Chlorophyll absorbs red light.", [0, 1, 0, 0])], external_id="d2")
     fixed_query_vector(monkeypatch, [0.1, 1, 0, 0])
-    dense = search.search(project_id=project.pk, query="plants", k=5, mode="dense")
-    assert [h.external_id for h in dense] == ["d2", "d1"]
-    hybrid = search.search(project_id=project.pk, query="chlorophyll light", k=5, mode="hybrid")
+    dense = find(project, "plants", mode="dense", k=5)
+    assert ids(dense) == ["d2", "d1"]
+    assert dense[0].score == pytest.approx(1 / np.sqrt(1.01), abs=1e-4)  # cosine
+    hybrid = find(project, "chlorophyll light", mode="hybrid", k=5)
     assert hybrid[0].external_id == "d2"
 
 
-def test_title_is_searchable_through_every_chunk(db: Any, user: Any) -> None:
-    project = make_project(user)
-    add_document(project, "Photosynthesis", [("Leaves are green.", [1, 0, 0, 0])], external_id="d1")
-    assert [
-        h.external_id for h in search.search(project_id=project.pk, query="photosynthesis", mode="lexical")
-    ] == ["d1"]
-
-
-def test_documents_that_are_not_ready_are_not_searched(db: Any, user: Any) -> None:
-    project = make_project(user)
-    add_document(
-        project, "Draft", [("Chlorophyll is green.", [1, 0, 0, 0])], status=DocumentStatus.PROCESSING
-    )
-    assert search.search(project_id=project.pk, query="chlorophyll", mode="lexical") == []
-
-
-def test_index_is_reused_while_the_version_stays(db: Any, user: Any) -> None:
-    project = make_project(user)
-    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    first = search.project_index(project.pk)
-    assert search.project_index(project.pk) is first
-
-
-def test_index_is_rebuilt_when_the_version_moves(db: Any, user: Any) -> None:
-    project = make_project(user)
-    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    before = search.project_index(project.pk)
-    assert before.size == 1
-    assert search.search(project_id=project.pk, query="ribosome", mode="lexical") == []
-
-    # Another process adds a document: only the version in the database tells us.
-    add_document(project, "Proteins", [("Ribosomes build proteins.", [0, 0, 1, 0])], external_id="r1")
-    after = search.project_index(project.pk)
-    assert after is not before
-    assert after.size == 2 and after.version > before.version
-    assert [
-        h.external_id for h in search.search(project_id=project.pk, query="ribosome", mode="lexical")
-    ] == ["r1"]
-
-
-def test_threads_that_find_the_index_stale_together_build_it_once(
-    transactional_db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+def test_dense_search_is_exact_on_a_project_of_many_chunks(
+    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    rng = np.random.default_rng(7)
     project = make_project(user)
-    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    builds: list[int] = []
-    load_rows = search._load_rows
-
-    def slow_load(project_id: Any) -> list[dict[str, Any]]:
-        builds.append(1)
-        time.sleep(0.3)  # every thread arrives while the first build runs
-        return load_rows(project_id)
-
-    monkeypatch.setattr(search, "_load_rows", slow_load)
-    start = threading.Barrier(4)
-    found: list[search.ProjectIndex] = []
-
-    def one() -> None:
-        start.wait()
-        found.append(search.project_index(project.pk))
-        connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(found) == 4 and all(index is found[0] for index in found)
-    assert len(builds) == 1 and found[0].size == 1
-
-
-def test_deleted_document_leaves_the_index_after_the_version_moves(db: Any, user: Any) -> None:
-    project = make_project(user)
-    doc = add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    assert search.search(project_id=project.pk, query="mitochondria", mode="lexical")
-    doc.delete()
-    project_touch_index(project_id=project.pk)
-    assert search.search(project_id=project.pk, query="mitochondria", mode="lexical") == []
-
-
-def test_each_project_has_its_own_index(db: Any, user: Any) -> None:
-    mine, theirs = make_project(user, "Mine"), make_project(user, "Theirs")
-    add_document(theirs, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    assert search.search(project_id=mine.pk, query="mitochondria", mode="lexical") == []
-    assert len(search.search(project_id=theirs.pk, query="mitochondria", mode="lexical")) == 1
-
-
-def test_blank_query_and_unknown_mode(db: Any, user: Any) -> None:
-    project = make_project(user)
-    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    assert search.search(project_id=project.pk, query="   ", mode="lexical") == []
-    assert search.search(project_id=project.pk, query="the of and", mode="lexical") == []
-    with pytest.raises(ValueError, match="mode"):
-        search.search(project_id=project.pk, query="cells", mode="semantic")
+    vectors = rng.normal(size=(300, DIM)).astype(np.float32)
+    add_document(
+        project, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(vectors)], external_id="m"
+    )
+    query = rng.normal(size=DIM).astype(np.float32)
+    fixed_query_vector(monkeypatch, query.tolist())
+    hits = find(project, "anything", mode="dense", k=20)
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = np.argsort(-(units @ (query / np.linalg.norm(query))), kind="stable")[:20]
+    assert [int(h.text.split()[1]) for h in hits] == expected.tolist()
 
 
 def test_a_short_page_is_the_head_of_a_longer_one(
@@ -255,6 +249,121 @@ def test_a_short_page_is_the_head_of_a_longer_one(
         add_document(project, f"Doc {n}", [(f"The {word} and the cell.", vector)], external_id=f"d{n}")
     fixed_query_vector(monkeypatch, [1, 0.2, 0.1, 0.3])
     for mode in search.MODES:
-        long = search.search(project_id=project.pk, query="cell light gene", k=6, mode=mode)
-        short = search.search(project_id=project.pk, query="cell light gene", k=3, mode=mode)
+        long = find(project, "cell light gene", k=6, mode=mode)
+        short = find(project, "cell light gene", k=3, mode=mode)
         assert short == long[:3]
+
+
+def test_blank_query_and_unknown_mode(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    assert find(project, "   ") == []
+    assert find(project, "the of and") == []
+    with pytest.raises(ValueError, match="mode"):
+        find(project, "cells", mode="semantic")
+
+
+# --- the index follows every write, in the writing transaction ------------------
+
+
+def test_a_new_document_is_found_by_the_next_search_with_no_rebuild(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    assert find(project, "ribosome") == []
+    add_document(project, "Proteins", [("Ribosomes build proteins.", [0, 0, 1, 0])], external_id="r1")
+    assert ids(find(project, "ribosome")) == ["r1"]
+
+
+def test_a_deleted_document_is_gone_from_both_rankings(
+    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(user)
+    doc = add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])], external_id="x")
+    add_document(project, "Other", [("Chlorophyll.", [0, 1, 0, 0])], external_id="y")
+    fixed_query_vector(monkeypatch, [1, 0, 0, 0])
+    assert ids(find(project, "mitochondria")) == ["x"]
+    assert ids(find(project, "q", mode="dense"))[0] == "x"
+    document_purge(document=doc)
+    assert find(project, "mitochondria") == []
+    assert ids(find(project, "q", mode="dense")) == ["y"]
+
+
+def test_deleting_a_project_empties_its_index(db: Any, user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    kept = make_project(user, "Kept")
+    add_document(kept, "Cells", [("Mitochondria again.", [1, 0, 0, 0])], external_id="k")
+    gone = project.pk
+    project_delete(user=user, project=project)
+    fixed_query_vector(monkeypatch, [1, 0, 0, 0])
+    assert search.search(project_ids=[gone], query="mitochondria", mode="hybrid") == []
+    assert ids(find(kept, "mitochondria", mode="hybrid")) == ["k"]
+    assert index_rows(gone) == 0
+
+
+def index_rows(project_id: Any) -> int:
+    """Rows the engine's own tables still hold for a project (FTS/vector rows, or term statistics)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM documents_lexical_term WHERE project_id = %s) + "
+                "(SELECT count(*) FROM documents_lexical_project WHERE project_id = %s)",
+                [str(project_id), str(project_id)],
+            )
+        else:
+            table = search.engine().vec_table(DIM)
+            cursor.execute(
+                f"SELECT count(*) FROM {table} WHERE project_id = %s",  # noqa: S608
+                [project_id.hex],
+            )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_document_being_reindexed_is_found_by_its_stored_chunks(db: Any, user: Any) -> None:
+    project = make_project(user)
+    add_document(
+        project,
+        "Draft",
+        [("Chlorophyll is green.", [1, 0, 0, 0])],
+        status=DocumentStatus.PROCESSING,
+        external_id="p",
+    )
+    # The chunks in the database are the document's last ingest; the next one replaces them atomically.
+    assert ids(find(project, "chlorophyll")) == ["p"]
+
+
+# --- access -------------------------------------------------------------------
+
+
+def test_each_project_is_searched_on_its_own(db: Any, user: Any) -> None:
+    mine, theirs = make_project(user, "Mine"), make_project(user, "Theirs")
+    add_document(theirs, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    assert find(mine, "mitochondria") == []
+    assert len(find(theirs, "mitochondria")) == 1
+
+
+def test_search_for_reads_only_the_callers_projects(
+    db: Any, user: Any, other_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = make_project(user, "Mine")
+    shared = make_project(other_user, "Shared", viewer=user)
+    secret = make_project(other_user, "Secret")
+    add_document(mine, "A", [("Mitochondria one.", [1, 0, 0, 0])], external_id="mine")
+    add_document(shared, "B", [("Mitochondria two.", [1, 0, 0, 0])], external_id="shared")
+    add_document(secret, "C", [("Mitochondria three.", [1, 0, 0, 0])], external_id="secret")
+    fixed_query_vector(monkeypatch, [1, 0, 0, 0])
+    for mode in search.MODES:
+        everything = search.search_for(user=user, query="mitochondria", mode=mode)
+        assert sorted(ids(everything)) == ["mine", "shared"]
+        assert {h.project_title for h in everything} == {"Mine", "Shared"}
+        # Naming someone else's project reads nothing from it.
+        assert search.search_for(user=user, query="mitochondria", mode=mode, project_ids=[secret.pk]) == []
+    assert search.readable_project_ids(user, [secret.pk, mine.pk]) == [mine.pk]
+
+
+def test_anonymous_callers_search_nothing(db: Any, user: Any) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    assert search.search_for(user=AnonymousUser(), query="mitochondria") == []

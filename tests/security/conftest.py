@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from agents.models import AgentRun, RunKind, RunStatus
-from documents.models import Document, DocumentStatus
+from documents.models import Chunk, Document, DocumentStatus
 from documents.services import document_create_from_file
 from projects.models import Membership, Project, Role
 from projects.services import project_create
@@ -83,6 +84,19 @@ def build_world() -> World:
         status=DocumentStatus.READY, text="The launch is on Tuesday."
     )
     document.refresh_from_db()
+    # One searchable chunk (no encoder: a fixed unit vector), so searches have something to leak.
+    vector = np.zeros(384, dtype=np.float32)
+    vector[0] = 1.0
+    Chunk.objects.create(
+        document=document,
+        project=project,
+        index=0,
+        text=document.text,
+        start=0,
+        end=len(document.text),
+        embedding=vector,
+        dim=384,
+    )
     run = AgentRun.objects.create(
         project=project,
         kind=RunKind.ASK,

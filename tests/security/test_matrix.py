@@ -91,6 +91,14 @@ def lists_the_project(world: World, role: str, response: Any) -> None:
         assert str(world.project.pk) not in ids
 
 
+def finds_the_project_for_members_only(world: World, role: str, response: Any) -> None:
+    projects = {hit["project"] for hit in response.json()["results"]}
+    if role in {"viewer", "editor", "owner"}:
+        assert str(world.project.pk) in projects
+    else:
+        assert str(world.project.pk) not in projects
+
+
 P = "/api/v1/projects/{project}"
 D = "/api/v1/documents/{document}"
 
@@ -300,6 +308,15 @@ API_CASES = [
         "GET /api/v1/projects/{project_pk}/search/",
     ),
     Case(
+        "search all projects",
+        "GET",
+        "/api/v1/search/?q=launch&mode=lexical",
+        SIGNED_IN,
+        "search-all",
+        "GET /api/v1/search/",
+        check=finds_the_project_for_members_only,
+    ),
+    Case(
         "runs list",
         "GET",
         "/api/v1/runs/",
@@ -446,6 +463,7 @@ PAGE_CASES = [
         body={"title": "Pasted", "text": "Some text."},
     ),
     Case("search page", "GET", PP + "/search/?q=launch&mode=lexical", PAGE_MEMBERS_READ, "projects:search"),
+    Case("search all page", "GET", "/search/?q=launch&mode=lexical", expect(302, 200, 200, 200, 200, 200), "search"),
     Case(
         "documents state",
         "GET",
