@@ -291,10 +291,22 @@ def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, 
             f"SELECT c.id, sum(q.idf * cardinality(u.positions) * {K1 + 1} / "
             f"(cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.lexical_length / p.avgdl))) AS score "
             "FROM documents_chunk c JOIN p ON p.project_id = c.project_id "
-            "CROSS JOIN LATERAL unnest(c.lexemes) u "
+            # Only the query's lexemes leave each tsvector: weight them A (to_tsvector leaves
+            # every lexeme at D), keep the A ones, and unnest those few instead of all of them.
+            "CROSS JOIN LATERAL unnest(ts_filter(setweight(c.lexemes, 'A', %s::text[]), '{a}')) u "
             "JOIN q ON q.project_id = c.project_id AND q.term = u.lexeme "
             "WHERE c.project_id = ANY(%s::uuid[]) AND c.lexemes @@ %s::tsquery "
             "GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s",
-            [q_projects, q_terms, q_idf, list(p_ids), list(avgdl), ids, _tsquery(rarest), depth],
+            [
+                q_projects,
+                q_terms,
+                q_idf,
+                list(p_ids),
+                list(avgdl),
+                sorted(per_term),
+                ids,
+                _tsquery(rarest),
+                depth,
+            ],
         )
         return [(int(pk), float(score)) for pk, score in cursor.fetchall()]
