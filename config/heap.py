@@ -1,8 +1,8 @@
 """Long-lived objects kept out of the cyclic garbage collector's way, in web processes.
 
-A web worker that has loaded the encoder holds about half a million objects that
-live as long as it does (Django, torch, transformers: modules, classes,
-functions). CPython's collector walks every one of them on each full
+A web worker holds over a hundred thousand objects that live as long as it does
+(Django, the project, the encoder's libraries: modules, classes, functions;
+about half a million while the encoder ran on torch). CPython's collector walks every one of them on each full
 collection, about a quarter of a second with the worker stopped, every few
 thousand requests. Freezing them once they are loaded moves them into the
 permanent generation, which no collection walks; reference counting still frees

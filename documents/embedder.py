@@ -1,15 +1,24 @@
 """The sentence encoder: loaded lazily, once per process, never downloaded.
 
-Importing this module is cheap; torch and sentence-transformers are imported on
-the first call to `encode`, so the web process starts without them. By default
-the model runs on ONNX Runtime from an int8 copy that is exported from the local
-model on first use (`DOCENT_EMBEDDING_BACKEND`, `DOCENT_MODEL_DIR`).
+Importing this module is cheap; the model loads on the first call to `encode`.
+By default it runs on ONNX Runtime from an int8 copy that is exported from the
+local model on first use (`DOCENT_EMBEDDING_BACKEND`, `DOCENT_MODEL_DIR`), and
+it runs there without torch: the exported folder's `tokenizer.json` goes to the
+`tokenizers` package, the ONNX file to an ONNX Runtime session, and pooling and
+normalisation are a few lines of NumPy. A process that has encoded a query then
+holds about 230 MB in all, where sentence-transformers' ONNX path, with torch
+and transformers, held about 590.
+
+Torch and sentence-transformers load only for the `torch` backend, for the
+one-time export, and as the fallback when the torch-free encoder cannot prove
+it gives sentence-transformers' own vectors (probe vectors saved at export).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -18,8 +27,9 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from django.conf import settings
@@ -27,11 +37,22 @@ from django.conf import settings
 from config.heap import freeze_long_lived
 
 if TYPE_CHECKING:
+    import onnxruntime
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Encoding
 
 log = logging.getLogger(__name__)
 
-_model: SentenceTransformer | None = None
+
+class Encoder(Protocol):
+    """What `encode` needs of a loaded model, whichever library runs it."""
+
+    dimension: int
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray[Any, Any]: ...
+
+
+_encoder: Encoder | None = None
 _lock = threading.Lock()
 
 
@@ -86,20 +107,81 @@ def onnx_file_for(backend: str) -> str:
     return f"onnx/model_qint8_{quantization_target()}.onnx"
 
 
+# --- probe vectors: sentence-transformers' own output, kept next to each ONNX file ----
+
+# Short, one character, empty, cut at the maximum length, non-ASCII, stray whitespace:
+# the inputs where a tokenizer or pooling detail would show.
+PROBES = (
+    "What does the project say about coral bleaching?",
+    "x",
+    "",
+    " ".join(["Long inputs are cut at the model's maximum sequence length."] * 60),
+    "  Ça coûte 5 € — 日本語のテキスト, naïve café\t\n",
+    "Antibiotics do not work against viral infections such as the common cold.",
+    "Der Vertrag tritt am ersten Januar in Kraft.",
+)
+# Small batches of mixed lengths, so the check covers padding inside a batch.
+PROBE_BATCH_SIZE = 3
+
+
+def probe_file(folder: Path, file: str) -> Path:
+    """The probe vectors of one ONNX file (`onnx/model.onnx` -> `onnx/model.probes.npz`)."""
+    return folder / f"{file.removesuffix('.onnx')}.probes.npz"
+
+
+def _st_encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray[Any, Any]:
+    vectors = model.encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _write_probes(model: SentenceTransformer, path: Path) -> None:
+    """Save what `model` makes of PROBES, one at a time (as queries are) and in batches (as ingest)."""
+    texts = list(PROBES)
+    single = np.vstack([_st_encode(model, [text], 1) for text in texts])
+    batched = _st_encode(model, texts, PROBE_BATCH_SIZE)
+    fd, scratch = tempfile.mkstemp(prefix=f"{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, texts=np.array(texts), batch_size=PROBE_BATCH_SIZE, single=single, batched=batched)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
 def ensure_onnx_export() -> Path:
     """Export the local model to ONNX (fp32 and int8) once; later calls find it on disk.
 
-    Processes that start together take turns on a lock file; the export is
-    written to a scratch folder and renamed into place, so a reader never sees
-    half of it and a crash mid-export leaves nothing behind but the scratch.
+    Each ONNX file gets its probe vectors, computed here by sentence-transformers
+    (torch is loaded for the export anyway), so that processes which encode
+    without it can check they give the same vectors. Processes that start
+    together take turns on a lock file; the export is written to a scratch
+    folder and renamed into place, so a reader never sees half of it and a crash
+    mid-export leaves nothing behind but the scratch.
     """
     target = onnx_dir()
-    if (target / onnx_file()).is_file():
+    file = onnx_file()
+    if (target / file).is_file() and probe_file(target, file).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f"{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / onnx_file()).is_file():
+        if (target / file).is_file():
+            if not probe_file(target, file).is_file():
+                # Exported before the folder carried probes. The model files are
+                # sound, so only the probes are made, loading sentence-transformers
+                # this one time: exporting again takes minutes and, the folder being
+                # there, would copy model files in place under processes loading them.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _write_probes(_sentence_transformer_onnx(target, file), probe_file(target, file))
+                log.info("made probe vectors for an earlier ONNX export", extra={"path": str(target / file)})
             return target
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from sentence_transformers import SentenceTransformer
@@ -118,6 +200,7 @@ def ensure_onnx_export() -> Path:
                     model_kwargs={"export": True},
                 )
                 fp32.save(str(scratch))
+                del fp32
                 # int8 weights, one scale per output channel; activations stay float
                 # between layers and are quantised as each weight product runs. Only
                 # products with a weight (q, k, v, output, the feed-forward pair):
@@ -131,6 +214,9 @@ def ensure_onnx_export() -> Path:
                     reduce_range=quantization_target() in {"avx2", "avx512"},
                     op_types_to_quantize=["MatMul"],
                 )
+                # Each file as sentence-transformers loads it from disk, as the fallback would.
+                for name in (onnx_file_for("onnx"), onnx_file_for("onnx-int8")):
+                    _write_probes(_sentence_transformer_onnx(scratch, name), probe_file(scratch, name))
             if target.exists():  # an export for another CPU: keep its files, add ours
                 shutil.copytree(scratch, target, dirs_exist_ok=True)
                 shutil.rmtree(scratch)
@@ -150,16 +236,272 @@ def ensure_onnx_export() -> Path:
     return target
 
 
-def _load() -> SentenceTransformer:
-    import torch
-    from sentence_transformers import SentenceTransformer
+# --- the torch-free encoder ---------------------------------------------------------
+
+
+class UnsupportedModel(ValueError):
+    """The exported folder is a shape the torch-free encoder was not built for."""
+
+
+class ProbeMismatch(ValueError):
+    """The torch-free encoder's vectors for the probes differ from sentence-transformers'."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the exported folder says about turning token states into a sentence vector."""
+
+    pooling: str  # "mean" or "cls"
+    max_seq_length: int
+    dimension: int
+    output: str  # the session output holding the token states
+
+
+_LEGACY_POOLING = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise UnsupportedModel(f"{path.name} is not an object")
+    return data
+
+
+def _read_layout(folder: Path) -> _Layout:
+    """The folder's modules and settings, as sentence-transformers would read them.
+
+    Only Transformer -> mean or CLS Pooling -> optional Normalize, on text, with no
+    default prompt: anything else raises and stays with sentence-transformers.
+    """
+    modules = json.loads((folder / "modules.json").read_text())
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise UnsupportedModel(f"unsupported modules {kinds}")
+    if modules[0].get("path", "") != "":
+        raise UnsupportedModel("the Transformer is not at the folder's root")
+
+    transformer = _read_json(folder / "sentence_bert_config.json")
+    if transformer.get("transformer_task", "feature-extraction") != "feature-extraction":
+        raise UnsupportedModel(f"unsupported task {transformer['transformer_task']!r}")
+    modality = transformer.get("modality_config", {"text": {"method": "forward"}})
+    if set(modality) != {"text"} or modality["text"].get("method", "forward") != "forward":
+        raise UnsupportedModel(f"unsupported modalities {modality}")
+    if transformer.get("module_output_name", "token_embeddings") != "token_embeddings":
+        raise UnsupportedModel("the Transformer does not output token embeddings")
+    if transformer.get("do_lower_case"):
+        raise UnsupportedModel("lower-casing outside the tokenizer")
+
+    # sentence-transformers 5 keeps the limit in the tokenizer's config; earlier
+    # versions in sentence_bert_config.json. Either way capped by the position table.
+    config = _read_json(folder / "config.json")
+    limit = transformer.get("max_seq_length") or _read_json(folder / "tokenizer_config.json").get(
+        "model_max_length"
+    )
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        limit = min(limit, positions) if isinstance(limit, int) else positions
+    if not isinstance(limit, int) or limit <= 0 or limit > 1_000_000:
+        raise UnsupportedModel("no maximum sequence length")
+
+    pooling = _read_json(folder / modules[1].get("path", "1_Pooling") / "config.json")
+    mode = pooling.get("pooling_mode")
+    if mode is None:  # before sentence-transformers 5: one flag per mode
+        on = [name for key, name in _LEGACY_POOLING.items() if pooling.get(key)]
+        mode = on[0] if len(on) == 1 else on
+    if isinstance(mode, list) and len(mode) == 1:
+        mode = mode[0]
+    if mode not in {"mean", "cls"}:
+        raise UnsupportedModel(f"unsupported pooling {mode!r}")
+    dimension = pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension")
+    if not isinstance(dimension, int):
+        raise UnsupportedModel("no embedding dimension")
+
+    model = _read_json(folder / "config_sentence_transformers.json")
+    prompt = (model.get("prompts") or {}).get(model.get("default_prompt_name") or "", "")
+    if prompt:
+        raise UnsupportedModel("a default prompt")
+    return _Layout(
+        pooling=mode,
+        max_seq_length=limit,
+        dimension=dimension,
+        output=modality["text"].get("method_output_name", "last_hidden_state"),
+    )
+
+
+class OnnxEncoder:
+    """Texts straight through the exported model: its Rust tokenizer, an ONNX Runtime
+    session, and NumPy pooling and normalisation; no torch, no transformers.
+
+    It mirrors sentence-transformers' `encode` step for step where the numbers
+    depend on it: texts sorted by length (longest first) and cut into batches the
+    same way, each batch padded to its longest text, truncated at the model's
+    maximum length. The int8 model quantises activations per batch, so a text's
+    vector depends on its batch-mates; the same batches give the same vectors.
+    `check_probes` proves that against vectors sentence-transformers made at export.
+    """
+
+    INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+
+    def __init__(self, folder: Path, file: str, *, threads: int) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self.file = file
+        layout = _read_layout(folder)
+        self.pooling = layout.pooling
+        self.dimension = layout.dimension
+
+        tokenizer_config = _read_json(folder / "tokenizer_config.json")
+        if tokenizer_config.get("padding_side", "right") != "right":
+            raise UnsupportedModel("left padding")
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        # As transformers' wrapper sets it for `padding=True, truncation="longest_first"`:
+        # the file's own settings (fixed 128-token padding here) do not apply.
+        self.tokenizer.enable_truncation(
+            layout.max_seq_length,
+            stride=0,
+            strategy="longest_first",
+            direction=tokenizer_config.get("truncation_side", "right"),
+        )
+        pad_token = tokenizer_config.get("pad_token", "[PAD]")
+        pad_id = self.tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
+        if pad_id is None:
+            raise UnsupportedModel("no padding token")
+        self.tokenizer.enable_padding(
+            direction="right",
+            pad_id=pad_id,
+            pad_type_id=int(tokenizer_config.get("pad_token_type_id", 0)),
+            pad_token=pad_token,
+        )
+
+        self.session = onnxruntime.InferenceSession(
+            str(folder / file), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        if not set(self.inputs) <= self.INPUTS or "input_ids" not in self.inputs:
+            raise UnsupportedModel(f"unsupported inputs {self.inputs}")
+        if layout.output not in {o.name for o in self.session.get_outputs()}:
+            raise UnsupportedModel(f"no output {layout.output!r}")
+        self.output = layout.output
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray[Any, Any]:
+        if len(texts) == 1:  # a search query: skip the sorting and the batch tokenizer
+            return self._batch([self.tokenizer.encode(texts[0])])
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        # The very call sentence-transformers makes, so ties fall into the same batches.
+        order = np.argsort([-len(text) for text in texts])
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            vectors[rows] = self._batch(self.tokenizer.encode_batch([texts[i] for i in rows]))
+        return vectors
+
+    def _batch(self, encodings: list[Encoding]) -> np.ndarray[Any, Any]:
+        columns = {
+            "input_ids": [e.ids for e in encodings],
+            "attention_mask": [e.attention_mask for e in encodings],
+            "token_type_ids": [e.type_ids for e in encodings],
+        }
+        feeds = {name: np.array(columns[name], dtype=np.int64) for name in self.inputs}
+        hidden = self.session.run([self.output], feeds)[0]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = np.array(columns["attention_mask"], dtype=hidden.dtype)
+            summed = np.matmul(mask[:, None, :], hidden)[:, 0]
+            pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        # encode() always L2-normalises, so a Normalize module in the folder changes nothing.
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def check_probes(self, *, atol: float = 1e-5) -> None:
+        """Raise unless this encoder gives the vectors sentence-transformers saved for this file."""
+        with np.load(probe_file(self.folder, self.file), allow_pickle=False) as saved:
+            texts = [str(t) for t in saved["texts"]]
+            batch_size = int(saved["batch_size"])
+            single, batched = saved["single"], saved["batched"]
+        mine_single = np.vstack([self.encode([text], 1) for text in texts])
+        mine_batched = self.encode(texts, batch_size)
+        for kind, mine, reference in (("single", mine_single, single), ("batched", mine_batched, batched)):
+            if mine.shape != reference.shape or not np.allclose(mine, reference, atol=atol):
+                raise ProbeMismatch(f"{kind} vectors differ from sentence-transformers' own")
+
+
+# --- sentence-transformers: the torch backend, and the fallback ----------------------
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers' own encode, on torch or on its ONNX backend."""
+
+    def __init__(self, model: SentenceTransformer) -> None:
+        self.model = model
+        # Renamed in sentence-transformers 5; the old name warns there.
+        measure = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dimension = int(measure() or 0)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray[Any, Any]:
+        return _st_encode(self.model, texts, batch_size)
+
+
+def _limit_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     # Each web/worker process encodes (and multiplies vectors, in BLAS) on its own
     # thread budget; more threads than cores across processes, each spin-waiting,
-    # makes every one slower.
-    torch.set_num_threads(settings.EMBEDDING_THREADS)
+    # makes every one slower. Applies to the BLAS libraries loaded so far.
     threadpool_limits(settings.EMBEDDING_THREADS, user_api="blas")
+
+
+def _session_options(threads: int) -> onnxruntime.SessionOptions:
+    import onnxruntime
+
+    # The process's whole thread budget inside each operator; operators run one at a time.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return options
+
+
+def _sentence_transformer_onnx(folder: Path, file: str) -> SentenceTransformer:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(settings.EMBEDDING_THREADS)
+    _limit_threads()
+    return SentenceTransformer(
+        str(folder),
+        backend="onnx",
+        device="cpu",
+        local_files_only=True,
+        model_kwargs={
+            "file_name": file,
+            "session_options": _session_options(settings.EMBEDDING_THREADS),
+            "provider": "CPUExecutionProvider",
+        },
+    )
+
+
+def _sentence_transformer_torch() -> SentenceTransformer:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(settings.EMBEDDING_THREADS)
+    _limit_threads()
+    return SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+
+
+def _load() -> Encoder:
+    _limit_threads()
     backend = settings.EMBEDDING_BACKEND
     if backend != "torch":
         try:
@@ -173,152 +515,52 @@ def _load() -> SentenceTransformer:
             backend = "torch"
     if backend == "torch":
         log.info("loading embedding model", extra={"model": model_path(), "backend": backend})
-        return SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+        return SentenceTransformerEncoder(_sentence_transformer_torch())
 
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = settings.EMBEDDING_THREADS
-    options.inter_op_num_threads = 1
-    log.info("loading embedding model", extra={"model": str(path), "backend": backend, "file": onnx_file()})
-    return SentenceTransformer(
-        str(path),
-        backend="onnx",
-        device="cpu",
-        local_files_only=True,
-        model_kwargs={
-            "file_name": onnx_file(),
-            "session_options": options,
-            "provider": "CPUExecutionProvider",
-        },
-    )
-
-
-class OnnxTextEncoder:
-    """One text straight through the model's ONNX Runtime session: its tokenizer, the
-    session, its own pooling and normalisation, and nothing else.
-
-    A search encodes one short query; sentence-transformers' encode() spends about a
-    third of that time around the session (batching, torch tensors on both sides).
-    Built only for the shapes it knows (Transformer, mean or CLS Pooling, optionally
-    Normalize) and used only after it gave the same vectors as encode() on probes.
-    """
-
-    PROBES = (
-        "What does the project say about coral bleaching?",
-        "x",
-        " ".join(["Long inputs are cut at the model's maximum sequence length."] * 60),
-    )
-
-    def __init__(self, model: SentenceTransformer) -> None:
-        names = [type(module).__name__ for module in model]
-        if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-            raise ValueError(f"unsupported modules {names}")
-        self.pooling = model[1].get_config_dict().get("pooling_mode")
-        if self.pooling not in {"mean", "cls"}:
-            raise ValueError(f"unsupported pooling {self.pooling!r}")
-        auto = model[0].auto_model
-        self.session = getattr(auto, "session", None) or getattr(auto, "model", None)
-        if self.session is None or not hasattr(self.session, "get_inputs"):
-            raise ValueError("no ONNX Runtime session")
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.output = self.session.get_outputs()[0].name
-        # The Rust tokenizer behind the model's own, called directly (transformers'
-        # wrapper around it costs more than the tokenizing), on a copy so the
-        # truncation set here never touches sentence-transformers' batches.
-        backend = getattr(model.tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise ValueError("no fast tokenizer")
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_str(backend.to_str())
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(model.max_seq_length)
-        self.normalize = len(names) == 3
-        # One at a time, as a query is: int8 activations are quantised per batch.
-        reference = np.vstack(
-            [
-                model.encode([text], normalize_embeddings=self.normalize, show_progress_bar=False)
-                for text in self.PROBES
-            ]
-        )
-        mine = np.vstack([self(text) for text in self.PROBES])
-        if mine.shape != reference.shape or not np.allclose(mine, reference, atol=1e-5):
-            raise ValueError("vectors differ from sentence-transformers' own")
-
-    def __call__(self, text: str) -> np.ndarray[Any, Any]:
-        encoding = self.tokenizer.encode(text.strip())  # as sentence-transformers strips
-        tokens = {
-            "input_ids": encoding.ids,
-            "attention_mask": encoding.attention_mask,
-            "token_type_ids": encoding.type_ids,
-        }
-        feeds = {
-            name: np.array([tokens.get(name) or [0] * len(encoding.ids)], dtype=np.int64)
-            for name in self.inputs
-        }
-        hidden = self.session.run([self.output], feeds)[0][0]
-        if self.pooling == "cls":
-            vector = hidden[0]
-        else:
-            mask = np.array(encoding.attention_mask, dtype=hidden.dtype)[:, None]
-            vector = (hidden * mask).sum(axis=0) / max(float(mask.sum()), 1e-9)
-        if self.normalize:
-            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-        return vector.astype(np.float32)
-
-
-_text_encoder: OnnxTextEncoder | None = None
-
-
-def _fast_encoder(model: SentenceTransformer) -> OnnxTextEncoder | None:
-    if settings.EMBEDDING_BACKEND == "torch":
-        return None
+    file = onnx_file()
+    details = {"model": str(path), "backend": backend, "file": file}
     try:
-        return OnnxTextEncoder(model)
-    except Exception as exc:  # any model it was not built for keeps sentence-transformers' path
-        log.info("single-text ONNX encoder not used", extra={"reason": str(exc)})
-        return None
+        encoder = OnnxEncoder(path, file, threads=settings.EMBEDDING_THREADS)
+        encoder.check_probes()
+    except Exception as exc:  # any doubt keeps sentence-transformers' path, which is the reference
+        log.warning(
+            "torch-free ONNX encoder not used; encoding with sentence-transformers",
+            extra={**details, "reason": f"{type(exc).__name__}: {exc}"},
+        )
+    else:
+        log.info("loading embedding model", extra={**details, "runtime": "onnxruntime"})
+        return encoder
+    log.info("loading embedding model", extra={**details, "runtime": "sentence-transformers"})
+    return SentenceTransformerEncoder(_sentence_transformer_onnx(path, file))
 
 
-def get_model() -> SentenceTransformer:
-    global _model, _text_encoder
-    if _model is None:
+def get_encoder() -> Encoder:
+    """The process's encoder, loaded on first use."""
+    global _encoder
+    if _encoder is None:
         with _lock:
-            if _model is None:
+            if _encoder is None:
                 # Never reach for a model hub: everything is on disk.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                model = _load()
-                _text_encoder = _fast_encoder(model)
-                _model = model
+                _encoder = _load()
                 freeze_long_lived("embedding model loaded")
-    return _model
+    return _encoder
 
 
 def is_loaded() -> bool:
-    return _model is not None
+    return _encoder is not None
 
 
 def encode(texts: list[str], *, batch_size: int | None = None) -> np.ndarray[Any, Any]:
     """L2-normalised float32 embeddings, one row per text."""
     if not texts:
         return np.zeros((0, dimension()), dtype=np.float32)
-    model = get_model()
-    if len(texts) == 1 and _text_encoder is not None:
-        return _text_encoder(texts[0])[None, :]
-    vectors = model.encode(
-        texts,
-        batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    return get_encoder().encode(list(texts), batch_size or settings.EMBEDDING_BATCH_SIZE)
 
 
 def dimension() -> int:
-    return int(get_model().get_sentence_embedding_dimension() or 0)
+    return get_encoder().dimension
 
 
 def to_bytes(vector: np.ndarray[Any, Any]) -> bytes:

@@ -42,8 +42,8 @@ def test_the_web_process_freezes_django_then_the_encoder(tmp_path: Path, setting
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     assert counts["before"] == 0  # importing the application alone changes nothing
     assert counts["after_start"] > 10_000  # Django and the project's modules
-    # The encoder's libraries are frozen once loaded ...
-    assert counts["after_model"] > counts["after_start"] + 100_000
+    # The encoder's libraries (ONNX Runtime and tokenizers, no torch) are frozen once loaded ...
+    assert counts["after_model"] > counts["after_start"]
     # ... so a full collection walks only what was made since: a small fraction.
     assert counts["tracked"] < counts["after_model"] // 10
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from config.tests.processes import python
 from documents import embedder
 
 SENTENCES = [
@@ -26,9 +29,24 @@ SENTENCES = [
 def fresh_model(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A model folder of our own and no encoder loaded yet (restored afterwards)."""
     settings.MODEL_DIR = tmp_path / "models"
-    monkeypatch.setattr(embedder, "_model", None)
-    monkeypatch.setattr(embedder, "_text_encoder", None)
+    monkeypatch.setattr(embedder, "_encoder", None)
     return settings.MODEL_DIR
+
+
+@pytest.fixture
+def reloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This run's shared export, with the encoder loaded afresh (the process's own restored afterwards)."""
+    monkeypatch.setattr(embedder, "_encoder", None)
+
+
+@pytest.fixture
+def copied_export(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of this run's export in a model folder of our own, to tamper with; no encoder loaded."""
+    shared = embedder.ensure_onnx_export()
+    settings.MODEL_DIR = tmp_path / "models"
+    monkeypatch.setattr(embedder, "_encoder", None)
+    # The fp32 file is not needed on the default backend: 90 MB less to copy.
+    return Path(shutil.copytree(shared, embedder.onnx_dir(), ignore=shutil.ignore_patterns("model.*")))
 
 
 def _torch_vectors(texts: list[str]) -> np.ndarray[Any, Any]:
@@ -147,34 +165,175 @@ def test_processes_starting_together_share_one_export(tmp_path: Path) -> None:
     assert len(folders) == 1
 
 
-# --- one text straight through the ONNX session ---------------------------------
+# --- the torch-free encoder on the ONNX backends ------------------------------------
+
+# The inputs where a tokenizer, padding or pooling detail would show: nothing, one
+# character, twice the model's 256-token limit, non-ASCII, stray whitespace, and
+# mixed lengths (with a tie) in one batch.
+LONG = " ".join(SENTENCES[:4] * 30)
+VARIED = [
+    *SENTENCES,
+    "",
+    " ",
+    "word " * 400,
+    LONG,
+    "  Ça coûte 5 € — 日本語のテキスト, naïve café\t\n",
+    "Émojis 🙂 and ℌ𝔢𝔩𝔩𝔬, Ünïcödé, Привет мир, مرحبا",
+    " ".join(SENTENCES),
+    "a b",
+    "b a",
+]
+
+NO_TORCH_SCRIPT = """
+import json, sys
+import django
+django.setup()
+from documents import embedder
+texts = json.loads(sys.argv[1])
+one = embedder.encode(texts[:1])
+many = embedder.encode(texts, batch_size=3)
+status = open("/proc/self/status").read()
+rss_kb = int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "sentence_transformers", "transformers"})
+print(json.dumps({"heavy": heavy, "rss_mb": rss_kb / 1024, "encoder": type(embedder.get_encoder()).__name__,
+                  "one": one.tolist(), "many": many.tolist()}))
+"""
 
 
-def test_a_single_text_goes_straight_through_the_session_and_gives_the_same_vector() -> None:
-    model = embedder.get_model()
-    assert embedder._text_encoder is not None, "the default model takes the direct path"
-    hard = ["word " * 400, "  Ça coûte 5 € — 日本語のテキスト, naïve café\t\n", "", "x"]
-    for text in [*SENTENCES, *hard]:
-        direct = embedder.encode([text])
-        assert direct.shape == (1, 384) and direct.dtype == np.float32
-        reference = model.encode([text], normalize_embeddings=True, show_progress_bar=False)
-        np.testing.assert_allclose(direct, reference, atol=1e-5)
+def _sentence_transformers_onnx(folder: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(
+        str(folder),
+        backend="onnx",
+        device="cpu",
+        local_files_only=True,
+        model_kwargs={"file_name": embedder.onnx_file(), "provider": "CPUExecutionProvider"},
+    )
 
 
-def test_a_model_the_direct_path_was_not_built_for_keeps_sentence_transformers(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_process_on_the_default_backend_encodes_without_torch(
+    settings: Any, reloaded: None, tmp_path: Path
 ) -> None:
-    model = embedder.get_model()
-    pooling = model[1]
-    monkeypatch.setattr(pooling, "get_config_dict", lambda: {"pooling_mode": "max"})
-    assert embedder._fast_encoder(model) is None
-    monkeypatch.undo()
-    monkeypatch.setattr(embedder.OnnxTextEncoder, "__call__", lambda self, text: np.zeros(384, np.float32))
-    assert embedder._fast_encoder(model) is None, "vectors that differ on the probes are never used"
+    assert settings.EMBEDDING_BACKEND == "onnx-int8"
+    embedder.ensure_onnx_export()  # with its probes, so the child has nothing to make
+    code = NO_TORCH_SCRIPT.replace("sys.argv[1]", repr(json.dumps(VARIED)))
+    done = python(code, tmp_path, timeout=120, DOCENT_MODEL_DIR=os.environ["DOCENT_MODEL_DIR"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child["heavy"] == []
+    assert child["encoder"] == "OnnxEncoder"
+    # Django, NumPy, ONNX Runtime with the int8 model and its working memory: about 230 MB.
+    # sentence-transformers' own ONNX path held about 600.
+    assert child["rss_mb"] < 400, child["rss_mb"]
+    # The same vectors as this process's torch-free encoder, for a query and for a batch.
+    np.testing.assert_allclose(child["one"], embedder.encode(VARIED[:1]), atol=1e-6)
+    np.testing.assert_allclose(child["many"], embedder.encode(VARIED, batch_size=3), atol=1e-6)
 
 
-def test_the_torch_backend_never_takes_the_direct_path(fresh_model: Path, settings: Any) -> None:
+@pytest.mark.parametrize("backend", ["onnx-int8", "onnx"])
+def test_the_torch_free_vectors_are_sentence_transformers_own(
+    settings: Any, reloaded: None, backend: str
+) -> None:
+    settings.EMBEDDING_BACKEND = backend
+    encoder = embedder.get_encoder()
+    assert isinstance(encoder, embedder.OnnxEncoder), "the probes check passed"
+    assert len(encoder.tokenizer.encode(LONG).ids) == 256, "cut at the model's maximum length"
+    reference = _sentence_transformers_onnx(embedder.onnx_dir())
+    # One at a time, as queries are encoded ...
+    for text in VARIED:
+        mine = embedder.encode([text])
+        assert mine.shape == (1, 384) and mine.dtype == np.float32
+        theirs = reference.encode([text], normalize_embeddings=True, show_progress_bar=False)
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, err_msg=repr(text))
+    # ... and in batches of mixed lengths, as ingest does: int8 quantises each batch's
+    # activations together, so only the same batches give the same vectors.
+    for batch_size in (3, 64):
+        mine = embedder.encode(VARIED, batch_size=batch_size)
+        theirs = reference.encode(VARIED, batch_size=batch_size, normalize_embeddings=True)
+        assert mine.shape == (len(VARIED), 384) and mine.dtype == np.float32
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-5)
+    assert embedder.encode([]).shape == (0, 384)
+    assert embedder.dimension() == 384
+
+
+def _fallback_gives_the_same_vectors(folder: Path, caplog: pytest.LogCaptureFixture, reason: str) -> None:
+    with caplog.at_level("INFO", logger="documents.embedder"):
+        vectors = embedder.encode(VARIED, batch_size=3)
+    assert isinstance(embedder.get_encoder(), embedder.SentenceTransformerEncoder)
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("torch-free ONNX encoder not used")]
+    assert reason in warning.reason
+    theirs = _sentence_transformers_onnx(folder).encode(VARIED, batch_size=3, normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, theirs, atol=1e-5)
+
+
+def test_a_corrupt_probe_file_falls_back_to_sentence_transformers(
+    copied_export: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = embedder.probe_file(copied_export, embedder.onnx_file())
+    path.write_bytes(path.read_bytes()[:1000])  # as a full disk would leave it
+    _fallback_gives_the_same_vectors(copied_export, caplog, "BadZipFile")
+
+
+def test_probe_vectors_that_differ_fall_back_to_sentence_transformers(
+    copied_export: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = embedder.probe_file(copied_export, embedder.onnx_file())
+    with np.load(path) as saved:
+        probes = dict(saved)
+    probes["batched"] = probes["batched"][::-1].copy()  # batched right, single wrong would pass
+    np.savez(path, **probes)
+    _fallback_gives_the_same_vectors(copied_export, caplog, "batched vectors differ")
+
+
+def test_a_pooling_it_was_not_built_for_stays_with_sentence_transformers(
+    copied_export: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = copied_export / "1_Pooling" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "pooling_mode": "max"}))
+    _fallback_gives_the_same_vectors(copied_export, caplog, "unsupported pooling 'max'")
+
+
+def test_an_export_made_before_probes_gets_them_once(
+    copied_export: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    probes = embedder.probe_file(copied_export, embedder.onnx_file())
+    expected = np.load(probes)["single"]
+    probes.unlink()
+    model_file = copied_export / embedder.onnx_file()
+    stamp = model_file.stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="documents.embedder"):
+        embedder.encode(["aspirin"])
+    assert "made probe vectors for an earlier ONNX export" in caplog.text
+    assert isinstance(embedder.get_encoder(), embedder.OnnxEncoder)
+    np.testing.assert_allclose(np.load(probes)["single"], expected, atol=1e-6)
+    assert model_file.stat().st_mtime_ns == stamp, "the model itself is not exported again"
+
+
+def test_the_pre_5_sentence_transformers_layout_is_read_too(copied_export: Path) -> None:
+    # sentence-transformers before 5 kept one flag per pooling mode and the limit in its own config.
+    (copied_export / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 384,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
+    (copied_export / "sentence_bert_config.json").write_text(
+        '{"max_seq_length": 256, "do_lower_case": false}'
+    )
+    encoder = embedder.OnnxEncoder(copied_export, embedder.onnx_file(), threads=1)
+    encoder.check_probes()
+    assert (encoder.pooling, encoder.dimension) == ("mean", 384)
+
+
+def test_the_torch_backend_encodes_with_sentence_transformers(fresh_model: Path, settings: Any) -> None:
     settings.EMBEDDING_BACKEND = "torch"
-    embedder.get_model()
-    assert embedder._text_encoder is None
+    assert isinstance(embedder.get_encoder(), embedder.SentenceTransformerEncoder)
     assert embedder.encode(["aspirin"]).shape == (1, 384)
+    assert not fresh_model.exists(), "nothing exported for torch"
