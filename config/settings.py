@@ -499,7 +499,7 @@ SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 60, minimum=1)
 SEARCH_MAX_K = env_int("DOCENT_SEARCH_MAX_K", 100, minimum=1)
 # PostgreSQL: candidates the HNSW graph search keeps (pgvector's hnsw.ef_search); more is
 # better recall and slower. Never below the depth a search ranks (documents/search).
-SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 100, minimum=10)
+SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 400, minimum=10)
 
 # --- agents and LLM providers ----------------------------------------------
 

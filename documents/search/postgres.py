@@ -30,8 +30,11 @@ from pgvector import Vector
 # BM25 as bm25s and Lucene compute it.
 K1 = 1.5
 B = 0.75
-# Postings ranked per query, rarest terms first (bench/results/scale.md).
-LEXICAL_CANDIDATES = 20_000
+# Postings ranked per query, rarest terms first (bench/results/scale.md): the candidate rows
+# are read from the heap one by one, which is most of a lexical search's time at scale.
+LEXICAL_CANDIDATES = 5_000
+# With a common rarest term: how many of the next rarest terms may make the second match.
+PAIR_TERMS = 4
 # HNSW indexes more dimensions than this are not built by pgvector; such vectors are scanned.
 HNSW_MAX_DIM = 2000
 
@@ -252,6 +255,27 @@ def _tsquery(terms: list[str]) -> str:
     return " | ".join(quoted)
 
 
+def candidate_query(df: dict[str, int]) -> str:
+    """The tsquery that picks the chunks worth scoring, from each query term's document frequency.
+
+    The rarest terms, OR-ed, while their postings stay within LEXICAL_CANDIDATES (the rarest
+    always). When even the rarest term is that common, the chunks holding it and at least one
+    of the next rarest: a chunk with one common word only cannot reach the top once thousands
+    hold two of the query's words (a minimum-should-match of two, as engines relax to).
+    """
+    ranked = [term for term, _ in sorted(df.items(), key=lambda kv: (kv[1], kv[0]))]
+    if len(ranked) > 1 and df[ranked[0]] > LEXICAL_CANDIDATES:
+        return f"{_tsquery(ranked[:1])} & ({_tsquery(ranked[1 : PAIR_TERMS + 1])})"
+    chosen: list[str] = []
+    postings = 0
+    for term in ranked:
+        if chosen and postings + df[term] > LEXICAL_CANDIDATES:
+            break
+        chosen.append(term)
+        postings += df[term]
+    return _tsquery(chosen)
+
+
 def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, float]]:
     """Chunks by BM25 over the query's lexemes, best first, scored inside PostgreSQL."""
     ids = _ids(project_ids)
@@ -267,7 +291,7 @@ def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, 
         stats = cursor.fetchall()
         if not stats:
             return []
-        # idf per project (each project is its own corpus), candidates by the rarest terms overall.
+        # idf per project (each project is its own corpus); candidates by document frequency overall.
         per_term: dict[str, int] = {}
         q_projects, q_terms, q_idf = [], [], []
         lengths: dict[str, float] = {}
@@ -277,35 +301,31 @@ def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, 
             q_terms.append(term)
             q_idf.append(float(np.log(1.0 + (chunks - df + 0.5) / (df + 0.5))))
             lengths[str(project_id)] = max(float(length) / max(chunks, 1), 1e-9)
-        rarest: list[str] = []
-        postings = 0
-        for term, df in sorted(per_term.items(), key=lambda kv: (kv[1], kv[0])):
-            if rarest and postings + df > LEXICAL_CANDIDATES:
-                break
-            rarest.append(term)
-            postings += df
         p_ids, avgdl = zip(*lengths.items(), strict=True)
         cursor.execute(
-            "WITH q(project_id, term, idf) AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::float8[])), "
+            # The candidates first, once, through the GIN index: left to itself the planner may
+            # estimate the term arrays at one row and scan the project once per query term.
+            "WITH c AS MATERIALIZED (SELECT id, project_id, lexemes, lexical_length FROM documents_chunk "
+            "WHERE project_id = ANY(%s::uuid[]) AND lexemes @@ %s::tsquery), "
+            "q(project_id, term, idf) AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::float8[])), "
             "p(project_id, avgdl) AS (SELECT * FROM unnest(%s::uuid[], %s::float8[])) "
             f"SELECT c.id, sum(q.idf * cardinality(u.positions) * {K1 + 1} / "
             f"(cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.lexical_length / p.avgdl))) AS score "
-            "FROM documents_chunk c JOIN p ON p.project_id = c.project_id "
+            "FROM c JOIN p ON p.project_id = c.project_id "
             # Only the query's lexemes leave each tsvector: weight them A (to_tsvector leaves
             # every lexeme at D), keep the A ones, and unnest those few instead of all of them.
             "CROSS JOIN LATERAL unnest(ts_filter(setweight(c.lexemes, 'A', %s::text[]), '{a}')) u "
             "JOIN q ON q.project_id = c.project_id AND q.term = u.lexeme "
-            "WHERE c.project_id = ANY(%s::uuid[]) AND c.lexemes @@ %s::tsquery "
             "GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s",
             [
+                ids,
+                candidate_query(per_term),
                 q_projects,
                 q_terms,
                 q_idf,
                 list(p_ids),
                 list(avgdl),
                 sorted(per_term),
-                ids,
-                _tsquery(rarest),
                 depth,
             ],
         )

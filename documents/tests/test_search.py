@@ -367,3 +367,15 @@ def test_anonymous_callers_search_nothing(db: Any, user: Any) -> None:
     project = make_project(user)
     add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
     assert search.search_for(user=AnonymousUser(), query="mitochondria") == []
+
+
+def test_postgres_candidates_are_the_rarest_terms_or_two_of_them_when_all_are_common(settings: Any) -> None:
+    from documents.search import postgres
+
+    budget = postgres.LEXICAL_CANDIDATES
+    # Rare terms, OR-ed while their postings fit the budget: the rarest first, always.
+    assert postgres.candidate_query({"cell": budget, "ribosom": 10, "protein": 20}) == "'ribosom' | 'protein'"
+    assert postgres.candidate_query({"cell": budget * 3}) == "'cell'"
+    # Even the rarest is common: chunks with it and one of the next rarest.
+    common = {"cell": budget * 3, "protein": budget * 2, "gene": budget + 1, "a'b": budget * 4}
+    assert postgres.candidate_query(common) == "'gene' & ('protein' | 'cell' | 'a''b')"
