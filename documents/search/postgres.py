@@ -305,19 +305,21 @@ def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, 
         cursor.execute(
             # The candidates first, once, through the GIN index: left to itself the planner may
             # estimate the term arrays at one row and scan the project once per query term.
-            "WITH c AS MATERIALIZED (SELECT id, project_id, lexemes, lexical_length FROM documents_chunk "
+            # Only the query's lexemes leave each tsvector: weight them A (to_tsvector leaves
+            # every lexeme at D) and keep the A ones, so the set holds a few lexemes per chunk.
+            "WITH c AS MATERIALIZED (SELECT id, project_id, lexical_length, "
+            "ts_filter(setweight(lexemes, 'A', %s::text[]), '{a}') AS matched FROM documents_chunk "
             "WHERE project_id = ANY(%s::uuid[]) AND lexemes @@ %s::tsquery), "
             "q(project_id, term, idf) AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::float8[])), "
             "p(project_id, avgdl) AS (SELECT * FROM unnest(%s::uuid[], %s::float8[])) "
             f"SELECT c.id, sum(q.idf * cardinality(u.positions) * {K1 + 1} / "
             f"(cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.lexical_length / p.avgdl))) AS score "
             "FROM c JOIN p ON p.project_id = c.project_id "
-            # Only the query's lexemes leave each tsvector: weight them A (to_tsvector leaves
-            # every lexeme at D), keep the A ones, and unnest those few instead of all of them.
-            "CROSS JOIN LATERAL unnest(ts_filter(setweight(c.lexemes, 'A', %s::text[]), '{a}')) u "
+            "CROSS JOIN LATERAL unnest(c.matched) u "
             "JOIN q ON q.project_id = c.project_id AND q.term = u.lexeme "
             "GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s",
             [
+                sorted(per_term),
                 ids,
                 candidate_query(per_term),
                 q_projects,
@@ -325,7 +327,6 @@ def lexical(project_ids: list[UUID], query: str, depth: int) -> list[tuple[int, 
                 q_idf,
                 list(p_ids),
                 list(avgdl),
-                sorted(per_term),
                 depth,
             ],
         )
