@@ -8,7 +8,7 @@ PORT ?= 8000
 PGVECTOR_PORT ?= 5433
 
 
-.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load
+.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ bench-retrieval: install
 
 bench-load: install
 	$(PY) bench/load.py
+
+bench-scale: install
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
