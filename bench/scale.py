@@ -94,20 +94,11 @@ TARGETS = {"pg_hybrid_p95_ms": 50.0, "recall10": 0.95, "rss_mib": 300.0, "ingest
 INGEST_PREFIX = "scale-ingest-"
 
 sys.path.insert(0, str(BENCH_DIR))
+from retrieval import percentile  # noqa: E402 (the benchmarks share one definition)
 
 
 def say(message: str) -> None:
     print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def summary(ms: list[float]) -> dict[str, Any]:
