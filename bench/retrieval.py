@@ -1,18 +1,29 @@
-"""Retrieval benchmark: SciFact through Docent's own import, ingest and search.
+"""Retrieval benchmark: SciFact through Docent's own import, ingest and search, per database engine.
 
-    .venv/bin/python bench/retrieval.py [--limit-queries N] [--data-dir DIR]
-        [--modes hybrid,dense,lexical] [--fresh] [--no-write]
+    .venv/bin/python bench/retrieval.py [--backend sqlite|postgres|both] [--fresh]
+        [--limit-queries N] [--data-dir DIR] [--modes hybrid,dense,lexical] [--no-write]
 
-The corpus is imported into a scratch database (never the user's var/): one
-folder per model and chunk settings under bench/.data/, so a re-run with the
-same settings reuses the ingested chunks and only measures search. `--fresh`
-deletes that folder first; published numbers come from a fresh run, which is
-also the only kind that measures ingest throughput.
+Each backend gets its own scratch database, never the user's: SQLite in a
+folder under bench/.data/ named by the model and chunk settings, PostgreSQL in
+a `docent_bench_<same key>` database on the pgvector server of
+tests/pgvector_server.py (started if it is not up). A re-run with the same
+settings reuses the ingested chunks and only measures search; `--fresh`
+deletes the folder and drops the database first. Published numbers come from a
+fresh run, which is also the only kind that measures ingest throughput.
+
+Django reads its settings once per process, so each backend runs in a child
+process (`--backend X --worker-output FILE`) and this one merges their results
+into one report.
 
 Every query goes through `documents.search.search` (what the API calls); chunk
 hits are folded into documents (first occurrence in rank order) and scored
 with nDCG@10 (graded, (2^rel - 1) / log2(rank + 1), ideal from the qrels) and
-recall@100 against the BEIR qrels.
+recall@100 against the BEIR qrels. nDCG@10 comes from a request for
+`FUSION_DEPTH` chunks, the largest page whose ranking is the head of what any
+API request sees; recall@100 from a request for 200, enough to fill 100
+documents. Each half of the claims (even and odd query ids) is scored on its
+own as well: the defaults were tuned on the whole train split, so a gap
+between the halves would say how much of the figure is fitted.
 """
 
 from __future__ import annotations
@@ -26,9 +37,12 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,10 +57,14 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 PROJECT_TITLE = "SciFact benchmark"
 BENCH_EMAIL = "bench@docent.invalid"
-# Chunk hits requested per query: enough to fill 100 distinct documents.
+BACKENDS = ("sqlite", "postgres")
+MODES = ("hybrid", "dense", "lexical")
+# Chunk hits requested for recall@100: enough to fill 100 distinct documents.
 CHUNK_DEPTH = 200
 # Bump when the stored chunks would differ for the same settings (title handling, ...).
 INGEST_FORMAT = 1
+# Only databases with this prefix are ever created, migrated or dropped on the server.
+PG_PREFIX = "docent_bench_"
 
 
 # --------------------------------------------------------------------------
@@ -124,6 +142,15 @@ def count_corpus(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def half_of(qid: str, position: int) -> int:
+    """0 for even query ids, 1 for odd ones (position in the file for a non-numeric id)."""
+    return int(qid) % 2 if qid.isdigit() else position % 2
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 # --------------------------------------------------------------------------
 # Scratch environment
 # --------------------------------------------------------------------------
@@ -139,7 +166,7 @@ def probe_settings() -> Any:
 
 
 def scratch_key(probe: Any, corpus: Path) -> str:
-    """What decides the stored chunks: model, backend, chunk settings, corpus, ingest format."""
+    """What decides the stored chunks: model, embedding backend, chunk settings, corpus, ingest format."""
     stat = corpus.stat()
     parts = [
         probe.EMBEDDING_MODEL or "all-MiniLM-L6-v2",
@@ -153,15 +180,46 @@ def scratch_key(probe: Any, corpus: Path) -> str:
     return f"{probe.EMBEDDING_BACKEND}-chunk{probe.CHUNK_TOKENS}-overlap{probe.CHUNK_OVERLAP_TOKENS}-{digest}"
 
 
-def setup_django(scratch: Path) -> None:
-    """Point Docent at the scratch folder (SQLite, local cache, in-memory broker) and migrate."""
+def scratch_dir(backend: str, key: str) -> Path:
+    """Files of one backend's run: the SQLite database itself, or PostgreSQL's media and ingest record."""
+    return SCRATCH_DIR / (key if backend == "sqlite" else f"{key}-postgres")
+
+
+def pg_database(key: str) -> str:
+    return (PG_PREFIX + re.sub(r"[^a-z0-9]+", "_", key.lower()))[:63]
+
+
+def pg_scratch(key: str, *, fresh: bool) -> str:
+    """DATABASE_URL of this key's database on the pgvector server, created (or, fresh, recreated)."""
+    import psycopg
+    from psycopg import sql
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.pgvector_server import ensure_running
+
+    server = ensure_running()
+    name = pg_database(key)
+    assert name.startswith(PG_PREFIX)
+    with psycopg.connect(server, autocommit=True) as conn:
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def setup_django(backend: str, scratch: Path, database_url: str = "") -> None:
+    """Point Docent at the scratch database (local cache, in-memory broker) and migrate."""
     scratch.mkdir(parents=True, exist_ok=True)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DOCENT_DATA_DIR"] = str(scratch)
     os.environ["DOCENT_MEDIA_ROOT"] = str(scratch / "media")
-    # Whatever the shell points at, the benchmark only touches its own files.
+    # Whatever the shell points at, the benchmark only touches its own database and files.
     for name in ("DATABASE_URL", "REDIS_URL", "DOCENT_TASKS_EAGER"):
         os.environ.pop(name, None)
+    if backend == "postgres":
+        os.environ["DATABASE_URL"] = database_url
     os.environ["CELERY_BROKER_URL"] = "memory://"
     os.environ.setdefault("DOCENT_LOG_LEVEL", "WARNING")
     if str(ROOT) not in sys.path:
@@ -171,11 +229,38 @@ def setup_django(scratch: Path) -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
-    db_name = Path(str(settings.DATABASES["default"]["NAME"]))
-    if scratch.resolve() not in db_name.resolve().parents:
-        raise SystemExit(f"refusing to run: database {db_name} is outside {scratch}")
+    name = str(settings.DATABASES["default"]["NAME"])
+    if backend == "postgres":
+        if connection.vendor != "postgresql" or not name.startswith(PG_PREFIX):
+            raise SystemExit(f"refusing to run: database {name} is not a {PG_PREFIX}* scratch database")
+    elif connection.vendor != "sqlite" or scratch.resolve() not in Path(name).resolve().parents:
+        raise SystemExit(f"refusing to run: database {name} is outside {scratch}")
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def engine_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT current_setting('server_version'), "
+                "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+            )
+            server, vector = cursor.fetchone()
+            return f"PostgreSQL {server.split()[0]} + pgvector {vector}"
+        cursor.execute("SELECT sqlite_version(), vec_version()")
+        server, vector = cursor.fetchone()
+        return f"SQLite {server} (FTS5) + sqlite-vec {vector.lstrip('v')}"
+
+
+def search_code_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "documents" / "search").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------
@@ -213,7 +298,7 @@ def bench_project() -> tuple[Any, Any]:
     return user, project
 
 
-def ingest(corpus: Path, scratch: Path) -> tuple[Any, IngestStats]:
+def ingest(corpus: Path, scratch: Path, label: str) -> tuple[Any, IngestStats]:
     """Import the corpus (skipping what is there) and ingest every pending document in-process."""
     from documents import services
     from documents.models import Chunk, Document, DocumentStatus
@@ -224,12 +309,11 @@ def ingest(corpus: Path, scratch: Path) -> tuple[Any, IngestStats]:
     docs = Document.objects.filter(project=project)
     if docs.filter(status=DocumentStatus.READY).count() >= total and meta_path.exists():
         stats = IngestStats(**{**json.loads(meta_path.read_text()), "reused": True})
-        print(f"reusing {scratch.name}: {stats.documents} documents, {stats.chunks} chunks", flush=True)
+        print(f"{label}: reusing {stats.documents} documents, {stats.chunks} chunks", flush=True)
         return project, stats
 
     started = time.perf_counter()
     done = 0
-
     loads: list[float] = []
 
     def progress(event: Any) -> None:
@@ -238,9 +322,9 @@ def ingest(corpus: Path, scratch: Path) -> tuple[Any, IngestStats]:
         if done % 250 == 0:
             loads.append(os.getloadavg()[0])
             rate = done / (time.perf_counter() - started)
-            print(f"  {done}/{total} documents ({rate:.1f}/s)", flush=True)
+            print(f"  {label}: {done}/{total} documents ({rate:.1f}/s, load {loads[-1]:.1f})", flush=True)
 
-    print(f"importing {corpus} into {scratch.name} ...", flush=True)
+    print(f"{label}: importing {corpus} ...", flush=True)
     report = services.documents_import(
         user=user, project=project, paths=[corpus], progress=progress, sync=True
     )
@@ -263,7 +347,7 @@ def ingest(corpus: Path, scratch: Path) -> tuple[Any, IngestStats]:
         load_avg=round(statistics.fmean(loads), 1) if loads else None,
     )
     meta_path.write_text(json.dumps({k: v for k, v in stats.__dict__.items() if k != "reused"}, indent=2))
-    print(f"ingested {ready} documents into {stats.chunks} chunks in {seconds:.0f}s", flush=True)
+    print(f"{label}: ingested {ready} documents into {stats.chunks} chunks in {seconds:.0f}s", flush=True)
     return project, stats
 
 
@@ -277,48 +361,132 @@ def evaluate(
     queries: list[tuple[str, str]],
     qrels: dict[str, dict[str, int]],
     modes: list[str],
+    label: str = "",
 ) -> dict[str, dict[str, Any]]:
     from documents import search
 
+    page = search.FUSION_DEPTH
     results: dict[str, dict[str, Any]] = {}
-    build_started = time.perf_counter()
-    search.clear_cache()
-    search.project_index(project.pk)
-    build_s = time.perf_counter() - build_started
     # Load the encoder outside the timed loop (a server has it warm after its first query).
-    search.search(project_id=project.pk, query="warm up", k=10, mode="hybrid")
+    search.search(project_ids=[project.pk], query="warm up", k=10, mode="hybrid")
     for mode in modes:
-        ndcgs: list[float] = []
+        ndcgs: dict[str, float] = {}
+        deep_ndcgs: list[float] = []
         recalls: list[float] = []
         latencies: list[float] = []
+        halves: dict[str, int] = {}
         per_query: dict[str, list[str]] = {}
-        for qid, text in queries:
+        for position, (qid, text) in enumerate(queries):
             relevant = qrels.get(qid)
             if not relevant:
                 continue
             started = time.perf_counter()
-            hits = search.search(project_id=project.pk, query=text, k=CHUNK_DEPTH, mode=mode)
+            hits = search.search(project_ids=[project.pk], query=text, k=page, mode=mode)
             latencies.append((time.perf_counter() - started) * 1000)
-            ranked = documents_in_order(h.external_id for h in hits)
+            ndcgs[qid] = ndcg_at(documents_in_order(h.external_id for h in hits), relevant, 10)
+            halves[qid] = half_of(qid, position)
+            deep = search.search(project_ids=[project.pk], query=text, k=CHUNK_DEPTH, mode=mode)
+            ranked = documents_in_order(h.external_id for h in deep)
             per_query[qid] = ranked[:100]
-            ndcgs.append(ndcg_at(ranked, relevant, 10))
+            deep_ndcgs.append(ndcg_at(ranked, relevant, 10))
             recalls.append(recall_at(ranked, relevant, 100))
         results[mode] = {
             "queries": len(ndcgs),
-            "ndcg@10": round(statistics.fmean(ndcgs), 4),
+            "ndcg@10": round(statistics.fmean(ndcgs.values()), 4),
+            "ndcg@10_halves": [
+                round(statistics.fmean(v for q, v in ndcgs.items() if halves[q] == h), 4) for h in (0, 1)
+            ],
+            "ndcg@10_k200": round(statistics.fmean(deep_ndcgs), 4),
             "recall@100": round(statistics.fmean(recalls), 4),
             "latency_ms_p50": round(percentile(latencies, 50), 1),
             "latency_ms_p95": round(percentile(latencies, 95), 1),
+            "load_avg": load_average(),
             "runs": per_query,
-            "load_avg": round(os.getloadavg()[0], 1),
         }
-        print(
-            f"{mode:8s} nDCG@10 {results[mode]['ndcg@10']:.4f}  recall@100 {results[mode]['recall@100']:.4f}"
-            f"  p50 {results[mode]['latency_ms_p50']:.1f} ms  p95 {results[mode]['latency_ms_p95']:.1f} ms",
-            flush=True,
-        )
-    results["_index"] = {"build_s": round(build_s, 2)}
+        print(row_text(label, mode, results[mode]), flush=True)
     return results
+
+
+def row_text(backend: str, mode: str, r: dict[str, Any]) -> str:
+    even, odd = r["ndcg@10_halves"]
+    return (
+        f"{backend:8s} {mode:8s} nDCG@10 {r['ndcg@10']:.4f} (even {even:.4f}, odd {odd:.4f})"
+        f"  recall@100 {r['recall@100']:.4f}  p50 {r['latency_ms_p50']:.1f} ms"
+        f"  p95 {r['latency_ms_p95']:.1f} ms"
+    )
+
+
+def run_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """One backend end to end in this process: scratch database, ingest, search, figures."""
+    corpus = corpus_path(args.data_dir)
+    key = scratch_key(probe_settings(), corpus)
+    scratch = scratch_dir(backend, key)
+    if args.fresh and scratch.exists():
+        shutil.rmtree(scratch)
+    SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
+    (SCRATCH_DIR / ".gitignore").write_text("*\n")
+    load_at_start = load_average()
+    setup_django(backend, scratch, pg_scratch(key, fresh=args.fresh) if backend == "postgres" else "")
+
+    from django.conf import settings
+
+    from documents import embedder, search
+
+    # Hashed as the engine is imported, not after the run: the files may change meanwhile.
+    search.engine()
+    code = search_code_digest()
+    project, stats = ingest(corpus, scratch, backend)
+    queries = load_queries(args.data_dir, args.split)
+    if args.limit_queries:
+        queries = queries[: args.limit_queries]
+    qrels = load_qrels(args.data_dir, args.split)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    return {
+        "backend": backend,
+        "engine": engine_version(),
+        # The tree is often uncommitted while the engines change: name the code that ran.
+        "search_code_sha256": code,
+        "database": str(settings.DATABASES["default"]["NAME"]),
+        "load_avg_at_start": load_at_start,
+        "ingest": stats.__dict__,
+        "modes": evaluate(project, queries, qrels, modes, backend),
+        "settings": {
+            "model": f"{embedder.model_name()} on {settings.EMBEDDING_BACKEND}",
+            "chunk_tokens": settings.CHUNK_TOKENS,
+            "overlap_tokens": settings.CHUNK_OVERLAP_TOKENS,
+            "rrf_k": settings.SEARCH_RRF_K,
+            "fusion_depth": search.FUSION_DEPTH,
+            "hnsw_ef_search": settings.SEARCH_HNSW_EF,
+        },
+        "queries": len(queries),
+    }
+
+
+def run_in_child(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """`run_backend` in a fresh process: Django's settings (the database) are fixed once per process."""
+    with tempfile.TemporaryDirectory(prefix="docent-bench-") as tmp:
+        out = Path(tmp) / f"{backend}.json"
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--backend",
+            backend,
+            "--worker-output",
+            str(out),
+            "--data-dir",
+            str(args.data_dir),
+            "--limit-queries",
+            str(args.limit_queries),
+            "--modes",
+            args.modes,
+            "--split",
+            args.split,
+            *(["--fresh"] if args.fresh else []),
+        ]
+        done = subprocess.run(command, check=False, cwd=ROOT)  # noqa: S603 (this script, our arguments)
+        if done.returncode != 0:
+            raise SystemExit(f"the {backend} run failed (exit {done.returncode})")
+        return json.loads(out.read_text())
 
 
 # --------------------------------------------------------------------------
@@ -328,39 +496,57 @@ def evaluate(
 TUNING_NOTES = BENCH_DIR / "results" / "retrieval-tuning.md"
 
 
-def write_report(results: dict[str, Any], stats: IngestStats, context: dict[str, Any], out_dir: Path) -> None:
+def write_report(runs: list[dict[str, Any]], context: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    modes = [m for m in ("hybrid", "dense", "lexical") if m in results]
+    first = runs[0]
+    s = first["settings"]
+    stats = first["ingest"]
     lines = [
         "# Retrieval benchmark: SciFact",
         "",
         f"- date: {context['date']}",
-        f"- machine: {context['machine']}",
-        f"- model: {context['model']}; chunks of {context['chunk_tokens']} tokens,"
-        f" {context['overlap_tokens']} overlap; RRF k {context['rrf_k']}",
-        f"- corpus: {stats.documents} documents -> {stats.chunks} chunks;"
-        f" queries: {context['queries']} ({context['split']} split); import {context['import']}",
+        f"- machine: {context['machine']}; load average (1 min) at the start of each backend: "
+        + ", ".join(f"{r['backend']} {r['load_avg_at_start']}" for r in runs),
+        "- engines: " + "; ".join(f"{r['backend']}: {r['engine']}" for r in runs),
+        f"- model: {s['model']}; chunks of {s['chunk_tokens']} tokens, {s['overlap_tokens']} overlap;"
+        f" RRF k {s['rrf_k']} over the top {s['fusion_depth']} of each ranking;"
+        f" HNSW ef_search {s['hnsw_ef_search']} (PostgreSQL)",
+        f"- corpus: {stats['documents']} documents -> {stats['chunks']} chunks;"
+        f" queries: {first['queries']} ({context['split']} split); even / odd: the claims with even / odd ids",
         f"- command: `{context['command']}`",
         "",
-        "| mode | nDCG@10 | recall@100 | latency p50 (ms) | latency p95 (ms) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| backend | mode | nDCG@10 | even ids | odd ids | recall@100 | latency p50 (ms) | latency p95 (ms) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for mode in modes:
-        r = results[mode]
-        lines.append(
-            f"| {mode} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} |"
-        )
-    rate = f"{stats.docs_per_s:.1f} docs/s" if stats.docs_per_s else "not measured (incomplete import)"
-    when = "an earlier run's import, reused" if stats.reused else "this run's import"
+    for run in runs:
+        for mode in (m for m in MODES if m in run["modes"]):
+            r = run["modes"][mode]
+            even, odd = r["ndcg@10_halves"]
+            lines.append(
+                f"| {run['backend']} | {mode} | {r['ndcg@10']:.4f} | {even:.4f} | {odd:.4f} |"
+                f" {r['recall@100']:.4f} | {r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} |"
+            )
     lines += [
         "",
-        f"Ingest (import + extract + chunk + embed + store, in-process, one document at a time): {rate}"
-        f" ({stats.created} documents in {stats.seconds:.0f} s, {when}, {stats.measured_at};"
-        f" mean load average {stats.load_avg} on {os.cpu_count()} cores).",
-        f"Index build on first search (BM25 + embedding matrix): {results['_index']['build_s']:.1f} s.",
-        "Latency is one `search()` call with k=200 chunks, including the query encode and",
-        "the index-version check against the database; load average after each mode: "
-        + ", ".join(f"{m} {results[m]['load_avg']}" for m in modes)
+        "Ingest (import + extract + chunk + embed + store, in-process, one document at a time):",
+        "",
+    ]
+    for run in runs:
+        st = run["ingest"]
+        rate = f"{st['docs_per_s']:.1f} docs/s" if st["docs_per_s"] else "not measured (incomplete import)"
+        when = "an earlier run's import, reused" if st["reused"] else "this run's import"
+        lines.append(
+            f"- {run['backend']}: {rate} ({st['created']} documents in {st['seconds']:.0f} s, {when},"
+            f" {st['measured_at']}; mean load average {st['load_avg']} on {os.cpu_count()} cores)"
+        )
+    lines += [
+        "",
+        f"Latency is one `search()` call for k={s['fusion_depth']} chunks (the API's largest page),"
+        " including the query encode and the SQL; load average after each backend and mode: "
+        + "; ".join(
+            f"{run['backend']} " + ", ".join(f"{m} {run['modes'][m]['load_avg']}" for m in run["modes"])
+            for run in runs
+        )
         + ".",
         "",
         "Public reference points on SciFact: BM25 nDCG@10 0.665-0.679, all-MiniLM-L6-v2 dense ~0.645.",
@@ -371,9 +557,13 @@ def write_report(results: dict[str, Any], stats: IngestStats, context: dict[str,
     (out_dir / "retrieval.md").write_text("\n".join(lines))
     payload = {
         **context,
-        "ingest": stats.__dict__,
-        "index_build_s": results["_index"]["build_s"],
-        "modes": {m: {k: v for k, v in results[m].items() if k != "runs"} for m in modes},
+        "backends": {
+            run["backend"]: {
+                **{k: v for k, v in run.items() if k not in ("backend", "modes")},
+                "modes": {m: {k: v for k, v in r.items() if k != "runs"} for m, r in run["modes"].items()},
+            }
+            for run in runs
+        },
     }
     (out_dir / "retrieval.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {out_dir / 'retrieval.md'}", flush=True)
@@ -383,58 +573,50 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
     parser.add_argument("--limit-queries", type=int, default=0, help="only the first N queries (0: all)")
-    parser.add_argument("--modes", default="hybrid,dense,lexical", help="comma-separated search modes")
-    parser.add_argument("--fresh", action="store_true", help="delete the scratch database and import again")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated search modes")
+    parser.add_argument("--fresh", action="store_true", help="delete the scratch databases and import again")
     parser.add_argument("--split", default="train", help="query split (queries-<split>.jsonl)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-write", action="store_true", help="print the numbers only")
     parser.add_argument(
         "--runs", type=Path, default=None, help="also write per-query document rankings (JSON)"
     )
+    # A child run: one backend, its results as JSON to this file, no report.
+    parser.add_argument("--worker-output", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    corpus = corpus_path(args.data_dir)
-    probe = probe_settings()
-    scratch = SCRATCH_DIR / scratch_key(probe, corpus)
-    if args.fresh and scratch.exists():
-        shutil.rmtree(scratch)
-    SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
-    (SCRATCH_DIR / ".gitignore").write_text("*\n")
-    setup_django(scratch)
+    if args.worker_output:
+        if args.backend == "both":
+            parser.error("--worker-output needs one --backend")
+        args.worker_output.write_text(json.dumps(run_backend(args, args.backend)))
+        return 0
 
-    from django.conf import settings
-
-    from documents import embedder
-
-    project, stats = ingest(corpus, scratch)
-    queries = load_queries(args.data_dir, args.split)
-    if args.limit_queries:
-        queries = queries[: args.limit_queries]
-    qrels = load_qrels(args.data_dir, args.split)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    results = evaluate(project, queries, qrels, modes)
+    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
+    runs = [run_in_child(args, backend) for backend in backends]
+    print()
+    for run in runs:
+        for mode, r in run["modes"].items():
+            print(row_text(run["backend"], mode, r))
+    for run in runs:
+        rate = run["ingest"]["docs_per_s"]
+        print(f"{run['backend']:8s} ingest {f'{rate:.1f} docs/s' if rate else 'not measured (reused)'}")
 
     if args.runs:
-        args.runs.write_text(json.dumps({m: results[m]["runs"] for m in modes}))
+        args.runs.write_text(
+            json.dumps({run["backend"]: {m: r["runs"] for m, r in run["modes"].items()} for run in runs})
+        )
     if not args.no_write:
         context = {
             "date": datetime.now(UTC).date().isoformat(),
             "machine": f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()}),"
             " shared with other work",
-            "model": f"{embedder.model_name()} on {settings.EMBEDDING_BACKEND}",
-            "chunk_tokens": settings.CHUNK_TOKENS,
-            "overlap_tokens": settings.CHUNK_OVERLAP_TOKENS,
-            "rrf_k": settings.SEARCH_RRF_K,
-            "queries": len(queries),
             "split": args.split,
-            "import": "reused from an earlier run (not --fresh)"
-            if stats.reused
-            else "fresh (--fresh or first run)",
             "command": " ".join(["bench/retrieval.py", *(argv if argv is not None else sys.argv[1:])]),
         }
-        write_report(results, stats, context, args.out_dir)
+        write_report(runs, context, args.out_dir)
     return 0
 
 
