@@ -495,7 +495,7 @@ EMBEDDING_BACKEND = env_choice("DOCENT_EMBEDDING_BACKEND", "onnx-int8", {"onnx-i
 MODEL_DIR = Path(env_str("DOCENT_MODEL_DIR", str(DATA_DIR / "models")))
 CHUNK_TOKENS = env_int("DOCENT_CHUNK_TOKENS", 200, minimum=16)
 CHUNK_OVERLAP_TOKENS = env_int("DOCENT_CHUNK_OVERLAP_TOKENS", 40, minimum=0)
-SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 60, minimum=1)
+SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 20, minimum=1)
 SEARCH_MAX_K = env_int("DOCENT_SEARCH_MAX_K", 100, minimum=1)
 # PostgreSQL: candidates the HNSW graph search keeps (pgvector's hnsw.ef_search); more is
 # better recall and slower. Never below the depth a search ranks (documents/search).
