@@ -331,9 +331,8 @@ class SearchView(APIView):
         params = SearchIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         v = params.validated_data
-        hits = search.search_for(
-            user=request.user, project_ids=[project.pk], query=v["q"], k=v["k"], mode=v["mode"]
-        )
+        # project_for has checked access: no second membership query.
+        hits = search.search(project_ids=[project.pk], query=v["q"], k=v["k"], mode=v["mode"])
         return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})
 
 

@@ -156,9 +156,7 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     if mode not in document_search.MODES:
         mode = "hybrid"
     hits = (
-        document_search.search_for(
-            user=request.user, project_ids=[project.pk], query=query, k=SEARCH_RESULTS, mode=mode
-        )
+        document_search.search(project_ids=[project.pk], query=query, k=SEARCH_RESULTS, mode=mode)
         if query
         else []
     )

@@ -25,7 +25,7 @@ from django.db import connection
 
 from documents import embedder
 from documents.models import Chunk
-from projects.models import Membership
+from projects.access import projects_visible_to
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +88,13 @@ def rrf(rankings: Iterable[Sequence[Any]], k: int) -> tuple[np.ndarray[Any, Any]
 
 def readable_project_ids(user: Any, within: Iterable[Any] | None = None) -> list[UUID]:
     """The projects the user may read, optionally only among `within`."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    rows = Membership.objects.filter(user_id=user.pk)
+    rows = projects_visible_to(user)
     if within is not None:
         wanted = [w for w in within if w is not None]
         if not wanted:
             return []
-        rows = rows.filter(project_id__in=wanted)
-    return sorted(rows.values_list("project_id", flat=True).distinct())
+        rows = rows.filter(pk__in=wanted)
+    return sorted(rows.values_list("pk", flat=True).distinct())
 
 
 def search_for(
