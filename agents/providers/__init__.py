@@ -41,15 +41,26 @@ log = logging.getLogger(__name__)
 
 Encoder = Callable[[list[str]], np.ndarray]
 
-_LABELS = {"gemini": "Gemini", "offline": "The offline provider"}
+_LABELS = {
+    "gemini": "Gemini",
+    "openai": "The OpenAI-compatible provider",
+    "offline": "The offline provider",
+}
+PROVIDER_NAMES = frozenset(_LABELS)
 
 
 def resolve_provider_name(name: str | None = None) -> str:
-    """'gemini' or 'offline': `auto` means Gemini when a key is configured."""
+    """'gemini', 'openai' or 'offline'.
+
+    `auto` picks by what is configured: Gemini when GEMINI_API_KEY is set, else the
+    OpenAI-compatible server when DOCENT_OPENAI_BASE_URL is set, else offline.
+    """
     name = name or settings.LLM_PROVIDER
     if name == "auto":
-        return "gemini" if settings.GEMINI_API_KEY else "offline"
-    if name not in {"gemini", "offline"}:
+        if settings.GEMINI_API_KEY:
+            return "gemini"
+        return "openai" if settings.OPENAI_BASE_URL else "offline"
+    if name not in PROVIDER_NAMES:
         raise ImproperlyConfigured(f"unknown LLM provider {name!r}")
     return name
 
@@ -60,9 +71,7 @@ def get_provider(name: str | None = None, *, encode: Encoder | None = None) -> P
     if resolved == "gemini":
         if not settings.GEMINI_API_KEY:
             raise ImproperlyConfigured("the Gemini provider needs GEMINI_API_KEY")
-        from agents.providers.gemini import (
-            GeminiProvider,
-        )  # the SDK is only loaded when used
+        from agents.providers.gemini import GeminiProvider  # the SDK is only loaded when used
 
         return GeminiProvider(
             api_key=settings.GEMINI_API_KEY,
@@ -70,6 +79,21 @@ def get_provider(name: str | None = None, *, encode: Encoder | None = None) -> P
             base_url=settings.GEMINI_BASE_URL or None,
             timeout_s=settings.LLM_TIMEOUT_S,
             max_retries=settings.LLM_MAX_RETRIES,
+        )
+    if resolved == "openai":
+        if not settings.OPENAI_BASE_URL:
+            raise ImproperlyConfigured("the OpenAI-compatible provider needs DOCENT_OPENAI_BASE_URL")
+        from agents.providers.openai_compat import OpenAIProvider  # the SDK is only loaded when used
+
+        return OpenAIProvider(
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.OPENAI_MODEL,
+            api_key=settings.OPENAI_API_KEY,
+            timeout_s=settings.LLM_TIMEOUT_S,
+            connect_timeout_s=settings.OPENAI_CONNECT_TIMEOUT_S,
+            max_retries=settings.LLM_MAX_RETRIES,
+            response_format=settings.OPENAI_RESPONSE_FORMAT,
+            max_tokens=settings.OPENAI_MAX_TOKENS or None,
         )
     if encode is None:
         raise ImproperlyConfigured("the offline provider needs an encoder (encode=...)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,7 +58,12 @@ class ProviderError(Exception):
 
 
 class TransientProviderError(ProviderError):
-    """A failure that may pass: 429, 5xx, timeouts, connection errors."""
+    """A failure that may pass: 429, 5xx, timeouts, connection errors.
+
+    `retry_after` is the wait in seconds the service asked for (Retry-After), if any.
+    """
+
+    retry_after: float | None = None
 
 
 class CircuitOpenError(ProviderError):
@@ -69,8 +75,29 @@ class Provider(Protocol):
     model: str
 
     def ask(
-        self, question: str, passages: list[Passage], history: list[tuple[str, str]]
-    ) -> ProviderResult: ...
+        self,
+        question: str,
+        passages: list[Passage],
+        history: list[tuple[str, str]],
+        on_delta: Callable[[str], None] | None = None,
+    ) -> ProviderResult:
+        """Answer `question` from `passages`, citing them.
+
+        `on_delta`, when given, is called in order with pieces of the answer's
+        prose (never JSON syntax) while it is generated; their concatenation is
+        the answer as generated. The result's `answer` may differ slightly
+        (citation markers renumbered, a decline reworded): callers replace the
+        streamed text with it.
+        """
+        ...
+
+    def rewrite_query(self, question: str, history: list[tuple[str, str]]) -> str:
+        """`question`, a follow-up in a conversation, as a standalone search query.
+
+        With no history it is `question` unchanged. Never raises ProviderError:
+        a provider that cannot rewrite falls back to the offline rewrite.
+        """
+        ...
 
     def summarize(self, title: str, passages: list[Passage]) -> ProviderResult: ...
 

@@ -5,7 +5,8 @@ It serves ``POST /{version}/models/{model}:generateContent`` and
 (``candidates[0].content.parts[0].text``, ``usageMetadata``). What it does for
 each request comes from a queue of behaviours (then ``default``):
 
-    server.push(reply_json({"answer": ...}), status(429), hang(5), reply_text("oops"))
+    server.push(reply_json({"answer": ...}), status(429), hang(5), reply_text("oops"),
+                broken_stream(text, after=2))
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ _STATUS_NAMES = {
 
 @dataclass
 class Behaviour:
-    kind: str  # "reply", "status", "hang"
+    kind: str  # "reply", "status", "hang", "broken"
     text: str = ""
     code: int = 200
     seconds: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    after: int = 0  # broken: SSE events sent before the connection drops
 
 
 def reply_json(data: Any, *, input_tokens: int = 11, output_tokens: int = 7) -> Behaviour:
@@ -57,6 +59,11 @@ def status(code: int, message: str = "") -> Behaviour:
 def hang(seconds: float) -> Behaviour:
     """Say nothing for `seconds` (longer than the client's timeout), then a 500."""
     return Behaviour("hang", seconds=seconds)
+
+
+def broken_stream(text: str, *, after: int) -> Behaviour:
+    """Stream the first `after` events of `text`, then drop the connection mid-body."""
+    return Behaviour("broken", text=text, after=after, input_tokens=11, output_tokens=7)
 
 
 @dataclass
@@ -222,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for index, piece in enumerate(pieces):
+                if behaviour.kind == "broken" and index == behaviour.after:
+                    self.close_connection = True  # without ending the chunked body
+                    return
                 final = index == len(pieces) - 1
                 body = _response_body(piece, behaviour, model, final)
                 data = f"data: {json.dumps(body)}\r\n\r\n".encode()
