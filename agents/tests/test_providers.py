@@ -19,8 +19,8 @@ from agents.providers.base import (
     find_quote,
 )
 from agents.providers.gemini import GeminiProvider
-from agents.providers.offline import MAX_SENTENCES, OfflineProvider, _query_with_context
-from agents.tests.fake_gemini import FakeGemini, hang, reply_json, reply_text, status
+from agents.providers.offline import MAX_SENTENCES, OfflineProvider, standalone_query
+from agents.tests.fake_gemini import FakeGemini, broken_stream, hang, reply_json, reply_text, status
 from agents.tests.fakes import hashed_bow_encode
 from documents.chunking import split_sentences
 
@@ -152,12 +152,12 @@ def test_offline_follow_up_question_leans_on_the_previous_one(offline):
 def test_query_context_only_added_to_short_or_pronoun_questions():
     history = [("Who funds the project?", "NASA.")]
 
-    assert _query_with_context("When does it end?", history).startswith("Who funds")
+    assert standalone_query("When does it end?", history) == "When does it end? funds project"
     assert (
-        _query_with_context("Which encoder model embeds the document chunks?", history)
+        standalone_query("Which encoder model embeds the document chunks?", history)
         == "Which encoder model embeds the document chunks?"
     )
-    assert _query_with_context("When does it end?", []) == "When does it end?"
+    assert standalone_query("When does it end?", []) == "When does it end?"
 
 
 def test_offline_threshold_is_configurable():
@@ -519,24 +519,89 @@ def test_gemini_client_errors_are_permanent_and_not_retried(fake_gemini, passage
     assert fake_gemini.request_count == 1
 
 
-def test_gemini_streaming_hands_on_deltas_and_parses_the_whole_reply(fake_gemini, passages):
+def test_gemini_streaming_hands_on_the_answer_prose_and_parses_the_whole_reply(fake_gemini, passages):
     reply = {
         "answer": "They purr [1].",
         "citations": [{"passage": 1, "quote": "They purr when they are content."}],
         "answered": True,
     }
+    fake_gemini.stream_pieces = 12  # so the answer itself arrives in several pieces
     fake_gemini.push(status(503), reply_json(reply, input_tokens=50, output_tokens=9))
     deltas: list[str] = []
 
-    result = gemini(fake_gemini).ask_stream("Do cats purr?", passages, [], deltas.append)
+    result = gemini(fake_gemini).ask("Do cats purr?", passages, [], on_delta=deltas.append)
 
     assert len(deltas) > 1
-    assert json.loads("".join(deltas)) == reply
+    assert "".join(deltas) == "They purr [1]."  # the prose, never the JSON around it
     assert result.answer == "They purr [1]."
     assert result.citations[0].quote == "They purr when they are content."
     assert (result.input_tokens, result.output_tokens) == (50, 9)
     assert fake_gemini.requests[-1].path.endswith(":streamGenerateContent?alt=sse")
     assert fake_gemini.request_count == 2
+
+
+def test_gemini_stream_broken_after_prose_was_handed_on_is_not_retried(fake_gemini, passages):
+    reply = json.dumps({"answer": "Cats purr when content [1].", "citations": [], "answered": True})
+    fake_gemini.stream_pieces = 10
+    fake_gemini.push(broken_stream(reply, after=4), reply_text(reply))
+    deltas: list[str] = []
+
+    with pytest.raises(TransientProviderError, match="stream broke midway"):
+        gemini(fake_gemini).ask("Do cats purr?", passages, [], on_delta=deltas.append)
+
+    assert fake_gemini.request_count == 1
+    assert deltas and "Cats purr when content [1].".startswith("".join(deltas))
+
+
+def test_gemini_rewrite_query_is_one_short_plain_call(fake_gemini):
+    fake_gemini.push(reply_text("How often should the Brightwater pump intake filter be cleaned?\n"))
+    history = [("Who designed the Brightwater pump?", "Ada Lovelace [1].")]
+
+    query = gemini(fake_gemini).rewrite_query("How often should its intake filter be cleaned?", history)
+
+    assert query == "How often should the Brightwater pump intake filter be cleaned?"
+    (request,) = fake_gemini.requests
+    config = request.body["generationConfig"]
+    assert "responseMimeType" not in config
+    assert config["temperature"] == 0.0 and config["maxOutputTokens"] <= 64
+    assert config["stopSequences"] == ["\n"]
+    assert "query only" in request.system
+    assert gemini(fake_gemini).rewrite_query("Who designed it?", []) == "Who designed it?"
+    assert fake_gemini.request_count == 1  # no history, no call
+
+
+def test_gemini_flash_rewrites_without_spending_its_few_tokens_on_thinking(fake_gemini):
+    fake_gemini.push(reply_text("Brightwater pump intake filter cleaning"))
+    flash = GeminiProvider("k", "gemini-2.5-flash", fake_gemini.url, max_retries=0)
+
+    flash.rewrite_query("And its filter?", [("Who designed the Brightwater pump?", "Ada.")])
+
+    config = fake_gemini.requests[0].body["generationConfig"]
+    assert list(config["thinkingConfig"].values()) == [0]  # the SDK sends thinking_budget
+
+
+def test_gemini_rewrite_query_falls_back_to_the_offline_rewrite_on_any_error(fake_gemini):
+    from agents.providers.offline import standalone_query
+
+    fake_gemini.push(status(503), reply_text(""))
+    history = [("Who designed the Brightwater pump?", "Ada Lovelace [1].")]
+    follow_up = "How often should its intake filter be cleaned?"
+
+    assert gemini(fake_gemini).rewrite_query(follow_up, history) == standalone_query(follow_up, history)
+    assert gemini(fake_gemini).rewrite_query(follow_up, history) == standalone_query(follow_up, history)
+    assert fake_gemini.request_count == 2  # one call each, not retried
+
+
+def test_gemini_json_requests_carry_the_schema_with_the_answer_first(fake_gemini, passages):
+    fake_gemini.push(reply_json({"answer": "No.", "citations": [], "answered": False}))
+
+    gemini(fake_gemini).ask("Do cats bark?", passages, [])
+
+    config = fake_gemini.requests[0].body["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    schema = config["responseJsonSchema"]
+    assert list(schema["properties"]) == ["answer", "citations", "answered"]
+    assert schema["properties"]["citations"]["items"]["required"] == ["passage", "quote"]
 
 
 def test_gemini_summary_in_one_call_when_the_document_fits(fake_gemini, passages):
