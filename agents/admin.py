@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 
 from agents import services
-from agents.models import AgentRun, RunStatus
+from agents.models import AgentRun, RunStatus, Thread
 
 
 @admin.register(AgentRun)
@@ -38,6 +38,7 @@ class AgentRunAdmin(admin.ModelAdmin):
                     "project",
                     "document",
                     "parent",
+                    "thread",
                     "created_by",
                     "question",
                 )
@@ -78,6 +79,7 @@ class AgentRunAdmin(admin.ModelAdmin):
         "project",
         "document",
         "parent",
+        "thread",
         "created_by",
         "question",
         "status",
@@ -116,3 +118,32 @@ class AgentRunAdmin(admin.ModelAdmin):
         if skipped:
             message += f" Skipped {skipped} that had not failed."
         self.message_user(request, message, messages.SUCCESS if requeued else messages.WARNING)
+
+
+class TurnInline(admin.TabularInline):
+    model = AgentRun
+    fk_name = "thread"
+    fields = ("created_at", "question", "status", "provider", "created_by")
+    readonly_fields = fields
+    ordering = ("created_at",)
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Thread)
+class ThreadAdmin(admin.ModelAdmin):
+    """Conversations, read-only: their turns are runs, recorded as they happened."""
+
+    list_display = ("title", "project", "created_by", "turn_count", "updated_at")
+    search_fields = ("title",)
+    list_select_related = ("project", "created_by")
+    date_hierarchy = "created_at"
+    readonly_fields = ("id", "project", "created_by", "title", "turn_count", "created_at", "updated_at")
+    inlines = (TurnInline,)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False

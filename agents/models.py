@@ -25,6 +25,29 @@ class RunStatus(models.TextChoices):
 FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED}
 
 
+class Thread(models.Model):
+    """A conversation: a chain of ask runs in one project, oldest first."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="threads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The first question, shortened: what the project page lists.
+    title = models.CharField(max_length=200)
+    turn_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the latest turn was asked.
+    updated_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["project", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class AgentRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
@@ -34,6 +57,10 @@ class AgentRun(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followups"
     )
+    # True when the run is about one document: if that document is deleted before the
+    # run executes (document becomes NULL), the run fails instead of reading the project.
+    document_scoped = models.BooleanField(default=False)
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="turns")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -64,6 +91,7 @@ class AgentRun(models.Model):
         indexes = [
             models.Index(fields=["project", "created_at"]),
             models.Index(fields=["status", "status_changed_at"]),
+            models.Index(fields=["thread", "created_at"]),
         ]
 
     def __str__(self) -> str:
@@ -72,3 +100,11 @@ class AgentRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def answered(self) -> bool | None:
+        """False when the run declined (no answer in the documents); None until it succeeds."""
+        if self.status != RunStatus.SUCCEEDED:
+            return None
+        output = self.output if isinstance(self.output, dict) else {}
+        return bool(output.get("answered", True))

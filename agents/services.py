@@ -9,11 +9,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from agents.models import AgentRun, RunKind, RunStatus
-from agents.providers import ProviderError, resolve_provider_name, run_with_breaker
+from agents import events
+from agents.models import AgentRun, RunKind, RunStatus, Thread
+from agents.providers import (
+    OfflineProvider,
+    Provider,
+    ProviderError,
+    get_provider,
+    provider_breaker,
+    resolve_provider_name,
+    run_with_breaker,
+)
 from agents.providers.base import Citation, Passage, ProviderResult
 from documents import embedder, search
 from documents import services as documents_services
@@ -24,6 +34,11 @@ from projects.models import Project, Role
 log = logging.getLogger(__name__)
 
 QUESTION_MAX = 4000
+# Turns a thread may hold; a longer conversation starts a new thread.
+THREAD_TURNS_MAX = 200
+THREAD_TITLE_MAX = 200
+# Providers that are paid per token, and so count against the monthly budget.
+METERED_PROVIDERS = {"gemini": "Gemini", "openai": "LLM"}
 # A project summary reads at most this many passages.
 PROJECT_SUMMARY_PASSAGES = 400
 # Turns of an earlier conversation given to the provider.
@@ -31,11 +46,11 @@ HISTORY_TURNS = 5
 
 
 class TokenBudgetExceeded(Exception):
-    """The user's monthly Gemini token budget is spent."""
+    """The user's monthly token budget for the configured LLM is spent."""
 
-    def __init__(self, *, used: int, budget: int, retry_after_s: int) -> None:
+    def __init__(self, *, used: int, budget: int, retry_after_s: int, label: str = "Gemini") -> None:
         super().__init__(
-            f"Your monthly budget of {budget:,} Gemini tokens is used up ({used:,} used). "
+            f"Your monthly budget of {budget:,} {label} tokens is used up ({used:,} used). "
             "It renews at the start of next month; send allow_offline=true to use the offline provider now."
         )
         self.used, self.budget, self.retry_after_s = used, budget, retry_after_s
@@ -45,27 +60,37 @@ def _month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def gemini_tokens_used_this_month(*, user: Any) -> int:
-    """Input + output tokens of the user's runs answered by Gemini since the month began."""
+def tokens_used_this_month(*, user: Any, provider: str = "gemini") -> int:
+    """Input + output tokens of the user's runs answered by `provider` since the month began."""
     totals = AgentRun.objects.filter(
-        created_by=user, provider="gemini", created_at__gte=_month_start(timezone.now())
+        created_by=user, provider=provider, created_at__gte=_month_start(timezone.now())
     ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))
     return int(totals["total"] or 0)
 
 
+def gemini_tokens_used_this_month(*, user: Any) -> int:
+    return tokens_used_this_month(user=user, provider="gemini")
+
+
 def _check_budget(user: Any, allow_offline: bool) -> str:
     """The provider to request for a new run: '' (configured) or 'offline' over budget."""
-    if resolve_provider_name() != "gemini":
+    provider = resolve_provider_name()
+    if provider not in METERED_PROVIDERS:
         return ""
     budget = settings.TOKEN_BUDGETS.get(getattr(user, "tier", "free"), settings.TOKEN_BUDGETS["free"])
-    used = gemini_tokens_used_this_month(user=user)
+    used = tokens_used_this_month(user=user, provider=provider)
     if used < budget:
         return ""
     if allow_offline:
         return "offline"
     now = timezone.now()
     next_month = (_month_start(now) + timedelta(days=32)).replace(day=1)
-    raise TokenBudgetExceeded(used=used, budget=budget, retry_after_s=int((next_month - now).total_seconds()))
+    raise TokenBudgetExceeded(
+        used=used,
+        budget=budget,
+        retry_after_s=int((next_month - now).total_seconds()),
+        label=METERED_PROVIDERS[provider],
+    )
 
 
 def run_create(
@@ -76,9 +101,14 @@ def run_create(
     question: str = "",
     document: Document | None = None,
     parent: AgentRun | None = None,
+    thread: Thread | None = None,
     allow_offline: bool = False,
 ) -> AgentRun:
-    """Queue an agent run; viewers may ask, the worker picks it up after commit."""
+    """Queue an agent run; viewers may ask, the worker picks it up after commit.
+
+    A question joins `thread` (or the thread of `parent`) as its next turn, or
+    starts a new thread; summaries and extractions belong to no thread.
+    """
     require(user, project, Role.VIEWER)
     if kind not in RunKind.values:
         raise ValidationError({"kind": f"Kind must be one of {', '.join(RunKind.values)}."})
@@ -96,22 +126,57 @@ def run_create(
         raise ValidationError({"document": "The document is not ready yet."})
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError({"parent": "The earlier run is not in this project."})
+    if thread is not None and thread.project_id != project.pk:
+        raise ValidationError({"thread": "The conversation is not in this project."})
+    if thread is not None and parent is not None and parent.thread_id != thread.pk:
+        raise ValidationError({"parent": "The earlier run is not part of this conversation."})
+    if kind != RunKind.ASK and thread is not None:
+        raise ValidationError({"thread": "Only questions belong to a conversation."})
     requested_provider = _check_budget(user, allow_offline)
-    run = AgentRun.objects.create(
-        project=project,
-        kind=kind,
-        question=question,
-        document=document,
-        parent=parent,
-        created_by=user,
-        requested_provider=requested_provider,
-    )
+    with transaction.atomic():
+        if kind == RunKind.ASK:
+            thread, parent = _join_thread(user, project, question, thread, parent)
+        run = AgentRun.objects.create(
+            project=project,
+            kind=kind,
+            question=question,
+            document=document,
+            document_scoped=document is not None,
+            parent=parent,
+            thread=thread,
+            created_by=user,
+            requested_provider=requested_provider,
+        )
     log.info("run queued", extra={"run_id": str(run.pk), "kind": kind, "status": "queued"})
     return run
 
 
+def _join_thread(
+    user: Any, project: Project, question: str, thread: Thread | None, parent: AgentRun | None
+) -> tuple[Thread, AgentRun | None]:
+    """The thread a new question belongs to, locked, and the turn it follows."""
+    if thread is None and parent is not None and parent.kind == RunKind.ASK:
+        thread = parent.thread
+    if thread is None:
+        title = question if len(question) <= THREAD_TITLE_MAX else question[: THREAD_TITLE_MAX - 1] + "…"
+        thread = Thread.objects.create(project=project, created_by=user, title=title, turn_count=1)
+        return thread, parent if parent is not None and parent.kind == RunKind.ASK else None
+    # Lock the thread so two questions asked at once are numbered one after the other.
+    locked = Thread.objects.select_for_update().filter(pk=thread.pk).first()
+    if locked is None:
+        raise ValidationError({"thread": "The conversation was deleted."})
+    if locked.turn_count >= THREAD_TURNS_MAX:
+        raise ValidationError(
+            {"thread": f"A conversation holds at most {THREAD_TURNS_MAX} questions; start a new one."}
+        )
+    last = AgentRun.objects.filter(thread=locked).order_by("-created_at").first()
+    Thread.objects.filter(pk=locked.pk).update(turn_count=F("turn_count") + 1, updated_at=timezone.now())
+    return locked, last
+
+
 def run_retry(*, run: AgentRun) -> AgentRun:
     """Queue a failed run again (admin action)."""
+    events.forget(run.pk)
     run.status = RunStatus.QUEUED
     run.error = ""
     run.status_changed_at = timezone.now()
@@ -123,6 +188,7 @@ def run_retry(*, run: AgentRun) -> AgentRun:
 def _set_status(run_id: Any, status: str, **fields: Any) -> None:
     AgentRun.objects.filter(pk=run_id).update(status=status, status_changed_at=timezone.now(), **fields)
     log.info("run %s", status, extra={"run_id": str(run_id), "status": status})
+    events.publish(run_id, "status", status=status, label=RunStatus(status).label)
 
 
 def _claim(run_id: Any) -> bool:
@@ -162,7 +228,14 @@ def _passage(chunk: Chunk | search.Hit, title: str, score: float = 0.0) -> Passa
 
 
 def _history(run: AgentRun) -> list[tuple[str, str]]:
-    turns: list[tuple[str, str]] = []
+    """The earlier answered turns of the run's conversation, oldest first."""
+    if run.thread_id:
+        earlier = AgentRun.objects.filter(
+            thread_id=run.thread_id, created_at__lt=run.created_at, status=RunStatus.SUCCEEDED
+        ).order_by("-created_at")
+        turns = [(r.question, r.answer if r.answered else "") for r in earlier[:HISTORY_TURNS]]
+        return list(reversed(turns))
+    turns = []
     parent = run.parent
     while parent is not None and len(turns) < HISTORY_TURNS:
         if parent.kind == RunKind.ASK and parent.status == RunStatus.SUCCEEDED:
@@ -171,24 +244,49 @@ def _history(run: AgentRun) -> list[tuple[str, str]]:
     return list(reversed(turns))
 
 
-def _retrieve(run: AgentRun) -> list[Passage]:
+class DocumentDeleted(ProviderError):
+    """The run was about one document, and it is gone."""
+
+
+def standalone_query(run: AgentRun, history: list[tuple[str, str]]) -> str:
+    """The question to search for: a follow-up rewritten to stand alone.
+
+    By the configured model when one is available and its circuit is closed, else
+    from the earlier turns' words (the offline provider's rewrite).
+    """
+    if not history:
+        return run.question
+    provider: Provider = OfflineProvider(embedder.encode)
+    name = resolve_provider_name(run.requested_provider or None)
+    if name != "offline" and provider_breaker(name).state() != "open":
+        provider = get_provider(name, encode=embedder.encode)
+    try:
+        query = provider.rewrite_query(run.question, history)
+    finally:
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
+    return query.strip() or run.question
+
+
+def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> tuple[list[Passage], str]:
+    """The passages the provider reads, and the query they were found with (asks only)."""
     if run.kind == RunKind.ASK:
-        query = run.question
-        history = _history(run)
-        if history:
-            query = f"{history[-1][0]} {query}"
+        query = standalone_query(run, history)
         # The run was authorised for its project when it was created.
         hits = search.search(
             project_ids=[run.project_id], query=query, k=settings.AGENT_CONTEXT_CHUNKS, mode="hybrid"
         )
         if run.document_id:
             hits = [h for h in hits if h.document_id == str(run.document_id)] or hits
-        return [_passage(h, h.document_title) for h in hits]
+        return [_passage(h, h.document_title) for h in hits], query
+    if run.document_scoped and not run.document_id:
+        raise DocumentDeleted("The document was deleted before the run started.")
     if run.document_id:
         doc = run.document
         assert doc is not None
         chunks = doc.chunks.order_by("index").defer("embedding")
-        return [_passage(c, doc.title) for c in chunks]
+        return [_passage(c, doc.title) for c in chunks], ""
     # A whole project: the opening passages of every ready document, evenly.
     chunks_qs = (
         Chunk.objects.filter(project_id=run.project_id, document__status=DocumentStatus.READY)
@@ -200,7 +298,7 @@ def _retrieve(run: AgentRun) -> list[Passage]:
     if len(chunks) > PROJECT_SUMMARY_PASSAGES:
         step = len(chunks) / PROJECT_SUMMARY_PASSAGES
         chunks = [chunks[int(i * step)] for i in range(PROJECT_SUMMARY_PASSAGES)]
-    return [_passage(c, c.document.title) for c in chunks]
+    return [_passage(c, c.document.title) for c in chunks], ""
 
 
 def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], int]:
@@ -238,11 +336,36 @@ def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], i
     return kept, dropped
 
 
-def _call(run: AgentRun, passages: list[Passage]) -> tuple[ProviderResult, bool, str]:
+class _Deltas:
+    """Publishes answer text as a provider writes it; a fallback provider starts over."""
+
+    def __init__(self, run_id: Any) -> None:
+        self.run_id = run_id
+        self.provider: str | None = None
+        self.sent = False
+
+    def bind(self, provider: Provider) -> Any:
+        if self.provider is not None and self.provider != provider.name and self.sent:
+            events.publish(self.run_id, "reset")
+            self.sent = False
+        self.provider = provider.name
+        return self
+
+    def __call__(self, text: str) -> None:
+        if text:
+            self.sent = True
+            events.publish(self.run_id, "delta", text=text)
+
+
+def _call(
+    run: AgentRun, passages: list[Passage], history: list[tuple[str, str]]
+) -> tuple[ProviderResult, bool, str]:
     options: dict[str, Any] = {"encode": embedder.encode, "provider": run.requested_provider or None}
     if run.kind == RunKind.ASK:
-        history = _history(run)
-        return run_with_breaker(lambda p: p.ask(run.question, passages, history), **options)
+        deltas = _Deltas(run.pk)
+        return run_with_breaker(
+            lambda p: p.ask(run.question, passages, history, on_delta=deltas.bind(p)), **options
+        )
     title = run.document.title if run.document else run.project.title
     if run.kind == RunKind.SUMMARIZE:
         return run_with_breaker(lambda p: p.summarize(title, passages), **options)
@@ -254,38 +377,35 @@ def run_execute(*, run_id: Any) -> str:
     if not _claim(run_id):
         log.info("run skipped (not claimable)", extra={"run_id": str(run_id)})
         return "skipped"
-    run = AgentRun.objects.select_related("project", "document", "parent").get(pk=run_id)
+    run = AgentRun.objects.select_related("project", "document", "parent").filter(pk=run_id).first()
+    if run is None:  # deleted between the claim and now
+        return "skipped"
     log.info("run retrieving", extra={"run_id": str(run.pk), "status": "retrieving"})
+    if run.attempts > 1:  # an earlier attempt may have streamed part of an answer
+        events.publish(run.pk, "reset")
+    events.publish(run.pk, "status", status=RunStatus.RETRIEVING, label=RunStatus.RETRIEVING.label)
     started = time.monotonic()
+    query = ""
     try:
-        passages = _retrieve(run)
+        history = _history(run) if run.kind == RunKind.ASK else []
+        passages, query = _retrieve(run, history)
         if run.kind != RunKind.ASK and not passages:
             raise ProviderError("There is nothing to read yet: no document in scope is ready.")
         _set_status(run.pk, RunStatus.GENERATING)
-        result, degraded, reason = _call(run, passages)
+        result, degraded, reason = _call(run, passages, history)
     except ProviderError as exc:
-        _set_status(
-            run.pk,
-            RunStatus.FAILED,
-            error=str(exc)[:2000],
-            latency_ms=int((time.monotonic() - started) * 1000),
-            finished_at=timezone.now(),
-        )
+        _fail(run.pk, str(exc)[:2000], started)
         return RunStatus.FAILED
     except Exception as exc:
         log.exception("run crashed", extra={"run_id": str(run.pk)})
-        _set_status(
-            run.pk,
-            RunStatus.FAILED,
-            error=f"The run failed unexpectedly ({type(exc).__name__}).",
-            latency_ms=int((time.monotonic() - started) * 1000),
-            finished_at=timezone.now(),
-        )
+        _fail(run.pk, f"The run failed unexpectedly ({type(exc).__name__}).", started)
         return RunStatus.FAILED
 
     citations, dropped = verify_citations(result.citations)
     output = dict(result.output)
     output["answered"] = result.answered
+    if query and query != run.question:
+        output["search_query"] = query
     if dropped:
         output["dropped_citations"] = output.get("dropped_citations", 0) + dropped
     if not result.answered:
@@ -311,6 +431,7 @@ def run_execute(*, run_id: Any) -> str:
     )
     if run.kind == RunKind.EXTRACT and run.document_id:
         _store_extraction(run.document_id, result.output)
+    events.publish(run.pk, "done", status=RunStatus.SUCCEEDED)
     log.info(
         "run succeeded",
         extra={
@@ -323,6 +444,17 @@ def run_execute(*, run_id: Any) -> str:
         },
     )
     return RunStatus.SUCCEEDED
+
+
+def _fail(run_id: Any, error: str, started: float) -> None:
+    _set_status(
+        run_id,
+        RunStatus.FAILED,
+        error=error,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        finished_at=timezone.now(),
+    )
+    events.publish(run_id, "done", status=RunStatus.FAILED)
 
 
 def _store_extraction(document_id: Any, output: dict[str, Any]) -> None:

@@ -1,14 +1,14 @@
-"""Enqueue a run when it is created or queued again."""
+"""Enqueue a run when it is created or queued again; drop its event log when it is deleted."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from agents import tasks
+from agents import events, tasks
 from agents.models import AgentRun, RunStatus
 
 
@@ -27,3 +27,10 @@ def enqueue_run(
         return
     pk = instance.pk
     transaction.on_commit(lambda: tasks.enqueue_run(pk))
+
+
+@receiver(post_delete, sender=AgentRun, dispatch_uid="agents.forget_events")
+def forget_events(sender: type[AgentRun], instance: AgentRun, **kwargs: Any) -> None:
+    """A deleted run's live events (answer text) go with it."""
+    pk = instance.pk
+    transaction.on_commit(lambda: events.forget(pk))

@@ -1,8 +1,37 @@
-"""ASGI entry point."""
+"""ASGI entry point: what gunicorn's uvicorn workers serve (config/gunicorn.py).
+
+Two doors to one Django. A run's event stream (`/runs/<id>/events`,
+`/api/v1/runs/<id>/events/`) goes to Django's ASGI handler, where an open stream
+is a coroutine waiting for events and holds no thread. Everything else is an
+ordinary short request, served by Django's WSGI handler on a fixed pool of
+threads (a2wsgi): the threads, and so their database connections, are reused
+from request to request, where Django's ASGI handler would start a thread (and
+open a connection) for every one, at half the throughput (bench/results/streams.md).
+"""
 
 import os
+import re
+import sys
 
-from django.core.asgi import get_asgi_application
+sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+
+from a2wsgi import WSGIMiddleware  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+STREAM_PATH = re.compile(r"^/(?:api/v1/)?runs/[^/]+/events/?$")
+# Threads serving ordinary requests per worker process: the work is CPU-bound under
+# the GIL, so a few are enough to overlap database waits.
+THREADS = int(os.environ.get("DOCENT_WEB_THREADS", "2"))
+
+streams = get_asgi_application()
+pages = WSGIMiddleware(get_wsgi_application(), workers=THREADS)
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and STREAM_PATH.match(scope.get("path", "")):
+        await streams(scope, receive, send)
+    else:
+        await pages(scope, receive, send)

@@ -1,15 +1,18 @@
-"""gunicorn settings: a few sync workers with threads; knobs from the environment."""
+"""gunicorn settings: a few uvicorn (ASGI) workers; knobs from the environment.
+
+The app is config.asgi. Pages and API calls run as Django's sync views on each
+worker's thread pool; an open event stream (agents/streams.py) is a coroutine on the
+worker's event loop, so a hundred of them occupy no thread.
+"""
 
 import os
 
 bind = os.environ.get("DOCENT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Requests are CPU-bound (Python, the query encoder): one process per core does the work,
-# one request at a time. A second thread only queues behind the GIL and widens the
-# latency tail (bench/results/load.md). A slow client holds its worker's thread while it
-# sends or reads, so production runs behind a buffering proxy (nginx, a load balancer),
-# as gunicorn's own documentation asks; without one, raise DOCENT_WEB_THREADS.
-threads = int(os.environ.get("DOCENT_WEB_THREADS", "1"))
+worker_class = "uvicorn_worker.UvicornWorker"
+# Seconds a worker has to finish its requests after TERM; open event streams are cut
+# (clients reconnect with Last-Event-ID).
+graceful_timeout = int(os.environ.get("DOCENT_WEB_GRACEFUL_S", "5"))
 timeout = int(os.environ.get("DOCENT_WEB_TIMEOUT", "60"))
 # No gunicorn access log: Docent logs every request itself, as JSON with its
 # request id, user id and duration (config/logging.py).

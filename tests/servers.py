@@ -1,4 +1,4 @@
-"""Start real web server processes (gunicorn) for tests that cross process boundaries."""
+"""Start real web server processes (gunicorn + uvicorn workers, ASGI) for tests that cross process boundaries."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def web_server(env: dict[str, str], log_path: Path, *, workers: int = 1) -> Iter
             sys.executable,
             "-m",
             "gunicorn",
-            "config.wsgi",
+            "config.asgi",
             "--config",
             "config/gunicorn.py",
             "--bind",

@@ -76,7 +76,8 @@ def test_run_page_lists_citations_linking_to_the_exact_passage(
     assert href == f"/documents/{doc.pk}/?start={start}&end={end}#passage"
     assert "Lighthouse log" in citations
     assert "The lighthouse keeper lit the lamp at dusk." in citations
-    for shown in ["The keeper lit it [1].", "offline", "extractive-v1", "42 ms"]:
+    assert re.search(r"The keeper lit it <span class=\"cite\"><a class=\"cite-chip\" href=\"[^\"]+\"", body)
+    for shown in ["offline", "extractive-v1", "42 ms"]:
         assert shown in body
     assert "data-poll-url" not in body
 
@@ -149,7 +150,7 @@ def test_unanswerable_question_shows_the_nearest_passages(
         },
     )
     body = owner_client.get(f"/runs/{run.pk}/").content.decode()
-    assert "do not support an answer" in body
+    assert "No answer in these documents" in body
     assert "Nearest passages" in body
     assert f'href="/documents/{doc.pk}/"' in body
     assert "Fog rolled over the bay" in body
@@ -267,7 +268,7 @@ def test_viewer_may_ask(project: Project) -> None:
         "/runs/new/", {"project": str(project.pk), "kind": "ask", "question": "Why?"}
     )
     run = AgentRun.objects.get()
-    assert response["Location"] == f"/runs/{run.pk}/"
+    assert response["Location"] == f"/runs/threads/{run.thread_id}/#turn-{run.pk}"
     assert run.created_by == viewer
 
 
@@ -315,7 +316,7 @@ def test_follow_up_question_creates_a_run_with_this_parent(
         },
     )
     child = AgentRun.objects.exclude(pk=parent.pk).get()
-    assert response["Location"] == f"/runs/{child.pk}/"
+    assert response["Location"] == f"/runs/threads/{child.thread_id}/#turn-{child.pk}"
     assert child.parent == parent
     assert "And then?" in owner_client.get(f"/runs/{parent.pk}/").content.decode()
 
@@ -343,7 +344,7 @@ def test_asking_from_the_project_page_answers_with_a_cited_passage(
             },
         )
     run = AgentRun.objects.get()
-    assert response["Location"] == f"/runs/{run.pk}/"
+    assert response["Location"] == f"/runs/threads/{run.thread_id}/#turn-{run.pk}"
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     body = owner_client.get(f"/runs/{run.pk}/").content.decode()
@@ -352,5 +353,10 @@ def test_asking_from_the_project_page_answers_with_a_cited_passage(
         r'class="citation-link" href="/documents/[0-9a-f-]+/\?start=\d+&amp;end=\d+#passage"',
         body,
     )
+    thread_page = owner_client.get(f"/runs/threads/{run.thread_id}/").content.decode()
+    assert "lighthouse keeper lit the lamp" in thread_page.lower()
+    assert re.search(
+        r'class="cite-chip" href="/documents/[0-9a-f-]+/\?start=\d+&amp;end=\d+#passage"', thread_page
+    )
     project_page = owner_client.get(f"/projects/{project.pk}/").content.decode()
-    assert f'href="/runs/{run.pk}/"' in project_page
+    assert f'href="/runs/threads/{run.thread_id}/"' in project_page

@@ -258,9 +258,9 @@ def test_run_statuses_move_through_retrieving_and_generating(
     seen: list[str] = []
     original = services._call
 
-    def spy(run: AgentRun, passages: Any) -> Any:
+    def spy(run: AgentRun, passages: Any, history: Any) -> Any:
         seen.append(AgentRun.objects.get(pk=run.pk).status)
-        return original(run, passages)
+        return original(run, passages, history)
 
     monkeypatch.setattr(services, "_call", spy)
     run = ask(auth_api, project, django_capture_on_commit_callbacks)

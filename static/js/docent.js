@@ -6,6 +6,12 @@
  * updated in place. The endpoint answers {items: [{id, status, status_label,
  * error, chunk_count?, finished}], finished}. With data-poll-reload the page
  * reloads once when everything has finished, so the server renders the result.
+ *
+ * Conversations: a turn with data-events-url streams its answer (Server-Sent
+ * Events: status, delta, reset, done); on done the server-rendered turn
+ * (data-turn-url) replaces it. A form with data-thread-form posts with fetch and
+ * appends the new turn, which then streams in place. Without script, the same
+ * form posts normally and the page polls.
  */
 (function () {
   "use strict";
@@ -109,8 +115,110 @@
     }, 0);
   }
 
+  function replaceTurn(turn, url) {
+    return fetch(url, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html.trim();
+        var fresh = holder.firstElementChild;
+        if (fresh) {
+          turn.replaceWith(fresh);
+          if (fresh.hasAttribute("data-events-url")) { streamTurn(fresh); }
+        }
+        return fresh;
+      });
+  }
+
+  function streamTurn(turn) {
+    if (!window.EventSource || turn.getAttribute("data-streaming")) { return; }
+    turn.setAttribute("data-streaming", "true");
+    var answer = turn.querySelector('[data-field="answer"]');
+    var badge = turn.querySelector('[data-field="status"]');
+    var turnUrl = turn.getAttribute("data-turn-url");
+    var text = null;
+    var source = new EventSource(turn.getAttribute("data-events-url"));
+
+    function setText(value) {
+      if (!answer) { return; }
+      if (text === null) {
+        answer.textContent = "";
+        text = document.createElement("p");
+        text.className = "streamed";
+        answer.appendChild(text);
+      }
+      text.textContent = value;
+    }
+
+    source.addEventListener("status", function (event) {
+      var data = JSON.parse(event.data);
+      turn.setAttribute("data-status", data.status);
+      if (badge) {
+        badge.textContent = data.label || data.status;
+        badge.className = "badge badge-" + data.status;
+      }
+      var working = turn.querySelector('[data-field="working"]');
+      if (working && data.status === "generating") { working.textContent = "Writing the answer…"; }
+      if (working && data.status === "retrieving") { working.textContent = "Finding the relevant passages…"; }
+    });
+    source.addEventListener("delta", function (event) {
+      var data = JSON.parse(event.data);
+      setText((text ? text.textContent : "") + (data.text || ""));
+    });
+    source.addEventListener("reset", function () { if (text) { text.textContent = ""; } });
+    source.addEventListener("done", function () {
+      source.close();
+      replaceTurn(turn, turnUrl).catch(function () { window.location.reload(); });
+    });
+  }
+
+  function askInThread(event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-thread-form") || !window.fetch) { return; }
+    event.preventDefault();
+    var error = form.querySelector('[data-field="form-error"]');
+    var button = form.querySelector("button[type=submit]");
+    var question = form.querySelector("textarea, input[name=question]");
+    if (!question || !question.value.trim()) {
+      if (error) { error.textContent = "Type a question first."; error.hidden = false; }
+      return;
+    }
+    if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    })
+      .then(function (response) {
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      })
+      .then(function (reply) {
+        if (!reply.ok) { throw new Error(reply.data.detail || "The question could not be sent."); }
+        if (error) { error.hidden = true; }
+        question.value = "";
+        var turns = document.querySelector('[data-field="turns"]');
+        var placeholder = document.createElement("div");
+        turns.appendChild(placeholder);
+        return replaceTurn(placeholder, reply.data.turn_url);
+      })
+      .then(function (turn) { if (turn) { turn.scrollIntoView({ block: "nearest" }); } })
+      .catch(function (err) {
+        if (error) { error.textContent = err.message; error.hidden = false; }
+      })
+      .then(function () {
+        if (button) { button.disabled = false; button.removeAttribute("aria-busy"); }
+        question.focus();
+      });
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-poll-url]"), startPolling);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-events-url]"), streamTurn);
+    document.addEventListener("submit", askInThread);
     document.addEventListener("submit", confirmBeforeSubmit);
     // A page restored from the back/forward cache must not keep disabled buttons.
     window.addEventListener("pageshow", function () {

@@ -1,0 +1,151 @@
+"""How a run reads on a page: numbered citations with their documents' titles, the
+nearest passages of a declined question, and the answer with its citation chips."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from django.urls import reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from agents.models import AgentRun, RunStatus
+from documents import selectors as document_selectors
+
+# [1], [1, 2] or [1][2] after a statement: the citations it rests on.
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+
+def _uuids(values: Any) -> list[UUID]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(UUID(str(value)))
+        except ValueError:
+            continue
+    return ids
+
+
+def visible_titles(user: Any, ids: Any) -> dict[str, str]:
+    """Titles of the documents (of these ids) the user may still read."""
+    rows = document_selectors.documents_visible_to(user).filter(pk__in=_uuids(ids)).values_list("pk", "title")
+    return {str(pk): title for pk, title in rows}
+
+
+def citations(user: Any, run: AgentRun) -> list[dict[str, Any]]:
+    """The run's citations, numbered, with the title of each document still there."""
+    raw = [c for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
+    titles = visible_titles(user, {c.get("document") for c in raw})
+    return [
+        {
+            "number": number,
+            "document": str(c.get("document", "")),
+            "title": titles.get(str(c.get("document", ""))),
+            "start": c.get("start"),
+            "end": c.get("end"),
+            "quote": c.get("quote", ""),
+        }
+        for number, c in enumerate(raw, start=1)
+    ]
+
+
+def nearest(user: Any, run: AgentRun) -> list[dict[str, Any]]:
+    """The passages closest to an unanswered question, with their spans when still indexed."""
+    raw = run.output.get("nearest") if isinstance(run.output, dict) else None
+    items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+    titles = visible_titles(user, {i.get("document") for i in items})
+    found = []
+    for item in items:
+        doc_id = str(item.get("document", ""))
+        chunk = None
+        if doc_id in titles and isinstance(item.get("chunk"), int):
+            chunk = document_selectors.chunk_in_project(project_id=run.project_id, chunk_id=item["chunk"])
+        found.append(
+            {
+                "document": doc_id,
+                "exists": doc_id in titles,
+                "title": titles.get(doc_id) or item.get("title", ""),
+                "text": item.get("text", ""),
+                "start": chunk.start if chunk and str(chunk.document_id) == doc_id else None,
+                "end": chunk.end if chunk and str(chunk.document_id) == doc_id else None,
+            }
+        )
+    return found
+
+
+def output_list(run: AgentRun, key: str) -> list[Any]:
+    value = run.output.get(key) if isinstance(run.output, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _chip(run: AgentRun, citation: dict[str, Any]) -> SafeString:
+    number = citation["number"]
+    tip_id = f"tip-{run.pk}-{number}"
+    source = citation["title"] or "A deleted document"
+    tip = format_html(
+        '<span class="cite-tip" role="tooltip" id="{}"><q>{}</q> <span class="muted">— {}</span></span>',
+        tip_id,
+        citation["quote"],
+        source,
+    )
+    if citation["title"]:
+        href = reverse("documents:detail", args=[citation["document"]])
+        href += f"?start={citation['start']}&end={citation['end']}#passage"
+        chip = format_html(
+            '<a class="cite-chip" href="{}" aria-describedby="{}" aria-label="Source {}: {}">{}</a>',
+            href,
+            tip_id,
+            number,
+            source,
+            number,
+        )
+    else:
+        chip = format_html(
+            '<span class="cite-chip" tabindex="0" aria-describedby="{}">{}</span>', tip_id, number
+        )
+    return format_html('<span class="cite">{}{}</span>', chip, tip)
+
+
+def answer_html(run: AgentRun, numbered: list[dict[str, Any]]) -> SafeString:
+    """The answer, escaped, in paragraphs, with each [n] turned into citation chip n.
+
+    Markers that name no citation (dropped as unverifiable) are removed; citations
+    no marker names are chipped at the end, so every source stays one focus away.
+    """
+    by_number = {c["number"]: c for c in numbered}
+    used: set[int] = set()
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", run.answer.strip()):
+        pieces: list[str] = []
+        position = 0
+        for match in MARKER.finditer(block):
+            pieces.append(escape(block[position : match.start()]))
+            for number in (int(n) for n in match.group(1).split(",")):
+                if number in by_number:
+                    used.add(number)
+                    pieces.append(_chip(run, by_number[number]))
+            position = match.end()
+        pieces.append(escape(block[position:]))
+        paragraphs.append("".join(pieces).replace("\n", "<br>"))
+    rest = [_chip(run, c) for c in numbered if c["number"] not in used]
+    if rest and paragraphs:
+        paragraphs[-1] += " " + "".join(rest)
+    return mark_safe("".join(f"<p>{p}</p>" for p in paragraphs if p))  # noqa: S308  (escaped above)
+
+
+def turn(user: Any, run: AgentRun) -> dict[str, Any]:
+    """Everything a page shows of one run."""
+    done = run.status == RunStatus.SUCCEEDED
+    numbered = citations(user, run) if done else []
+    output = run.output if isinstance(run.output, dict) else {}
+    return {
+        "run": run,
+        "answered": run.answered is not False,
+        "citations": numbered,
+        "answer_html": answer_html(run, numbered) if done else "",
+        "nearest": nearest(user, run) if done else [],
+        "dropped": output.get("dropped_citations", 0),
+        "search_query": output.get("search_query", ""),
+    }

@@ -1,0 +1,180 @@
+"""Server-Sent Events for a run: status changes, answer text as it is written, done.
+
+One stream per run, for pages (session) and API clients (JWT) alike:
+
+    event: status   data: {"status": "generating", "label": "Generating"}
+    event: delta    data: {"text": "The pump was designed "}
+    event: reset    data: {}      (the provider failed midway; the fallback starts over)
+    event: done     data: {"run": {...the run as the API shows it...}}
+
+Every event from the run's log carries an `id:`; a client that reconnects with
+`Last-Event-ID` gets only what came after it. `done` has the id `done`, and a
+reconnect after it is answered 204 (which stops an EventSource).
+
+Under ASGI (uvicorn workers) an open stream is a coroutine waiting on the event
+carrier, not a thread. Under WSGI (the test server, a sync deployment) the same
+stream is served synchronously, a thread per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from agents import events
+from agents.models import AgentRun
+
+# A comment line this often keeps proxies and clients from timing the stream out.
+KEEPALIVE_S = 15.0
+# While no event arrives, the run's row is read this often (a worker that died, a log
+# that was lost, a run deleted).
+ROW_CHECK_S = 5.0
+# A stream ends after this long; the client reconnects with Last-Event-ID.
+MAX_STREAM_S = 600.0
+RETRY_MS = 2000
+DONE_ID = "done"
+
+
+def response(request: HttpRequest, run: AgentRun) -> HttpResponse:
+    """The event stream of `run`, which the caller has checked the user may read."""
+    last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
+    if last_id == DONE_ID and run.finished:
+        return HttpResponse(status=204)
+    if isinstance(request, ASGIRequest):
+        body: Any = _serve_async(run.pk, _plan(last_id))
+    else:
+        body = _serve_sync(run.pk, _plan(last_id))
+    reply = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
+    reply["Cache-Control"] = "no-cache, no-transform"
+    reply["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return reply
+
+
+def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":"), default=str))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+# The stream is planned once, as a generator of steps, and served by two drivers: one
+# for ASGI (awaits the carrier, reads rows in a thread) and one for WSGI (blocks).
+# A step is bytes to send, or a request whose answer is sent back into the plan:
+# ("read", after, wait_s) -> list[Event]; ("row",) -> AgentRun | None; ("final",) -> bytes.
+Step = Any
+
+
+def _plan(last_id: str | None) -> Generator[Step, Any, None]:
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    started = time.monotonic()
+    cursor = None if last_id == DONE_ID else last_id
+    backlog = yield ("read", cursor, 0.0)
+    if not backlog:
+        run = yield ("row",)
+        if run is None or run.finished:
+            yield (yield ("final",))
+            return
+        # Nothing logged yet (queued), or the log expired: say where the run stands.
+        yield frame("status", {"status": run.status, "label": run.get_status_display()})
+    checked = time.monotonic()
+    while True:
+        batch = backlog or (yield ("read", cursor, min(KEEPALIVE_S, ROW_CHECK_S)))
+        backlog = []
+        for event in batch:
+            if event.type == "done":
+                yield (yield ("final",))
+                return
+            cursor = event.id
+            yield frame(event.type, event.data, event.id)
+        now = time.monotonic()
+        if not batch:
+            yield b": keep-alive\n\n"
+        if now - checked >= ROW_CHECK_S:
+            checked = now
+            run = yield ("row",)
+            if run is None or run.finished:
+                # Give the worker's last events a moment to land, then end on the row.
+                for event in (yield ("read", cursor, 0.2)):
+                    if event.type != "done":
+                        yield frame(event.type, event.data, event.id)
+                yield (yield ("final",))
+                return
+        if now - started >= MAX_STREAM_S:
+            return
+
+
+async def _serve_async(run_id: Any, plan: Generator[Step, Any, None]) -> AsyncIterator[bytes]:
+    answer: Any = None
+    while True:
+        try:
+            step = plan.send(answer)
+        except StopIteration:
+            return
+        answer = None
+        if isinstance(step, bytes):
+            yield step
+        elif step[0] == "read":
+            answer = await events.read(run_id, step[1], wait_s=step[2])
+        elif step[0] == "row":
+            answer = await sync_to_async(_closing(_row))(run_id)
+        else:
+            answer = await sync_to_async(_closing(_done))(run_id)
+
+
+def _serve_sync(run_id: Any, plan: Generator[Step, Any, None]) -> Iterator[bytes]:
+    answer: Any = None
+    loop = asyncio.new_event_loop()  # this stream's own, for the carrier's reads
+    try:
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration:
+                return
+            answer = None
+            if isinstance(step, bytes):
+                yield step
+            elif step[0] == "read":
+                answer = loop.run_until_complete(events.read(run_id, step[1], wait_s=step[2]))
+            elif step[0] == "row":
+                answer = _row(run_id)
+            else:
+                answer = _done(run_id)
+    finally:
+        loop.run_until_complete(events.aclose())
+        loop.close()
+
+
+def _closing(read: Any) -> Any:
+    """`read`, then close this thread's connection: an open stream must not hold one
+    between its reads (a hundred streams would be a hundred idle connections)."""
+
+    def wrapped(run_id: Any) -> Any:
+        try:
+            return read(run_id)
+        finally:
+            connection.close()
+
+    return wrapped
+
+
+def _row(run_id: Any) -> AgentRun | None:
+    return AgentRun.objects.filter(pk=run_id).only("id", "status").first()
+
+
+def _done(run_id: Any) -> bytes:
+    from agents.api import RunOut
+
+    run = AgentRun.objects.select_related("project", "document").filter(pk=run_id).first()
+    if run is None:
+        return frame("done", {"run": None, "detail": "The run was deleted."}, DONE_ID)
+    return frame("done", {"run": RunOut(run).data}, DONE_ID)

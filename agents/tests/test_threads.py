@@ -1,0 +1,250 @@
+"""Conversations: questions chain into threads, follow-ups search with the earlier
+turns, declines are their own outcome, and the pages and the API show it all."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import UserFactory
+from agents import services
+from agents.models import AgentRun, RunKind, RunStatus, Thread
+from conftest import make_project
+from documents import services as document_services
+from documents.models import Document
+from projects.models import Membership, Project, Role
+
+pytestmark = pytest.mark.django_db
+
+PUMP = (
+    "Maintenance notes for the Brightwater pump.\n\n"
+    "The Brightwater pump was installed at the river station in 2019. "
+    "It was designed by Ada Okafor at Hydrowerk. "
+    "The intake filter must be cleaned every two weeks during the summer. "
+    "The bakery on the quay sells rye bread on Sundays."
+)
+
+
+@pytest.fixture
+def pump(user: Any, project: Project, settings: Any, django_capture_on_commit_callbacks: Any) -> Document:
+    settings.LLM_PROVIDER = "offline"
+    with django_capture_on_commit_callbacks(execute=True):
+        doc = document_services.document_create_from_text(
+            user=user, project=project, title="Pump notes", text=PUMP
+        )
+    doc.refresh_from_db()
+    return doc
+
+
+def ask(client: APIClient, project: Project, capture: Any, question: str, **extra: Any) -> AgentRun:
+    with capture(execute=True):
+        response = client.post(
+            "/api/v1/runs/",
+            {"project": str(project.pk), "kind": "ask", "question": question, **extra},
+            format="json",
+        )
+    assert response.status_code == 201, response.content
+    return AgentRun.objects.get(pk=response.json()["id"])
+
+
+def test_a_question_starts_a_thread_and_follow_ups_join_it(user: Any, project: Project) -> None:
+    first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who designed it?")
+    assert first.thread is not None
+    thread = first.thread
+    assert (thread.title, thread.turn_count, thread.created_by) == ("Who designed it?", 1, user)
+    second = services.run_create(
+        user=user, project=project, kind=RunKind.ASK, question="When?", thread=thread
+    )
+    third = services.run_create(
+        user=user, project=project, kind=RunKind.ASK, question="Where?", parent=second
+    )
+    assert second.thread_id == third.thread_id == thread.pk
+    assert second.parent_id == first.pk and third.parent_id == second.pk
+    thread.refresh_from_db()
+    assert thread.turn_count == 3
+    summary = services.run_create(user=user, project=project, kind=RunKind.SUMMARIZE)
+    assert summary.thread_id is None
+
+
+def test_a_thread_of_another_project_or_a_summary_in_a_thread_is_refused(user: Any, project: Project) -> None:
+    other = make_project(user, title="Other")
+    run = services.run_create(user=user, project=other, kind=RunKind.ASK, question="Elsewhere?")
+    with pytest.raises(ValidationError, match="not in this project"):
+        services.run_create(user=user, project=project, kind=RunKind.ASK, question="Q", thread=run.thread)
+    mine = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Here?")
+    with pytest.raises(ValidationError, match="Only questions"):
+        services.run_create(user=user, project=project, kind=RunKind.SUMMARIZE, thread=mine.thread)
+
+
+def test_a_full_thread_refuses_more_questions(
+    user: Any, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "THREAD_TURNS_MAX", 2)
+    first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="One?")
+    services.run_create(user=user, project=project, kind=RunKind.ASK, question="Two?", thread=first.thread)
+    with pytest.raises(ValidationError, match="at most 2 questions"):
+        services.run_create(
+            user=user, project=project, kind=RunKind.ASK, question="Three?", thread=first.thread
+        )
+    assert AgentRun.objects.count() == 2
+
+
+def test_a_follow_up_is_searched_as_a_standalone_question(
+    auth_api: APIClient, project: Project, pump: Document, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = ask(auth_api, project, django_capture_on_commit_callbacks, "Who designed the Brightwater pump?")
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    follow = ask(
+        auth_api,
+        project,
+        django_capture_on_commit_callbacks,
+        "How often should its intake filter be cleaned?",
+        thread=str(first.thread_id),
+    )
+    assert follow.status == RunStatus.SUCCEEDED, follow.error
+    assert follow.thread_id == first.thread_id
+    assert "pump" in follow.output["search_query"].lower()
+    assert "every two weeks" in follow.answer
+
+
+def test_a_declined_question_is_not_an_answer(
+    auth_api: APIClient, project: Project, pump: Document, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = ask(
+        auth_api,
+        project,
+        django_capture_on_commit_callbacks,
+        "What is the salary of the chief executive of the football club?",
+    )
+    assert run.status == RunStatus.SUCCEEDED
+    body = auth_api.get(f"/api/v1/runs/{run.pk}/").json()
+    assert body["answered"] is False
+    assert body["citations"] == []
+    assert run.output["nearest"], "the nearest passages are kept for the page"
+
+
+def test_the_thread_api_lists_threads_and_shows_every_turn(
+    auth_api: APIClient, user: Any, project: Project
+) -> None:
+    first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who designed it?")
+    services.run_create(user=user, project=project, kind=RunKind.ASK, question="When?", thread=first.thread)
+    other = make_project(UserFactory(), title="Not mine")
+    services.run_create(
+        user=other.memberships.get().user, project=other, kind=RunKind.ASK, question="Hidden?"
+    )
+    listed = auth_api.get(f"/api/v1/threads/?project={project.pk}").json()
+    assert [t["title"] for t in listed["results"]] == ["Who designed it?"]
+    assert listed["results"][0]["turn_count"] == 2
+    assert listed["results"][0]["created_by"] == user.email
+    assert len(auth_api.get("/api/v1/threads/").json()["results"]) == 1
+    detail = auth_api.get(f"/api/v1/threads/{first.thread_id}/").json()
+    assert [t["question"] for t in detail["turns"]] == ["Who designed it?", "When?"]
+    assert detail["turns"][0]["answered"] is None  # not run yet
+    hidden = Thread.objects.get(project=other)
+    assert auth_api.get(f"/api/v1/threads/{hidden.pk}/").status_code == 404
+    assert auth_api.get("/api/v1/threads/not-a-uuid/").status_code == 404
+    refused = auth_api.post(
+        "/api/v1/runs/",
+        {"project": str(project.pk), "kind": "ask", "question": "Q", "thread": str(hidden.pk)},
+        format="json",
+    )
+    assert refused.status_code == 404
+
+
+def test_a_viewer_follows_up_in_a_thread_but_a_stranger_cannot_see_it(user: Any, project: Project) -> None:
+    viewer = UserFactory()
+    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who?")
+    client = Client()
+    client.force_login(viewer)
+    response = client.post(
+        "/runs/new/",
+        {"project": str(project.pk), "kind": "ask", "question": "And when?", "thread": str(first.thread_id)},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 201
+    reply = response.json()
+    assert reply["thread"] == str(first.thread_id)
+    assert reply["events_url"] == f"/runs/{reply['id']}/events"
+    assert AgentRun.objects.get(pk=reply["id"]).created_by == viewer
+    stranger = Client()
+    stranger.force_login(UserFactory())
+    assert stranger.get(f"/runs/threads/{first.thread_id}/").status_code == 404
+    assert stranger.get(f"/runs/{first.pk}/turn/").status_code == 404
+
+
+def test_the_json_ask_reports_errors_as_json(owner_client: Client, project: Project) -> None:
+    response = owner_client.post(
+        "/runs/new/",
+        {"project": str(project.pk), "kind": "ask", "question": "  "},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "A question is required to ask."
+    too_long = owner_client.post(
+        "/runs/new/",
+        {"project": str(project.pk), "kind": "ask", "question": "x" * 5000},
+        HTTP_ACCEPT="application/json",
+    )
+    assert too_long.status_code == 400
+    assert "at most" in too_long.json()["detail"]
+
+
+def test_the_thread_page_shows_every_turn_with_chips_and_declines(
+    owner_client: Client,
+    auth_api: APIClient,
+    project: Project,
+    pump: Document,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    first = ask(auth_api, project, django_capture_on_commit_callbacks, "Who designed the Brightwater pump?")
+    ask(
+        auth_api,
+        project,
+        django_capture_on_commit_callbacks,
+        "What is the salary of the chief executive of the football club?",
+        thread=str(first.thread_id),
+    )
+    body = owner_client.get(f"/runs/threads/{first.thread_id}/").content.decode()
+    assert body.index("Who designed the Brightwater pump?") < body.index("salary of the chief executive")
+    assert "Ada Okafor" in body
+    chip = re.search(r'<a class="cite-chip" href="([^"]+)" aria-describedby="([^"]+)"', body)
+    assert chip and chip.group(1).startswith(f"/documents/{pump.pk}/?start=")
+    tip = re.search(rf'<span class="cite-tip" role="tooltip" id="{chip.group(2)}"><q>(.*?)</q>', body)
+    assert tip and "Ada Okafor" in tip.group(1)
+    assert "No answer in these documents" in body
+    assert f'name="thread" value="{first.thread_id}"' in body
+    project_page = owner_client.get(f"/projects/{project.pk}/").content.decode()
+    assert f'href="/runs/threads/{first.thread_id}/"' in project_page
+    assert "2 questions" in project_page
+
+
+def test_an_answer_cannot_inject_markup_through_its_text(
+    user: Any, project: Project, owner_client: Client
+) -> None:
+    run = services.run_create(user=user, project=project, kind=RunKind.ASK, question="<b>Q</b>")
+    AgentRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED, answer="<script>alert(1)</script> [1] [7]", output={"answered": True}
+    )
+    body = owner_client.get(f"/runs/threads/{run.thread_id}/").content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "[7]" not in body  # a marker naming no kept citation is left out
+    assert "&lt;b&gt;Q&lt;/b&gt;" in body
+
+
+def test_a_summary_of_a_document_deleted_before_it_runs_fails(
+    user: Any, project: Project, pump: Document, django_capture_on_commit_callbacks: Any
+) -> None:
+    run = services.run_create(user=user, project=project, kind=RunKind.SUMMARIZE, document=pump)
+    with django_capture_on_commit_callbacks(execute=True):
+        document_services.document_delete(user=user, document=pump)
+    assert services.run_execute(run_id=run.pk) == RunStatus.FAILED
+    run.refresh_from_db()
+    assert run.error == "The document was deleted before the run started."
+    assert run.answer == ""

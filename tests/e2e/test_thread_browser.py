@@ -1,0 +1,187 @@
+"""A whole conversation in a real Chromium, against the production shape of Docent:
+gunicorn with uvicorn (ASGI) workers, a real Celery worker, and an OpenAI-compatible
+model server (the fake one, streaming slowly enough to watch).
+
+Ask, watch the answer's text arrive piece by piece, follow up with "its", open a
+citation chip, and see a question the documents cannot answer declined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from accounts.tests.factories import UserFactory
+from agents.tests.fake_openai import Behaviour, FakeOpenAI, ReceivedRequest, reply_json, reply_text
+from conftest import make_project
+from documents import services as document_services
+from documents.models import DocumentStatus
+from tests.e2e.test_browser import CHROMIUM, PASSWORD, screenshot
+from tests.servers import web_server
+from tests.worker import celery_worker, database_url
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+NOTES = (
+    "Maintenance notes for the Brightwater pump.\n\n"
+    "The Brightwater pump was installed at the river station in 2019. "
+    "It was designed by Ada Okafor at Hydrowerk. "
+    "The intake filter must be cleaned every two weeks during the summer."
+)
+DESIGNER = "It was designed by Ada Okafor at Hydrowerk."
+FILTER = "The intake filter must be cleaned every two weeks during the summer."
+
+
+def model(request: ReceivedRequest) -> Behaviour:
+    """What the model says: rewrites follow-ups, answers from the passages, or declines."""
+    prompt = request.prompt
+    if not request.streamed:  # the follow-up rewrite
+        return reply_text("How often should the Brightwater pump intake filter be cleaned?")
+    question = prompt.rsplit("Question:", 1)[-1] if "Question:" in prompt else prompt
+    if "salary" in question:
+        return reply_json({"answer": "The documents do not say.", "answered": False, "citations": []})
+    if "filter" in question:
+        return reply_json(
+            {
+                "answer": "The pump's intake filter is cleaned every two weeks in summer [1].",
+                "answered": True,
+                "citations": [{"passage": 1, "quote": FILTER}],
+            }
+        )
+    return reply_json(
+        {
+            "answer": "The Brightwater pump was designed by Ada Okafor of Hydrowerk [1].",
+            "answered": True,
+            "citations": [{"passage": 1, "quote": DESIGNER}],
+        }
+    )
+
+
+@pytest.fixture
+def stack(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop shares this thread
+    settings.LLM_PROVIDER = "offline"
+    user = UserFactory(email="asker@example.com", password=PASSWORD)
+    project = make_project(user, title="Pumps")
+    document = document_services.document_create_from_text(
+        user=user, project=project, title="Pump notes", text=NOTES
+    )
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.READY, document.error
+    fake = FakeOpenAI(piece_size=3, piece_delay_s=0.04, responder=model)
+    with fake:
+        env = {
+            "DOCENT_LLM_PROVIDER": "openai",
+            "DOCENT_OPENAI_BASE_URL": fake.url,
+            "DOCENT_OPENAI_MODEL": "fake-model",
+        }
+        web_env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path), **env}
+        with (
+            celery_worker(tmp_path, queues="agents,default", extra_env=env),
+            web_server(web_env, tmp_path / "web.log", workers=2) as base,
+        ):
+            yield {"base": base, "fake": fake, "project": project, "document": document}
+
+
+@pytest.fixture
+def page(stack: dict[str, Any]) -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+WATCH = """() => {
+  window.__lengths = [];
+  const turns = document.querySelector('[data-field="turns"]');
+  new MutationObserver(() => {
+    const live = turns.querySelector('.streamed');
+    if (live) { window.__lengths.push(live.textContent.length); }
+  }).observe(turns, { subtree: true, childList: true, characterData: true });
+}"""
+
+
+def test_a_whole_conversation_streams_follows_up_cites_and_declines(
+    page: Page, stack: dict[str, Any]
+) -> None:
+    base, fake = stack["base"], stack["fake"]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill("asker@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{base}/")
+    page.goto(f"{base}/projects/{stack['project'].pk}/")
+
+    # Ask: the conversation page opens and the answer's text arrives piece by piece.
+    page.get_by_label("Ask a question").fill("Who designed the Brightwater pump?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/threads/[0-9a-f-]+/#turn-"))
+    page.evaluate(WATCH)
+    first = page.locator("[data-turn]").first
+    expect(first.locator(".answer[data-answered=true]")).to_contain_text("Ada Okafor", timeout=60_000)
+    lengths = page.evaluate("window.__lengths")
+    assert len(set(lengths)) >= 5, f"the text did not arrive in pieces: {lengths}"
+    assert lengths == sorted(lengths), "streamed text only grows"
+    expect(first.locator("[data-field=status]")).to_have_text("Succeeded")
+    screenshot(page, "thread-first")
+
+    # Follow up with "its": the turn is added in place (no reload) and streams too.
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("Ask a question").fill("How often should its intake filter be cleaned?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    page.evaluate(WATCH)
+    second = page.locator("[data-turn]").nth(1)
+    expect(second.locator(".answer[data-answered=true]")).to_contain_text("every two weeks", timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of streaming in place"
+    assert len(set(page.evaluate("window.__lengths"))) >= 5
+    rewrites = [r for r in fake.requests if not r.streamed]
+    assert rewrites and "Who designed the Brightwater pump?" in json.dumps(rewrites[-1].messages)
+    expect(page.get_by_label("Ask a question")).to_have_value("")
+
+    # A citation chip shows its quote on focus, and opens the highlighted span.
+    chip = second.locator("a.cite-chip").first
+    chip.focus()
+    tip = second.locator(".cite-tip").first
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text(FILTER)
+    screenshot(page, "thread-chip")
+    chip.click()
+    expect(page).to_have_url(re.compile(r"/documents/[0-9a-f-]+/\?start=\d+&end=\d+#passage$"))
+    expect(page.locator("mark#passage")).to_have_text(FILTER)
+    page.go_back()
+
+    # A question the documents cannot answer is declined, with the nearest passages.
+    page.get_by_label("Ask a question").fill("What is the salary of the chief executive?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    third = page.locator("[data-turn]").nth(2)
+    expect(third.locator(".declined")).to_contain_text("No answer in these documents", timeout=60_000)
+    expect(third.locator(".declined blockquote").first).to_be_visible()
+    expect(third.locator(".cite-chip")).to_have_count(0)
+    screenshot(page, "thread-declined")
+
+    # The project page lists the conversation: who asked, and its first question.
+    page.goto(f"{base}/projects/{stack['project'].pk}/")
+    listed = page.locator("#threads li").first
+    expect(listed).to_contain_text("Who designed the Brightwater pump?")
+    expect(listed).to_contain_text("asker@example.com")
+    expect(listed).to_contain_text("3 questions")
+    assert errors == [], errors
