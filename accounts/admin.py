@@ -64,7 +64,8 @@ class UserAdmin(BaseUserAdmin):
                 )
             },
         ),
-        ("Important dates", {"fields": ("last_login", "date_joined")}),
+        # Staff may confirm an address by hand (set the date) or withdraw a confirmation (clear it).
+        ("Important dates", {"fields": ("last_login", "date_joined", "email_verified_at")}),
     )
     add_fieldsets = (
         (
@@ -77,7 +78,7 @@ class UserAdmin(BaseUserAdmin):
     )
     readonly_fields = ("last_login", "date_joined")
     list_display = ("email", "name", "tier", "is_active", "is_staff", "date_joined")
-    list_filter = ("tier", "is_staff", "is_active")
+    list_filter = ("tier", "is_staff", "is_active", ("email_verified_at", admin.EmptyFieldListFilter))
     search_fields = ("email", "name")
     ordering = ("email",)
     filter_horizontal = ("groups", "user_permissions")

@@ -29,7 +29,7 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
-from accounts import limits, services
+from accounts import limits, services, verification
 
 User = get_user_model()
 
@@ -53,14 +53,25 @@ class RegisteredOut(serializers.Serializer):
 
 
 REGISTERED = (
-    "A message was sent to this address. If it was new to Docent, the account is ready: "
-    "get a token at /api/v1/auth/token."
+    "A message was sent to this address. If it was new to Docent, open the link in it to confirm "
+    "the address (or POST its token to /api/v1/auth/email/verify), then get a token at /api/v1/auth/token."
 )
 
 
 class UserPatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     password = serializers.CharField(max_length=128, required=False, write_only=True, trim_whitespace=False)
+    # Required with `password`: a stolen access token alone cannot take the account over.
+    current_password = serializers.CharField(
+        max_length=128, required=False, write_only=True, trim_whitespace=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "password" in attrs and not attrs.get("current_password"):
+            raise serializers.ValidationError(
+                {"current_password": "Give the current password to set a new one."}
+            )
+        return attrs
 
 
 class RegisterView(APIView):
@@ -86,11 +97,73 @@ def _email_of(request: Request) -> str:
     return limits.normalise_email(data.get("email") if isinstance(data, dict) else "")
 
 
+class EmailUnverified(exceptions.PermissionDenied):
+    """403 for the right password of an account that has not confirmed its address."""
+
+    default_detail = verification.UNVERIFIED
+    default_code = "email_unverified"
+
+
 class TokenObtainIn(TokenObtainPairSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         # Accounts store their email in lower case, as the log-in page matches it.
         attrs[self.username_field] = limits.normalise_email(attrs[self.username_field])
         return super().validate(attrs)
+
+    @classmethod
+    def get_token(cls, user: Any) -> Any:
+        # Called only once the password matched, before any token exists.
+        if not verification.is_verified(user):
+            raise EmailUnverified()
+        return super().get_token(user)
+
+
+class EmailVerifyIn(serializers.Serializer):
+    token = serializers.CharField(max_length=1000)
+
+
+class EmailVerifiedOut(serializers.Serializer):
+    email = serializers.EmailField()
+    detail = serializers.CharField()
+
+
+class EmailVerifyView(APIView):
+    """Confirm an address with the token from the emailed link (the part after /accounts/verify/)."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(request=EmailVerifyIn, responses={200: EmailVerifiedOut}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = EmailVerifyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = verification.email_verify(token=data.validated_data["token"])
+        return Response({"email": user.email, "detail": "The address is confirmed: get a token."})
+
+
+class ResendIn(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+RESENT = "If this address has an account still waiting for confirmation, a new link was sent to it."
+
+
+class VerificationResendView(APIView):
+    """202 with one body whether or not the address has an account; limited per IP and per address."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(request=ResendIn, responses={202: RegisteredOut}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        refusal = verification.verification_resend_refusal(request, _email_of(request))
+        if refusal is not None:
+            raise limits.RateLimited(refusal)
+        data = ResendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = limits.normalise_email(data.validated_data["email"])
+        verification.verification_resend(email=email, base_url=request.build_absolute_uri("/"))
+        return Response({"email": email, "detail": RESENT}, status=status.HTTP_202_ACCEPTED)
 
 
 class TokenObtainView(TokenObtainPairView):
@@ -171,7 +244,20 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if request.method == "PATCH":
             data = UserPatchIn(data=request.data, partial=True)
             data.is_valid(raise_exception=True)
-            services.user_update(user=request.user, **data.validated_data)
+            changes = dict(data.validated_data)
+            if "password" not in changes:
+                changes.pop("current_password", None)
+            else:
+                # Guesses at the current password count as failed sign-ins for the address.
+                refusal = limits.signin_refusal(request, request.user.email)
+                if refusal is not None:
+                    raise limits.RateLimited(refusal)
+            try:
+                services.user_update(user=request.user, **changes, base_url=request.build_absolute_uri("/"))
+            except DjangoValidationError as exc:
+                if "current_password" in getattr(exc, "error_dict", {}):
+                    limits.signin_failed(request, request.user.email)
+                raise
         return Response(UserOut(request.user).data)
 
 
@@ -181,4 +267,6 @@ auth_urls = [
     path("token/refresh", RefreshView.as_view(), name="token-refresh"),
     path("token/verify", VerifyView.as_view(), name="token-verify"),
     path("logout", TokenBlacklistView.as_view(), name="auth-logout"),
+    path("email/verify", EmailVerifyView.as_view(), name="auth-email-verify"),
+    path("email/resend", VerificationResendView.as_view(), name="auth-email-resend"),
 ]

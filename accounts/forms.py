@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
+from accounts import verification
+
 
 class SignupForm(forms.Form):
     email = forms.EmailField(
@@ -56,6 +58,20 @@ class LoginForm(AuthenticationForm):
         # Accounts store their email in lower case.
         return self.cleaned_data["username"].strip().lower()
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        # Reached only with the right password: says nothing to someone who lacks it.
+        super().confirm_login_allowed(user)
+        if not verification.is_verified(user):
+            raise forms.ValidationError(verification.UNVERIFIED, code="email_unverified")
+
+
+class ResendVerificationForm(forms.Form):
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+
 
 class ResetRequestForm(PasswordResetForm):
     """Django's reset request; the address is matched in lower case, as accounts store it."""
@@ -68,3 +84,34 @@ class ResetRequestForm(PasswordResetForm):
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip().lower()
+
+
+class PasswordChangeForm(forms.Form):
+    """Change one's own password: the current one first (accounts.services.user_update checks it)."""
+
+    current_password = forms.CharField(
+        label="Current password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label="New password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters; not a common or all-numeric password.",
+    )
+    confirm = forms.CharField(
+        label="Confirm the new password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        password, confirm = data.get("password"), data.get("confirm")
+        if password and confirm and password != confirm:
+            self.add_error("confirm", "The two passwords differ.")
+        return data

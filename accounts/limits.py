@@ -15,6 +15,13 @@ variables). Three hooks apply the policy:
 - the sign-in, sign-up and password-reset views call `signin_refusal`,
   `signin_failed` and `hit` for the per-IP and per-account limits.
 
+Failed sign-ins lock out the address and the client together (OWASP): one
+client that keeps failing for an address is refused after `signin_client`
+failures, while the owner signing in from elsewhere is not. A much higher
+`signin_account` ceiling bounds guesses spread over many clients; past it, a
+client with no recent failures for the address still gets its password
+checked, so a correct one signs in and a wrong one locks that client out too.
+
 Over a limit the API answers 429 with `{"detail", "limit"}` and Retry-After;
 pages show the same message on a 429 page.
 """
@@ -44,7 +51,7 @@ HOUR_S = 3600
 @dataclass(frozen=True)
 class Limit:
     name: str  # the `limit` field of a 429 body and the key in settings.RATE_LIMITS
-    per: str  # "user", "ip" or "account" (the email address typed in a form)
+    per: str  # "user", "ip", "account" (the email address typed in a form) or "account+ip"
     counts: str  # what is counted, for messages
     tiered: bool = False
 
@@ -54,12 +61,26 @@ ANON = Limit("anon", "ip", "API requests without signing in")
 RUNS = Limit("runs", "user", "agent runs", tiered=True)
 UPLOADS = Limit("uploads", "user", "new documents", tiered=True)
 SIGNIN_IP = Limit("signin_ip", "ip", "sign-in attempts from your network")
+SIGNIN_CLIENT = Limit(
+    "signin_client", "account+ip", "failed sign-ins for this email address from your network"
+)
 SIGNIN_ACCOUNT = Limit("signin_account", "account", "failed sign-ins for this email address")
 SIGNUP_IP = Limit("signup_ip", "ip", "sign-ups from your network")
 RESET_IP = Limit("reset_ip", "ip", "password-reset requests from your network")
 RESET_ACCOUNT = Limit("reset_account", "account", "password-reset requests for this email address")
 
-ALL = (API, ANON, RUNS, UPLOADS, SIGNIN_IP, SIGNIN_ACCOUNT, SIGNUP_IP, RESET_IP, RESET_ACCOUNT)
+ALL = (
+    API,
+    ANON,
+    RUNS,
+    UPLOADS,
+    SIGNIN_IP,
+    SIGNIN_CLIENT,
+    SIGNIN_ACCOUNT,
+    SIGNUP_IP,
+    RESET_IP,
+    RESET_ACCOUNT,
+)
 
 # Requests that also count against a second allowance: (URL name, method) -> limit.
 # API routes (config/api_urls.py) and pages (agents/urls.py, projects/urls.py) alike.
@@ -137,6 +158,8 @@ def _key(limit: Limit, request: HttpRequest, user: Any, account: str) -> str:
         return f"user:{user.pk}"
     if limit.per == "account":
         return f"account:{account}"
+    if limit.per == "account+ip":
+        return f"account:{account}|ip:{client_ip(request)}"
     return f"ip:{client_ip(request)}"
 
 
@@ -199,20 +222,35 @@ def peek(limit: Limit, request: HttpRequest, *, user: Any = None, account: str =
     return None
 
 
-# --- sign-in: every attempt counts per IP, failures count per account ---------
+# --- sign-in: attempts count per IP, failures per address+client and per address ----
 
 
 def signin_refusal(request: HttpRequest, email: Any) -> Refusal | None:
-    """Refuse a sign-in attempt before any password is checked."""
+    """Refuse a sign-in attempt before any password is checked.
+
+    Past the address's own ceiling only clients that failed for it recently are
+    refused: a client with a clean record still has its password checked.
+    """
     refusal = hit(SIGNIN_IP, request)
-    if refusal is None and normalise_email(email):
-        refusal = peek(SIGNIN_ACCOUNT, request, account=normalise_email(email))
-    return refusal
+    account = normalise_email(email)
+    if refusal is not None or not account:
+        return refusal
+    refusal = peek(SIGNIN_CLIENT, request, account=account)
+    if refusal is not None:
+        return refusal
+    ceiling = peek(SIGNIN_ACCOUNT, request, account=account)
+    if ceiling is not None:
+        own_failures = _usage(SIGNIN_CLIENT, request, account=account, increment=False)[0]
+        if own_failures > 0:
+            return ceiling
+    return None
 
 
 def signin_failed(request: HttpRequest, email: Any) -> None:
-    if normalise_email(email):
-        hit(SIGNIN_ACCOUNT, request, account=normalise_email(email))
+    account = normalise_email(email)
+    if account:
+        hit(SIGNIN_CLIENT, request, account=account)
+        hit(SIGNIN_ACCOUNT, request, account=account)
 
 
 # --- the API -------------------------------------------------------------------

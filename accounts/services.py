@@ -14,6 +14,8 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 
+from accounts import verification
+
 log = logging.getLogger(__name__)
 
 
@@ -49,11 +51,15 @@ def user_register(*, email: str, password: str, name: str = "", base_url: str = 
     if not User.objects.filter(email__iexact=email).exists():
         try:
             with transaction.atomic():
-                user = User.objects.create_user(email=email, password=password, name=candidate.name)
+                user = User.objects.create_user(
+                    email=email, password=password, name=candidate.name, email_verified=False
+                )
         except IntegrityError:
             pass  # registered a moment ago by another request: the owner is told below
         else:
             log.info("user registered", extra={"user_id": str(user.pk)})
+            # The account signs in once the link in this email is opened (accounts.verification).
+            context = verification.verification_context(user=user, base_url=base_url)
             _send("accounts/email/welcome.txt", to=email, context=context)
             return user
     else:
@@ -73,8 +79,27 @@ def user_tokens_revoke(*, user: Any) -> int:
     return len(revoked)
 
 
-def user_update(*, user: Any, name: str | None = None, password: str | None = None) -> Any:
-    """Change the caller's own name or password; a new password ends every other session's refresh token."""
+WRONG_CURRENT_PASSWORD = "The current password is not correct."  # noqa: S105  (a message)
+
+
+def user_password_changed_notify(*, user: Any, base_url: str = "") -> None:
+    """Tell the address that its password changed, so an owner who did not change it can act."""
+    context = {"email": user.email, "base_url": base_url.rstrip("/")}
+    _send("accounts/email/password_changed.txt", to=user.email, context=context)
+
+
+def user_update(
+    *,
+    user: Any,
+    name: str | None = None,
+    password: str | None = None,
+    current_password: str | None = None,
+    base_url: str = "",
+) -> Any:
+    """Change the caller's own name or password; a new password needs the current one, ends every
+    other session's refresh token and is announced to the address by email."""
+    if password is not None and not user.check_password(current_password or ""):
+        raise ValidationError({"current_password": WRONG_CURRENT_PASSWORD})
     fields = []
     if name is not None:
         user.name = name.strip()[:150]
@@ -90,4 +115,6 @@ def user_update(*, user: Any, name: str | None = None, password: str | None = No
         user.save(update_fields=fields)
     if password is not None:
         user_tokens_revoke(user=user)
+        log.info("password changed", extra={"user_id": str(user.pk)})
+        user_password_changed_notify(user=user, base_url=base_url)
     return user

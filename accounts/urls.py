@@ -9,6 +9,9 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("verify/resend/", views.verification_resend, name="verify_resend"),
+    path("verify/<str:token>/", views.verify_email, name="verify_email"),
+    path("password/", views.password_change, name="password_change"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/done/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(

@@ -11,17 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
 
-from accounts import limits, services
-from accounts.forms import LoginForm, ResetRequestForm, SignupForm
+from accounts import limits, services, verification
+from accounts.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    ResendVerificationForm,
+    ResetRequestForm,
+    SignupForm,
+)
 
 
 def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
@@ -36,8 +46,14 @@ def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
 def signup_done_message(email: str) -> str:
     return (
         f"We have sent a message to {email}. If the address was new to Docent, "
-        "your account is ready: log in below."
+        "open the link in it to confirm the address, then log in below."
     )
+
+
+RESEND_DONE = (
+    "If {email} has an account still waiting for confirmation, a new link is on its way. "
+    "It works for {hours} hours."
+)
 
 
 def _refused(response: HttpResponse, refusal: limits.Refusal) -> HttpResponse:
@@ -75,6 +91,46 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signup.html", {"form": form}, status=status)
 
 
+@require_http_methods(["GET", "POST"])
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the sign-up email: GET shows a button, its POST confirms the address.
+
+    A GET changes nothing, so mail scanners that fetch links confirm nothing.
+    """
+    try:
+        if request.method == "POST":
+            user = verification.email_verify(token=token)
+        else:
+            user = verification.email_verification_check(token=token)
+    except ValidationError as exc:
+        context = {"error": " ".join(exc.messages), "form": ResendVerificationForm()}
+        return render(request, "accounts/verify_email.html", context, status=400)
+    if request.method == "POST":
+        messages.success(request, f"{user.email} is confirmed: log in.")
+        return redirect("accounts:login")
+    return render(request, "accounts/verify_email.html", {"email": user.email, "token": token})
+
+
+@require_http_methods(["GET", "POST"])
+def verification_resend(request: HttpRequest) -> HttpResponse:
+    """Ask for a new confirmation link; the same answer whether or not the address has an account."""
+    form = ResendVerificationForm(request.POST or None)
+    if request.method == "POST":
+        refusal = verification.verification_resend_refusal(request, request.POST.get("email", ""))
+        if refusal is not None:
+            messages.error(request, refusal.message)
+            form = ResendVerificationForm(initial={"email": request.POST.get("email", "")})
+            return _refused(render(request, "accounts/verify_resend.html", {"form": form}), refusal)
+        if form.is_valid():
+            email = limits.normalise_email(form.cleaned_data["email"])
+            verification.verification_resend(email=email, base_url=request.build_absolute_uri("/"))
+            hours = settings.EMAIL_VERIFY_HOURS
+            messages.success(request, RESEND_DONE.format(email=email, hours=hours))
+            return redirect("accounts:login")
+    status = 400 if form.errors else 200
+    return render(request, "accounts/verify_resend.html", {"form": form}, status=status)
+
+
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
@@ -101,6 +157,40 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         messages.info(request, "You are logged out.")
         return response
+
+
+@login_required
+@sensitive_post_parameters("current_password", "password", "confirm")
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password; the current one is required and the address is told by email."""
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST":
+        # Guesses at the current password count as failed sign-ins for the address.
+        refusal = limits.signin_refusal(request, request.user.email)
+        if refusal is not None:
+            messages.error(request, refusal.message)
+            return _refused(
+                render(request, "accounts/password_change.html", {"form": PasswordChangeForm()}), refusal
+            )
+        if form.is_valid():
+            try:
+                services.user_update(
+                    user=request.user,
+                    password=form.cleaned_data["password"],
+                    current_password=form.cleaned_data["current_password"],
+                    base_url=request.build_absolute_uri("/"),
+                )
+            except ValidationError as exc:
+                if "current_password" in exc.message_dict:
+                    limits.signin_failed(request, request.user.email)
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                update_session_auth_hash(request, request.user)  # this session stays signed in
+                messages.success(request, "Your password was changed.")
+                return redirect("projects:list")
+    status = 400 if form.errors else 200
+    return render(request, "accounts/password_change.html", {"form": form}, status=status)
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -136,6 +226,9 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         services.user_tokens_revoke(user=form.user)
+        # The reset link reached the inbox: that proves the address as well as a confirmation link.
+        verification.email_mark_verified(user=form.user)
+        services.user_password_changed_notify(user=form.user, base_url=self.request.build_absolute_uri("/"))
         return response
 
 

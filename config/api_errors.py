@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -15,10 +16,24 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from accounts import limits
 
 
+class Conflict(exceptions.APIException):
+    """409: the request clashes with the current state (a twin created a moment ago)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def _is_conflict(exc: DjangoValidationError) -> bool:
+    """A service marks a clash with code="conflict" (documents.services: a duplicate external id)."""
+    errors = [e for group in exc.error_dict.values() for e in group] if hasattr(exc, "error_dict") else []
+    return bool(errors) and all(getattr(e, "code", None) == "conflict" for e in errors)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        exc = exceptions.ValidationError(detail)
+        exc = Conflict(detail) if _is_conflict(exc) else exceptions.ValidationError(detail)
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         # Refused before DRF's throttle ran: still counts against the anonymous allowance.
         refusal = limits.unauthenticated_refusal(context.get("request"))
@@ -40,6 +55,11 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        # A body past DATA_UPLOAD_MAX_MEMORY_SIZE that no Content-Length announced: the upload limit.
+        from config.uploads import too_large_response
+
+        return too_large_response(request)
     if _is_api(request):
         return JsonResponse({"detail": "Bad request."}, status=400)
     return defaults.bad_request(request, exception)

@@ -15,6 +15,11 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 REFERENCES = {"project", "document", "parent"}
 # Public endpoints that still answer 401 for wrong credentials or a bad token.
 CREDENTIAL_PATHS = ("/api/v1/auth/token", "/api/v1/auth/logout")
+# Operations that answer 409 when they clash with what exists, or with a delete happening at once.
+CONFLICTS = {
+    ("/api/v1/documents/", "post"): "The project already has a document with this external id.",
+    ("/api/v1/runs/", "post"): "What the run is about was deleted meanwhile.",
+}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -96,6 +101,8 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 errors["403"] = _response("Signed in, but not allowed to do this.", "Error")
             if has_path_params or "page" in query or (query | _body_fields(operation, schemas)) & REFERENCES:
                 errors["404"] = _response("Not found, or not shared with you.", "Error")
+            if (path, method) in CONFLICTS:
+                errors["409"] = _response(CONFLICTS[(path, method)], "Error")
             for status, response in errors.items():
                 responses.setdefault(status, response)
     return result

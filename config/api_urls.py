@@ -21,8 +21,15 @@ router = OptionalSlashRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
 router.register("projects", projects_api.ProjectViewSet, basename="project")
 router.register(r"projects/(?P<project_pk>[^/.]+)/members", projects_api.MemberViewSet, basename="member")
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/invitations",
+    projects_api.ProjectInvitationViewSet,
+    basename="project-invitation",
+)
+router.register("invitations", projects_api.MyInvitationViewSet, basename="invitation")
 router.register("documents", documents_api.DocumentViewSet, basename="document")
 router.register("runs", agents_api.RunViewSet, basename="run")
+router.register("threads", agents_api.ThreadViewSet, basename="thread")
 
 urlpatterns = [
     path("auth/", include(accounts_api.auth_urls)),

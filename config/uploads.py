@@ -4,7 +4,12 @@ Two guards, both against settings.MAX_UPLOAD_BYTES:
 
 - `BodySizeLimitMiddleware` answers 413 to a request whose Content-Length is
   above the limit plus room for form fields, before a byte of the body is read
-  (Django never reads past Content-Length, so the header cannot understate it);
+  (Django never reads past Content-Length, so the header cannot understate it).
+  A body that is not multipart (JSON, a urlencoded form) carries pasted text
+  in an escaped form, up to TEXT_ENCODING_FACTOR times its own size (`\u0439`
+  for a two-byte letter, `%0A` for a newline): such bodies may be that much
+  larger, so text up to the limit always arrives and the service measures the
+  text itself (settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same bound);
 - `BoundedUploadHandler` (first in FILE_UPLOAD_HANDLERS) drops a file's bytes
   as soon as they pass the limit, so nothing beyond it is kept in memory or on
   disk. The view then gets an `OversizeUpload` that records the size only, and
@@ -27,8 +32,16 @@ from django.shortcuts import render
 FORM_ALLOWANCE_BYTES = 1024 * 1024
 
 
-def body_limit() -> int:
-    return int(settings.MAX_UPLOAD_BYTES) + FORM_ALLOWANCE_BYTES
+# JSON's \uXXXX escape of a two-byte UTF-8 letter, or %XX per byte in a urlencoded form.
+TEXT_ENCODING_FACTOR = 3
+
+
+def body_limit(content_type: str = "multipart/form-data") -> int:
+    """The largest body accepted: files arrive raw in multipart, pasted text may arrive escaped."""
+    limit = int(settings.MAX_UPLOAD_BYTES)
+    if not content_type.lower().startswith("multipart/"):
+        limit *= TEXT_ENCODING_FACTOR
+    return limit + FORM_ALLOWANCE_BYTES
 
 
 def too_large_message() -> str:
@@ -89,6 +102,6 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _declared_length(request) > body_limit():
+        if _declared_length(request) > body_limit(request.META.get("CONTENT_TYPE", "")):
             return too_large_response(request)
         return self.get_response(request)

@@ -11,7 +11,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -143,7 +143,7 @@ def _create(
     if len(external_id) > 300:
         raise ValidationError({"external_id": "An external id has at most 300 characters."})
     if external_id and Document.objects.filter(project=project, external_id=external_id).exists():
-        raise ValidationError({"external_id": "The project already has a document with this external id."})
+        raise _duplicate_external_id()
     doc = Document(
         project=project,
         title=_clean_title(title),
@@ -157,16 +157,44 @@ def _create(
         content_hash=hashlib.sha256(data).hexdigest(),
         uploaded_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    with transaction.atomic():
-        if filename:
-            doc.file.save(filename, ContentFile(data), save=False)
-        doc.save()
-        project_touch_documents(project_id=project.pk)
+    try:
+        with transaction.atomic():
+            # First, as it locks the project's row: creations in one project take turns, so
+            # the check below sees a twin committed a moment ago, and a project deleted
+            # meanwhile is noticed here instead of failing the insert.
+            if not project_touch_documents(project_id=project.pk):
+                raise ValidationError({"project": PROJECT_GONE})
+            if external_id and Document.objects.filter(project=project, external_id=external_id).exists():
+                raise _duplicate_external_id()
+            if filename:
+                doc.file.save(filename, ContentFile(data), save=False)
+            doc.save()
+    except BaseException as exc:
+        # Nothing was stored: neither is the file (it was written before the row).
+        if doc.file.name:
+            doc.file.storage.delete(doc.file.name)
+        if isinstance(exc, IntegrityError) and external_id:
+            raise _duplicate_external_id() from None  # lost the race to the unique constraint
+        raise
     log.info(
         "document created",
         extra={"document_id": str(doc.pk), "project_id": str(project.pk), "status": doc.status},
     )
     return doc
+
+
+PROJECT_GONE = "The project was deleted."
+
+
+def _duplicate_external_id() -> ValidationError:
+    # code="conflict": the API answers 409 (config.api_errors), the page shows the message.
+    return ValidationError(
+        {
+            "external_id": ValidationError(
+                "The project already has a document with this external id.", code="conflict"
+            )
+        }
+    )
 
 
 def document_reindex(*, user: Any, document: Document) -> Document:
@@ -430,7 +458,6 @@ def documents_import(
     from pathlib import Path
 
     from django.core.files import File
-    from django.db import IntegrityError
 
     require(user, project, Role.EDITOR)
     existing = Document.objects.filter(project=project)
@@ -525,9 +552,34 @@ def document_purge(*, document: Document) -> None:
     document_id, project_id = document.pk, document.project_id
     file_name = document.file.name if document.file else ""
     with transaction.atomic():
-        document.delete()
-        project_touch_documents(project_id=project_id)
+        # Lock the row first: a run or edit naming this document while it goes either commits
+        # before (and is collected with it) or waits and finds it gone, never a broken reference.
+        if list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True)):
+            document.delete()
+            project_touch_documents(project_id=project_id)
     if file_name:
-        storage = Document._meta.get_field("file").storage
-        transaction.on_commit(lambda: storage.delete(file_name))
+        transaction.on_commit(lambda: document_files_remove(names=[file_name]))
     log.info("document purged", extra={"document_id": str(document_id), "project_id": str(project_id)})
+
+
+def document_files_remove(*, names: list[str]) -> None:
+    """Delete stored files of deleted documents, and the folders they leave empty (after commit)."""
+    import os
+
+    storage = Document._meta.get_field("file").storage
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            log.warning("document file not removed", extra={"file": name}, exc_info=True)
+            continue
+        # documents/<project>/<document>/<file>: drop the two folders once empty.
+        folder = os.path.dirname(name)
+        for _ in range(2):
+            if not folder or not hasattr(storage, "path"):
+                break
+            try:
+                os.rmdir(storage.path(folder))
+            except OSError:
+                break  # not empty, or already gone
+            folder = os.path.dirname(folder)

@@ -4,14 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.shortcuts import redirect
 
+from projects import services
 from projects.models import Membership, Project, Role
+
+
+def _first_message(exc: ValidationError) -> str:
+    return exc.messages[0] if exc.messages else "The change was refused."
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    """Refuse, on the form, an edit that would leave an existing project without an owner."""
+
+    def clean(self) -> None:
+        super().clean()
+        if self.instance._state.adding or any(self.errors):
+            return  # a new project gets its creator as owner (ProjectAdmin.save_related)
+        edited = {f.instance.pk for f in self.forms if f.instance.pk}
+        owners = (
+            Membership.objects.filter(project=self.instance, role=Role.OWNER).exclude(pk__in=edited).count()
+        )
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", {})
+            if data and not data.get("DELETE") and data.get("role") == Role.OWNER:
+                owners += 1
+        if owners == 0:
+            raise ValidationError(services.LAST_OWNER_DEMOTED)
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ("user",)
     fields = ("user", "role", "created_at")
@@ -69,6 +97,30 @@ class ProjectAdmin(admin.ModelAdmin):
         perms_needed.discard("chunk")
         return deleted, counts, perms_needed, protected
 
+    def delete_model(self, request: Any, obj: Project) -> None:
+        services.project_purge(project=obj)
+
+    def delete_queryset(self, request: Any, queryset: QuerySet[Project]) -> None:
+        for project in queryset:
+            services.project_purge(project=project)
+
+    def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
+        """Membership edits go through the service, so the last-owner rule holds against a race too."""
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        changed = formset.save(commit=False)
+        # New owners first, then other changes, removals last: a swap of owners never passes through zero.
+        changed.sort(key=lambda m: m.role != Role.OWNER)
+        for membership in [*changed, *formset.deleted_objects]:
+            try:
+                if membership in formset.deleted_objects:
+                    services.member_remove_by_staff(membership=membership)
+                else:
+                    services.member_save_by_staff(membership=membership)
+            except ValidationError as exc:
+                self.message_user(request, f"{membership.user}: {_first_message(exc)}", messages.ERROR)
+
     def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         project = form.instance
@@ -89,3 +141,52 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ("project", "user")
     autocomplete_fields = ("project", "user")
     readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request: Any, obj: Membership | None = None) -> Any:
+        # A membership stays in its project: moving it would take an owner from the old one unchecked.
+        return ("project", "created_at") if obj is not None else ("created_at",)
+
+    def get_form(self, request: Any, obj: Membership | None = None, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, **kwargs)
+
+        class MembershipForm(form_class):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
+                data = super().clean()
+                current = self.instance
+                if (
+                    current.pk
+                    and current.role == Role.OWNER
+                    and data.get("role") != Role.OWNER
+                    and Membership.objects.filter(project_id=current.project_id, role=Role.OWNER).count() <= 1
+                ):
+                    self.add_error("role", services.LAST_OWNER_DEMOTED)
+                return data
+
+        return form_class if obj is None else MembershipForm
+
+    def save_model(self, request: Any, obj: Membership, form: Any, change: bool) -> None:
+        try:
+            services.member_save_by_staff(membership=obj)
+        except ValidationError as exc:
+            self.message_user(request, _first_message(exc), messages.ERROR)
+
+    def delete_model(self, request: Any, obj: Membership) -> None:
+        try:
+            services.member_remove_by_staff(membership=obj)
+        except ValidationError as exc:
+            self.message_user(request, f"{obj.user}: {_first_message(exc)}", messages.ERROR)
+
+    def delete_queryset(self, request: Any, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user"):
+            self.delete_model(request, membership)
+
+    def delete_view(self, request: Any, object_id: str, extra_context: Any = None) -> Any:
+        membership = self.get_object(request, object_id)
+        if (
+            membership is not None
+            and membership.role == Role.OWNER
+            and Membership.objects.filter(project_id=membership.project_id, role=Role.OWNER).count() <= 1
+        ):
+            self.message_user(request, services.LAST_OWNER_REMOVED, messages.ERROR)
+            return redirect("admin:projects_membership_change", membership.pk)
+        return super().delete_view(request, object_id, extra_context)

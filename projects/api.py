@@ -6,14 +6,17 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import limits
 from config.serialization import iso_datetime
-from projects import access, selectors, services
-from projects.models import Membership, Project, ProjectStatus, Role
+from projects import access, invitations, selectors, services
+from projects.models import Invitation, Membership, Project, ProjectStatus, Role
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -58,7 +61,8 @@ class ProjectOut(serializers.ModelSerializer):
 
 class ProjectIn(serializers.Serializer):
     title = serializers.CharField(max_length=200, allow_blank=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    # Its limit is the service's (projects.services.DESCRIPTION_MAX), with the page's message.
+    description = serializers.CharField(required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=ProjectStatus.choices, required=False)
 
 
@@ -123,8 +127,26 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class UseInvitations(exceptions.APIException):
+    """410 for the old add-member call: people join by accepting an invitation."""
+
+    status_code = status.HTTP_410_GONE
+    default_detail = "Members join by invitation: POST to /api/v1/projects/{id}/invitations/."
+    default_code = "use_invitations"
+
+
+class DetailOut(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 @extend_schema_view(
-    create=extend_schema(request=MemberIn, responses={201: MemberOut}),
+    create=extend_schema(
+        request=MemberIn,
+        responses={410: DetailOut},
+        deprecated=True,
+        description="Gone: answers 410 to owners. Invite the address instead "
+        "(POST /api/v1/projects/{project_pk}/invitations/); the invitee accepts.",
+    ),
     partial_update=extend_schema(request=MemberPatchIn, responses=MemberOut),
     update=extend_schema(request=MemberPatchIn, responses=MemberOut),
 )
@@ -157,10 +179,9 @@ class MemberViewSet(viewsets.ModelViewSet):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         project = self.project(Role.OWNER)
-        data = MemberIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = services.member_add(user=request.user, project=project, **data.validated_data)
-        return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
+        raise UseInvitations(
+            f"Members join by invitation: POST {{email, role}} to /api/v1/projects/{project.pk}/invitations/."
+        )
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MemberPatchIn(data=request.data)
@@ -173,3 +194,123 @@ class MemberViewSet(viewsets.ModelViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.member_remove(user=request.user, membership=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- invitations -------------------------------------------------------------------
+
+
+class InvitationOut(serializers.ModelSerializer):
+    project_title = serializers.CharField(source="project.title", read_only=True)
+    invited_by = serializers.SerializerMethodField()
+    expired = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "project",
+            "project_title",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "expired",
+        ]
+        read_only_fields = fields
+
+    def get_invited_by(self, obj: Invitation) -> str | None:
+        return getattr(obj.invited_by, "email", None)
+
+    def get_expired(self, obj: Invitation) -> bool:
+        return obj.expires_at <= timezone.now()
+
+
+class InvitationIn(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's open invitations (owners)"),
+    create=extend_schema(
+        request=InvitationIn,
+        responses={201: InvitationOut},
+        summary="Invite an address (owners)",
+        description="The same answer whether or not an account has the address; inviting an address "
+        "with an open invitation renews it.",
+    ),
+    destroy=extend_schema(summary="Revoke an open invitation (owners)"),
+)
+@extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
+class ProjectInvitationViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """A project's invitations: owners invite, list the open ones and revoke them."""
+
+    serializer_class = InvitationOut
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+    def project(self) -> Project:
+        return access.project_for(self.request.user, self.kwargs["project_pk"], need=Role.OWNER)
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        if getattr(self, "swagger_fake_view", False):
+            return Invitation.objects.none()
+        return invitations.invitations_pending_of(self.project())
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        project = self.project()
+        refusal = limits.hit(invitations.INVITES, request, user=request.user)
+        if refusal is not None:
+            raise limits.RateLimited(refusal)
+        data = InvitationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = invitations.invitation_create(
+            user=request.user,
+            project=project,
+            base_url=request.build_absolute_uri("/"),
+            **data.validated_data,
+        )
+        return Response(InvitationOut(invitation).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        invitations.invitation_revoke(user=request.user, project=self.project(), invitation_id=kwargs["pk"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Open invitations to your verified address"),
+    retrieve=extend_schema(summary="One invitation to your verified address"),
+)
+class MyInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Invitations to the caller's verified address; anyone else's are 404."""
+
+    serializer_class = InvitationOut
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        if getattr(self, "swagger_fake_view", False):
+            return Invitation.objects.none()
+        return invitations.invitations_for(self.request.user)
+
+    def get_object(self) -> Invitation:
+        invitation = self.get_queryset().filter(pk=invitations._parse_id(self.kwargs["pk"])).first()
+        if invitation is None:
+            raise Http404
+        return invitation
+
+    @extend_schema(request=None, responses={200: MemberOut}, summary="Accept: join the project")
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        membership = invitations.invitation_accept(user=request.user, invitation_id=pk)
+        return Response(MemberOut(membership).data)
+
+    @extend_schema(request=None, responses={200: InvitationOut}, summary="Decline")
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str) -> Response:
+        invitation = invitations.invitation_decline(user=request.user, invitation_id=pk)
+        return Response(InvitationOut(invitation).data)

@@ -28,7 +28,7 @@ class ProjectForm(forms.Form):
     )
 
 
-class MemberAddForm(forms.Form):
+class InviteForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=254)
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.VIEWER)
 

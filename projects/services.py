@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.http import Http404
 
 from projects.access import require, validate_role
 from projects.models import Membership, Project, ProjectStatus, Role
@@ -16,6 +16,7 @@ from projects.models import Membership, Project, ProjectStatus, Role
 log = logging.getLogger(__name__)
 
 TITLE_MAX = 200
+DESCRIPTION_MAX = 10_000
 
 
 def _clean_title(title: str) -> str:
@@ -25,6 +26,13 @@ def _clean_title(title: str) -> str:
     if len(title) > TITLE_MAX:
         raise ValidationError({"title": f"A title has at most {TITLE_MAX} characters."})
     return title
+
+
+def _clean_description(description: str) -> str:
+    description = description or ""
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationError({"description": f"A description has at most {DESCRIPTION_MAX:,} characters."})
+    return description
 
 
 def _clean_status(status: str) -> str:
@@ -40,7 +48,7 @@ def project_create(
     """Create a project with its creator as owner."""
     project = Project.objects.create(
         title=_clean_title(title),
-        description=description or "",
+        description=_clean_description(description),
         status=_clean_status(status),
         created_by=user,
     )
@@ -57,7 +65,7 @@ def project_update(*, user: Any, project: Project, **changes: Any) -> Project:
         project.title = _clean_title(changes["title"])
         fields.append("title")
     if "description" in changes:
-        project.description = changes["description"] or ""
+        project.description = _clean_description(changes["description"])
         fields.append("description")
     if "status" in changes:
         project.status = _clean_status(changes["status"])
@@ -67,46 +75,128 @@ def project_update(*, user: Any, project: Project, **changes: Any) -> Project:
     return project
 
 
+def project_lock(*, project_id: Any) -> Project:
+    """Lock the project's row for this transaction; Http404 when it is gone (deleted meanwhile).
+
+    Every change of a project's memberships, and its delete, takes this lock first, so
+    they take turns: two owners removing each other cannot both see the other as spare,
+    and a delete never meets a member or document added half-way through it. (SQLite
+    needs no row lock: its IMMEDIATE transactions take the write lock at BEGIN.)
+    """
+    project = Project.objects.select_for_update().filter(pk=project_id).first()
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
 def project_delete(*, user: Any, project: Project) -> None:
-    """Delete a project and everything in it (owners only)."""
+    """Delete a project and everything in it, its files included (owners only)."""
     require(user, project, Role.OWNER)
-    project.delete()
-
-
-def project_touch_documents(*, project_id: Any) -> None:
-    """Tell every process that the project's document list changed (call inside the change's transaction)."""
-    Project.objects.filter(pk=project_id).update(documents_version=F("documents_version") + 1)
-
-
-def _owner_count(project: Project) -> int:
-    return project.memberships.filter(role=Role.OWNER).count()
+    project_purge(project=project)
 
 
 @transaction.atomic
-def member_add(*, user: Any, project: Project, email: str, role: str) -> Membership:
-    """Add an existing user to the project by email (owners only)."""
-    require(user, project, Role.OWNER)
-    validate_role(role)
-    User = get_user_model()
-    invitee = User.objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
-    if invitee is None:
-        raise ValidationError({"email": "No active user has that email address."})
-    if Membership.objects.filter(project=project, user=invitee).exists():
-        raise ValidationError({"email": "That user is already a member of the project."})
-    return Membership.objects.create(project=project, user=invitee, role=role)
+def project_purge(*, project: Project) -> None:
+    """Delete a project with its memberships, documents and files; callers check permission (admin).
+
+    The files go after commit (the documents app's pre_delete receiver on Project).
+    """
+    # Its invitations first, then its row: the order accepting an invitation locks them in
+    # (projects.invitations), so a member joining and the delete take turns instead of deadlocking.
+    list(project.invitations.select_for_update().values_list("pk", flat=True))
+    locked = project_lock(project_id=project.pk)
+    locked.delete()
+    log.info("project deleted", extra={"project_id": str(project.pk)})
+
+
+def projects_release_for_deleted_user(*, user_id: Any) -> None:
+    """Before an account is deleted: delete the projects only it belongs to (files and all), and
+    hand each shared project it alone owned to its longest-standing other member, as owner."""
+    project_ids = list(Membership.objects.filter(user_id=user_id).values_list("project_id", flat=True))
+    for project_id in project_ids:
+        with transaction.atomic():
+            project = Project.objects.select_for_update().filter(pk=project_id).first()
+            if project is None:
+                continue
+            others = Membership.objects.filter(project_id=project_id).exclude(user_id=user_id)
+            if not others.exists():
+                project.delete()
+                log.info("project deleted with its only member", extra={"project_id": str(project_id)})
+            elif not others.filter(role=Role.OWNER).exists():
+                heir = others.order_by("created_at", "pk").first()
+                assert heir is not None  # others.exists() above, under the project's lock
+                heir.role = Role.OWNER
+                heir.save(update_fields=["role"])
+                log.info("project handed to a new owner", extra={"project_id": str(project_id)})
+
+
+def project_touch_documents(*, project_id: Any) -> int:
+    """Tell every process that the project's document list changed (call inside the change's transaction).
+
+    Returns the rows updated: 0 when the project is gone. The update also locks the
+    project's row, so document changes of one project take turns with each other and
+    wait for a delete of the project in progress.
+    """
+    return Project.objects.filter(pk=project_id).update(documents_version=F("documents_version") + 1)
+
+
+def _owner_count(project_id: Any) -> int:
+    return Membership.objects.filter(project_id=project_id, role=Role.OWNER).count()
+
+
+def _locked_membership(membership: Membership) -> Membership:
+    """The membership as it is now, with its project locked; Http404 when either is gone."""
+    project_lock(project_id=membership.project_id)
+    locked = Membership.objects.filter(pk=membership.pk).first()
+    if locked is None:
+        raise Http404("No such member.")
+    return locked
+
+
+def _require_owner_now(user: Any, project_id: Any) -> None:
+    """The caller's role read again under the project's lock: it may have changed since the request began."""
+    role = (
+        Membership.objects.filter(project_id=project_id, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None:
+        raise Http404("No such project.")
+    if role != Role.OWNER:
+        raise PermissionDenied(f"This needs the owner role in the project; you are {role}.")
+
+
+LAST_OWNER_DEMOTED = "A project needs at least one owner."
+LAST_OWNER_REMOVED = "The last owner cannot be removed."
+
+
+def _set_role(locked: Membership, role: str) -> Membership:
+    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.project_id) <= 1:
+        raise ValidationError({"role": LAST_OWNER_DEMOTED})
+    if locked.role != role:
+        locked.role = role
+        locked.save(update_fields=["role"])
+    return locked
+
+
+def _remove(locked: Membership) -> None:
+    if locked.role == Role.OWNER and _owner_count(locked.project_id) <= 1:
+        raise ValidationError({"role": LAST_OWNER_REMOVED})
+    locked.delete()
+
+
+# People join a project by accepting an invitation (projects.invitations): adding an
+# account by its address told owners which addresses had accounts, and asked no one.
 
 
 @transaction.atomic
 def member_change_role(*, user: Any, membership: Membership, role: str) -> Membership:
-    """Change a member's role; a project always keeps at least one owner."""
+    """Change a member's role; a project always keeps at least one owner, however many ask at once."""
     require(user, membership.project, Role.OWNER)
     validate_role(role)
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.project) <= 1:
-        raise ValidationError({"role": "A project needs at least one owner."})
-    locked.role = role
-    locked.save(update_fields=["role"])
-    return locked
+    locked = _locked_membership(membership)
+    _require_owner_now(user, locked.project_id)
+    return _set_role(locked, role)
 
 
 @transaction.atomic
@@ -114,7 +204,31 @@ def member_remove(*, user: Any, membership: Membership) -> None:
     """Remove a member (owners), or leave (anyone); never the last owner."""
     if membership.user_id != user.pk:
         require(user, membership.project, Role.OWNER)
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and _owner_count(locked.project) <= 1:
-        raise ValidationError({"role": "The last owner cannot be removed."})
-    locked.delete()
+    locked = _locked_membership(membership)
+    if locked.user_id != user.pk:
+        _require_owner_now(user, locked.project_id)
+    _remove(locked)
+
+
+@transaction.atomic
+def member_save_by_staff(*, membership: Membership) -> Membership:
+    """Store a staff edit from the admin (a new member or a changed role); the last-owner rule holds."""
+    validate_role(membership.role)
+    project_lock(project_id=membership.project_id)
+    current = Membership.objects.filter(pk=membership.pk).first() if membership.pk else None
+    if current is not None and current.project_id != membership.project_id:
+        raise ValidationError({"project": "A membership cannot move to another project."})
+    demoted = current is not None and current.role == Role.OWNER and membership.role != Role.OWNER
+    if demoted and _owner_count(membership.project_id) <= 1:
+        raise ValidationError({"role": LAST_OWNER_DEMOTED})
+    membership.save()
+    return membership
+
+
+@transaction.atomic
+def member_remove_by_staff(*, membership: Membership) -> None:
+    """Remove a member from the admin; never the last owner."""
+    project_lock(project_id=membership.project_id)
+    locked = Membership.objects.filter(pk=membership.pk).first()
+    if locked is not None:
+        _remove(locked)

@@ -24,6 +24,14 @@ urlpatterns = [
         views.member_remove,
         name="member_remove",
     ),
+    path(
+        "projects/<uuid:pk>/invitations/<uuid:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invitations/", views.my_invitations, name="invitations"),
+    path("invitations/<uuid:invitation_id>/accept/", views.invitation_accept, name="invitation_accept"),
+    path("invitations/<uuid:invitation_id>/decline/", views.invitation_decline, name="invitation_decline"),
     path("projects/<uuid:pk>/documents/", views.document_upload, name="upload"),
     # Documents owns search and document state; they are scoped by project.
     path("projects/<uuid:pk>/search/", document_views.search, name="search"),

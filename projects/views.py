@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -12,16 +13,18 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from agents.selectors import runs_visible_to
+from accounts import limits, verification
+from agents.selectors import runs_visible_to, threads_visible_to
 from documents import search as document_search
 from documents import services as document_services
 from documents.models import DocumentStatus
-from projects import access, selectors, services
+from projects import access, invitations, selectors, services
 from projects.forms import (
     AskForm,
-    MemberAddForm,
+    InviteForm,
     MemberRoleForm,
     ProjectForm,
     UploadForm,
@@ -68,6 +71,7 @@ def _detail_context(request: HttpRequest, project: Project, **overrides: Any) ->
     page = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
     unfinished = [str(d.pk) for d in page.object_list if d.status in UNFINISHED]
     runs = runs_visible_to(request.user).filter(project=project).order_by("-created_at")[:RECENT_RUNS]
+    threads = threads_visible_to(request.user).filter(project=project).order_by("-updated_at")[:RECENT_RUNS]
     context: dict[str, Any] = {
         "project": project,
         "role": role,
@@ -77,6 +81,7 @@ def _detail_context(request: HttpRequest, project: Project, **overrides: Any) ->
         "documents": page.object_list,
         "poll_documents": bool(unfinished),
         "runs": runs,
+        "threads": threads,
         "upload_form": UploadForm(),
         "ask_form": AskForm(),
         "search_modes": document_search.MODES,
@@ -182,26 +187,97 @@ def _membership(project: Project, member_id: int) -> Membership:
 @require_http_methods(["GET", "POST"])
 @login_required
 def members(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """The member list; owners also invite addresses (the POST) and see the open invitations."""
     project = access.project_for(request.user, pk)
     is_owner = access.can(request.user, project, Role.OWNER)
-    form = MemberAddForm(request.POST or None)
+    form = InviteForm(request.POST or None)
     if request.method == "POST":
         access.require(request.user, project, Role.OWNER)
+        refusal = limits.hit(invitations.INVITES, request, user=request.user)
+        if refusal is not None:
+            return limits.refused_page(request, refusal)
         if form.is_valid():
             try:
-                membership = services.member_add(user=request.user, project=project, **form.cleaned_data)
+                invitation = invitations.invitation_create(
+                    user=request.user,
+                    project=project,
+                    base_url=request.build_absolute_uri("/"),
+                    **form.cleaned_data,
+                )
             except ValidationError as exc:
                 add_service_errors(form, exc, {"email": "email", "role": "role"})
             else:
-                messages.success(
-                    request,
-                    f"{membership.user.email} joined as {membership.get_role_display().lower()}.",
-                )
+                days = settings.INVITATION_DAYS
+                messages.success(request, invitations.INVITED.format(email=invitation.email, days=days))
                 return redirect("projects:members", pk=project.pk)
     memberships = selectors.memberships_of(project)
     rows = [(m, MemberRoleForm(initial={"role": m.role}, prefix=f"m{m.pk}")) for m in memberships]
-    context = {"project": project, "is_owner": is_owner, "form": form, "rows": rows}
+    pending = list(invitations.invitations_pending_of(project)) if is_owner else []
+    context = {
+        "project": project,
+        "is_owner": is_owner,
+        "form": form,
+        "rows": rows,
+        "invitations": pending,
+        "now": timezone.now(),
+    }
     return render(request, "projects/members.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@login_required
+def invitation_revoke(request: HttpRequest, pk: UUID, invitation_id: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    try:
+        invitation = invitations.invitation_revoke(
+            user=request.user, project=project, invitation_id=invitation_id
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"The invitation to {invitation.email} was revoked.")
+    return redirect("projects:members", pk=project.pk)
+
+
+# --- invitations to the signed-in user ---------------------------------------------
+
+
+@require_GET
+@login_required
+def my_invitations(request: HttpRequest) -> HttpResponse:
+    context = {
+        "invitations": invitations.invitations_for(request.user),
+        "verified": verification.is_verified(request.user),
+    }
+    return render(request, "projects/invitations.html", context)
+
+
+@require_POST
+@login_required
+def invitation_accept(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    try:
+        membership = invitations.invitation_accept(user=request.user, invitation_id=invitation_id)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("projects:invitations")
+    project = membership.project
+    messages.success(request, f"You joined “{project.title}” as {membership.get_role_display().lower()}.")
+    return redirect("projects:detail", pk=project.pk)
+
+
+@require_POST
+@login_required
+def invitation_decline(request: HttpRequest, invitation_id: UUID) -> HttpResponse:
+    try:
+        invitation = invitations.invitation_decline(user=request.user, invitation_id=invitation_id)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.info(request, f"You declined the invitation to “{invitation.project.title}”.")
+    return redirect("projects:invitations")
 
 
 @require_POST

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -34,6 +35,13 @@ def test_register_creates_a_free_user_and_answers_without_an_id(
     assert created.tier == Tier.FREE
     assert created.check_password("a-long-pass-phrase")
     assert [m.to for m in mailoutbox] == [["new@example.com"]]
+    # No token until the address is confirmed with the emailed link's token.
+    early = api.post(
+        "/api/v1/auth/token", {"email": "new@example.com", "password": "a-long-pass-phrase"}, format="json"
+    )
+    assert early.status_code == 403
+    token = re.search(r"/accounts/verify/([^/\s]+)/", mailoutbox[0].body).group(1)
+    assert api.post("/api/v1/auth/email/verify", {"token": token}, format="json").status_code == 200
     assert tokens(api, "new@example.com", "a-long-pass-phrase")["access"]
 
 
@@ -129,7 +137,9 @@ def test_me_patch_changes_name_but_not_tier(auth_api: APIClient, user: Any) -> N
 
 
 def test_me_patch_rejects_a_weak_password(auth_api: APIClient) -> None:
-    response = auth_api.patch("/api/v1/users/me", {"password": "123"}, format="json")
+    response = auth_api.patch(
+        "/api/v1/users/me", {"password": "123", "current_password": PASSWORD}, format="json"
+    )
     assert response.status_code == 400
     assert "password" in response.json()
 

@@ -79,14 +79,18 @@ def test_signup_with_an_invalid_email_says_so(client: Client) -> None:
     assert "Enter a valid email address." in response.content.decode()
 
 
-def test_signup_creates_the_account_and_the_new_user_logs_in(client: Client) -> None:
+def test_signup_creates_the_account_and_the_new_user_logs_in_after_confirming(
+    client: Client, mailoutbox: list[Any]
+) -> None:
     response = client.post(
         "/accounts/signup/",
         {"email": "New@Example.com", "password": PASSWORD, "confirm": PASSWORD},
         follow=True,
     )
     assert response.redirect_chain == [("/accounts/login/", 302)]
-    assert "your account is ready: log in below" in response.content.decode()
+    assert "open the link in it to confirm the address" in response.content.decode()
+    link = re.search(r"http://testserver(/accounts/verify/[^/\s]+/)", mailoutbox[0].body).group(1)
+    assert client.post(link).status_code == 302
     login = client.post(
         "/accounts/login/", {"username": "new@example.com", "password": PASSWORD}, follow=True
     )

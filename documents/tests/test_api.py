@@ -410,7 +410,7 @@ def test_duplicate_external_id_is_refused(
         {"project": str(project.pk), "title": "t", "text": "u", "external_id": "doc-7"},
         format="json",
     )
-    assert response.status_code == 400
+    assert response.status_code == 409  # a clash with what exists, not malformed input
     assert "external_id" in response.json()
 
 

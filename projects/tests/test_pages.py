@@ -284,17 +284,11 @@ def test_owner_edits_archives_restores_and_deletes_a_project(owner_client: Clien
 # --- members -----------------------------------------------------------------
 
 
-def test_owner_adds_changes_and_removes_a_member(owner_client: Client, project: Project) -> None:
+def test_owner_changes_and_removes_a_member(owner_client: Client, project: Project) -> None:
     colleague = UserFactory(email="colleague@example.com")
-    response = owner_client.post(
-        url(project, "members/"), {"email": "Colleague@example.com", "role": "editor"}
-    )
-    assert response.status_code == 302
-    membership = Membership.objects.get(project=project, user=colleague)
-    assert membership.role == Role.EDITOR
-
+    membership = Membership.objects.create(project=project, user=colleague, role=Role.EDITOR)
     page = owner_client.get(url(project, "members/")).content.decode()
-    assert "colleague@example.com joined as editor." in page
+    assert "colleague@example.com" in page and "Invite someone" in page
 
     owner_client.post(
         url(project, f"members/{membership.pk}/role/"),
@@ -307,10 +301,17 @@ def test_owner_adds_changes_and_removes_a_member(owner_client: Client, project: 
     assert not Membership.objects.filter(pk=membership.pk).exists()
 
 
-def test_adding_an_unknown_email_shows_the_error(owner_client: Client, project: Project) -> None:
-    response = owner_client.post(url(project, "members/"), {"email": "nobody@example.com", "role": "viewer"})
-    assert response.status_code == 400
-    assert "No active user has that email address." in response.content.decode()
+def test_the_members_form_invites_and_never_says_whether_an_account_exists(
+    owner_client: Client, project: Project
+) -> None:
+    UserFactory(email="colleague@example.com")
+    known = owner_client.post(url(project, "members/"), {"email": "colleague@example.com", "role": "viewer"})
+    unknown = owner_client.post(url(project, "members/"), {"email": "nobody@example.com", "role": "viewer"})
+    assert known.status_code == unknown.status_code == 302
+    assert project.memberships.count() == 1  # nobody joined without accepting
+    page = owner_client.get(url(project, "members/")).content.decode()
+    assert "No active user" not in page
+    assert "An invitation was sent to nobody@example.com." in page
 
 
 def test_the_last_owner_cannot_step_down(owner_client: Client, project: Project) -> None:
@@ -333,7 +334,7 @@ def test_members_see_the_list_but_only_owners_manage_it(project: Project) -> Non
     owner_membership = project.memberships.get(role=Role.OWNER)
     client = client_for(editor)
     page = client.get(url(project, "members/")).content.decode()
-    assert "owner@example.com" in page and "Add a member" not in page
+    assert "owner@example.com" in page and "Invite someone" not in page
     assert (
         client.post(url(project, "members/"), {"email": "x@example.com", "role": "viewer"}).status_code == 403
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core import mail
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
 from agents import tasks as agent_tasks
@@ -96,6 +97,11 @@ def test_sign_up_upload_search_ask_follow_a_citation_and_log_out(
     page.get_by_role("button", name="Sign up").click()
     # Sign-up never tells whether the address already had an account: it always leads to log in.
     expect(page).to_have_url(f"{base}/accounts/login/")
+    # The account signs in once its address is confirmed with the emailed link.
+    link = re.search(r"https?://\S+/accounts/verify/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(link)
+    page.get_by_role("button", name="Confirm my address").click()
+    expect(page).to_have_url(f"{base}/accounts/login/")
     page.get_by_label("Email").fill("walker@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -134,21 +140,26 @@ def test_sign_up_upload_search_ask_follow_a_citation_and_log_out(
         "href", re.compile(r"\?start=\d+&end=\d+#passage$")
     )
 
-    # Ask a question from the project page; the run page finishes by itself.
+    # Ask a question from the project page: it opens a conversation, whose new turn
+    # streams its answer in place.
     page.get_by_role("link", name="Documents").click()
     page.get_by_label("Ask a question").fill("Who lit the lamp at dusk?")
     page.get_by_role("button", name="Ask", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+/$"))
-    expect(page.locator("#run-state [data-field=status]")).to_have_text("Queued")
+    expect(page).to_have_url(re.compile(r"/runs/threads/[0-9a-f-]+/#turn-[0-9a-f-]+$"))
+    turn = page.locator("[data-turn]").last
+    expect(turn.locator("[data-field=status]")).to_have_text("Queued")
     runs.release()
-    citation = page.locator("a.citation-link").first
-    expect(citation).to_be_visible(timeout=60_000)
-    expect(page.locator("#run-state [data-field=status]")).to_have_text("Succeeded")
-    expect(page.locator(".answer")).to_contain_text("lit the lamp")
-    screenshot(page, "run")
+    chip = page.locator("[data-turn] a.cite-chip").first
+    expect(chip).to_be_visible(timeout=60_000)
+    expect(page.locator("[data-turn] [data-field=status]").last).to_have_text("Succeeded")
+    expect(page.locator("[data-turn] .answer").last).to_contain_text("lit the lamp")
+    screenshot(page, "thread")
 
-    # The citation opens the document at the highlighted passage.
-    citation.click()
+    # The citation chip shows its quote on focus and opens the document at the highlighted passage.
+    chip.focus()
+    expect(page.locator(".cite-tip").first).to_be_visible()
+    expect(page.locator(".cite-tip").first).to_contain_text("lit the lamp")
+    chip.click()
     expect(page).to_have_url(re.compile(r"/documents/[0-9a-f-]+/\?start=\d+&end=\d+#passage$"))
     mark = page.locator("mark#passage")
     expect(mark).to_be_visible()

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
-from agents.models import AgentRun, RunKind, RunStatus
+from agents.models import AgentRun, RunKind, RunStatus, Thread
 from documents.models import Chunk, Document, DocumentStatus
 from documents.services import document_create_from_file
-from projects.models import Membership, Project, Role
+from projects.models import Invitation, Membership, Project, Role
 from projects.services import project_create
 
 ROLES = ("anonymous", "outsider", "viewer", "editor", "owner", "staff")
@@ -29,6 +31,7 @@ class World:
     run: AgentRun
     memberships: dict[str, Membership]  # by role name, plus "bystander" (a second viewer)
     other_project: Project  # the outsider's own project
+    invitation: Invitation  # an open invitation to the project for the newcomer's address
 
     def api(self, role: str) -> APIClient:
         client = APIClient()
@@ -49,11 +52,13 @@ class World:
             "project": str(self.project.pk),
             "document": str(self.document.pk),
             "run": str(self.run.pk),
+            "thread": str(self.run.thread_id),
             "viewer_member": str(self.memberships["viewer"].pk),
             "bystander_member": str(self.memberships["bystander"].pk),
             "my_member": str(mine.pk),
             "owner_user": str(self.users["owner"].pk),
             "newcomer_email": self.users["newcomer"].email,
+            "invitation": str(self.invitation.pk),
         }
 
 
@@ -105,8 +110,19 @@ def build_world() -> World:
         answer="On Tuesday.",
         created_by=users["owner"],
     )
+    run.thread = Thread.objects.create(
+        project=project, created_by=users["owner"], title=run.question, turn_count=1
+    )
+    run.save(update_fields=["thread"])
     other_project = project_create(user=users["outsider"], title="Outsider's own")
-    return World(users, project, document, run, memberships, other_project)
+    invitation = Invitation.objects.create(
+        project=project,
+        email=users["newcomer"].email,
+        role=Role.EDITOR,
+        invited_by=users["owner"],
+        expires_at=timezone.now() + timedelta(days=14),
+    )
+    return World(users, project, document, run, memberships, other_project, invitation)
 
 
 @pytest.fixture

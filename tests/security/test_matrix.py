@@ -83,6 +83,10 @@ def lists_nothing_of_the_project(world: World, role: str, response: Any) -> None
         assert not ids & {str(world.project.pk), str(world.document.pk), str(world.run.pk)}
 
 
+def _lists_no_invitation(world: World, response: Any) -> None:
+    assert str(world.invitation.pk) not in {item["id"] for item in response.json()}
+
+
 def lists_the_project(world: World, role: str, response: Any) -> None:
     ids = {item["id"] for item in response.json()["results"]}
     if role in {"viewer", "editor", "owner"}:
@@ -175,14 +179,74 @@ API_CASES = [
         "member-list",
         "GET /api/v1/projects/{project_pk}/members/",
     ),
+    # Gone: people join by invitation (410 names the invitations endpoint).
     Case(
         "member add",
         "POST",
         P + "/members/",
-        expect(401, 404, 403, 403, 201, 404),
+        expect(401, 404, 403, 403, 410, 404),
         "member-list",
         "POST /api/v1/projects/{project_pk}/members/",
         lambda w, r: {"email": w.users["newcomer"].email, "role": "viewer"},
+    ),
+    Case(
+        "invitations of a project",
+        "GET",
+        P + "/invitations/",
+        OWNER_ONLY,
+        "project-invitation-list",
+        "GET /api/v1/projects/{project_pk}/invitations/",
+    ),
+    Case(
+        "invite",
+        "POST",
+        P + "/invitations/",
+        expect(401, 404, 403, 403, 201, 404),
+        "project-invitation-list",
+        "POST /api/v1/projects/{project_pk}/invitations/",
+        {"email": "someone-new@example.com", "role": "viewer"},
+    ),
+    Case(
+        "revoke invitation",
+        "DELETE",
+        P + "/invitations/{invitation}/",
+        expect(401, 404, 403, 403, 204, 404),
+        "project-invitation-detail",
+        "DELETE /api/v1/projects/{project_pk}/invitations/{id}/",
+    ),
+    Case(
+        "my invitations",
+        "GET",
+        "/api/v1/invitations/",
+        SIGNED_IN,
+        "invitation-list",
+        "GET /api/v1/invitations/",
+        check=lambda w, r, response: _lists_no_invitation(w, response),
+    ),
+    # The invitation is the newcomer's: to everyone else it does not exist.
+    Case(
+        "someone else's invitation",
+        "GET",
+        "/api/v1/invitations/{invitation}/",
+        expect(401, 404, 404, 404, 404, 404),
+        "invitation-detail",
+        "GET /api/v1/invitations/{id}/",
+    ),
+    Case(
+        "accept someone else's invitation",
+        "POST",
+        "/api/v1/invitations/{invitation}/accept/",
+        expect(401, 404, 404, 404, 404, 404),
+        "invitation-accept",
+        "POST /api/v1/invitations/{id}/accept/",
+    ),
+    Case(
+        "decline someone else's invitation",
+        "POST",
+        "/api/v1/invitations/{invitation}/decline/",
+        expect(401, 404, 404, 404, 404, 404),
+        "invitation-decline",
+        "POST /api/v1/invitations/{id}/decline/",
     ),
     Case(
         "member read",
@@ -352,6 +416,53 @@ API_CASES = [
         lambda w, r: {"project": str(w.project.pk), "kind": "extract", "document": str(w.document.pk)},
     ),
     Case("run read", "GET", "/api/v1/runs/{run}/", MEMBERS_READ, "run-detail", "GET /api/v1/runs/{id}/"),
+    Case(
+        "run events",
+        "GET",
+        "/api/v1/runs/{run}/events/",
+        MEMBERS_READ,
+        "run-events",
+        "GET /api/v1/runs/{id}/events/",
+    ),
+    Case(
+        "threads list",
+        "GET",
+        "/api/v1/threads/",
+        SIGNED_IN,
+        "thread-list",
+        "GET /api/v1/threads/",
+        check=lists_nothing_of_the_project,
+    ),
+    Case(
+        "threads of a project",
+        "GET",
+        "/api/v1/threads/?project={project}",
+        MEMBERS_READ,
+        "thread-list",
+        "GET /api/v1/threads/",
+    ),
+    Case(
+        "thread read",
+        "GET",
+        "/api/v1/threads/{thread}/",
+        MEMBERS_READ,
+        "thread-detail",
+        "GET /api/v1/threads/{id}/",
+    ),
+    Case(
+        "ask in a thread",
+        "POST",
+        "/api/v1/runs/",
+        expect(401, 404, 201, 201, 201, 404),
+        "run-list",
+        "POST /api/v1/runs/",
+        lambda w, r: {
+            "project": str(w.project.pk),
+            "kind": "ask",
+            "question": "And?",
+            "thread": str(w.run.thread_id),
+        },
+    ),
     # Auth endpoints take no session or token: the same for everyone.
     Case(
         "register",
@@ -398,6 +509,24 @@ API_CASES = [
         "POST /api/v1/auth/logout",
         lambda w, r: {"refresh": str(RefreshToken.for_user(w.users["newcomer"]))},
     ),
+    Case(
+        "confirm an address",
+        "POST",
+        "/api/v1/auth/email/verify",
+        everyone(400),
+        "auth-email-verify",
+        "POST /api/v1/auth/email/verify",
+        {"token": "not-a-token"},
+    ),
+    Case(
+        "resend the confirmation",
+        "POST",
+        "/api/v1/auth/email/resend",
+        everyone(202),
+        "auth-email-resend",
+        "POST /api/v1/auth/email/resend",
+        {"email": "someone@example.com"},
+    ),
     Case("schema", "GET", "/api/schema/", everyone(200), "schema"),
     Case("swagger", "GET", "/api/docs/", everyone(200), "swagger-ui"),
     Case("redoc", "GET", "/api/redoc/", everyone(200), "redoc"),
@@ -433,6 +562,34 @@ PAGE_CASES = [
         body=lambda w, r: {"email": w.users["newcomer"].email, "role": "viewer"},
     ),
     Case(
+        "revoke an invitation",
+        "POST",
+        PP + "/invitations/{invitation}/revoke/",
+        PAGE_OWNER_POST,
+        "projects:invitation_revoke",
+    ),
+    Case(
+        "invitations page",
+        "GET",
+        "/invitations/",
+        expect(302, 200, 200, 200, 200, 200),
+        "projects:invitations",
+    ),
+    Case(
+        "accept someone else's invitation page",
+        "POST",
+        "/invitations/{invitation}/accept/",
+        expect(302, 404, 404, 404, 404, 404),
+        "projects:invitation_accept",
+    ),
+    Case(
+        "decline someone else's invitation page",
+        "POST",
+        "/invitations/{invitation}/decline/",
+        expect(302, 404, 404, 404, 404, 404),
+        "projects:invitation_decline",
+    ),
+    Case(
         "change role",
         "POST",
         PP + "/members/{bystander_member}/role/",
@@ -463,7 +620,13 @@ PAGE_CASES = [
         body={"title": "Pasted", "text": "Some text."},
     ),
     Case("search page", "GET", PP + "/search/?q=launch&mode=lexical", PAGE_MEMBERS_READ, "projects:search"),
-    Case("search all page", "GET", "/search/?q=launch&mode=lexical", expect(302, 200, 200, 200, 200, 200), "search"),
+    Case(
+        "search all page",
+        "GET",
+        "/search/?q=launch&mode=lexical",
+        expect(302, 200, 200, 200, 200, 200),
+        "search",
+    ),
     Case(
         "documents state",
         "GET",
@@ -485,9 +648,21 @@ PAGE_CASES = [
     ),
     Case("run page", "GET", "/runs/{run}/", PAGE_MEMBERS_READ, "agents:detail"),
     Case("run state", "GET", "/runs/{run}/status.json", PAGE_MEMBERS_READ, "agents:status"),
+    Case("run events page", "GET", "/runs/{run}/events", PAGE_MEMBERS_READ, "agents:events"),
+    Case("run turn", "GET", "/runs/{run}/turn/", PAGE_MEMBERS_READ, "agents:turn"),
+    Case("thread page", "GET", "/runs/threads/{thread}/", PAGE_MEMBERS_READ, "agents:thread"),
     Case("login page", "GET", LOGIN, expect(200, 302, 302, 302, 302, 302), "accounts:login"),
     Case("signup page", "GET", "/accounts/signup/", expect(200, 302, 302, 302, 302, 302), "accounts:signup"),
     Case("log out", "POST", "/accounts/logout/", everyone(302), "accounts:logout"),
+    Case(
+        "password page",
+        "GET",
+        "/accounts/password/",
+        expect(302, 200, 200, 200, 200, 200),
+        "accounts:password_change",
+    ),
+    Case("confirm link", "GET", "/accounts/verify/not-a-token/", everyone(400), "accounts:verify_email"),
+    Case("resend form", "GET", "/accounts/verify/resend/", everyone(200), "accounts:verify_resend"),
     Case("reset form", "GET", "/accounts/password-reset/", everyone(200), "accounts:password_reset"),
     Case(
         "reset request",

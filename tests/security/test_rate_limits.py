@@ -35,10 +35,14 @@ DEFAULTS = {
     "runs": {"free": 20, "pro": 200},
     "uploads": {"free": 50, "pro": 500},
     "signin_ip": 30,
-    "signin_account": 10,
+    "signin_client": 10,
+    "signin_account": 100,
     "signup_ip": 20,
     "reset_ip": 20,
     "reset_account": 5,
+    "verify_ip": 20,
+    "verify_account": 5,
+    "invites": 50,
 }
 
 
