@@ -23,17 +23,18 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-# Web (gunicorn) and a real Celery worker with its sweeper, on SQLite and a filesystem broker.
+# Web (gunicorn with uvicorn workers, ASGI) and a real Celery worker with its sweeper, on
+# SQLite and a filesystem broker (config/run.py supervises both).
+# One Ctrl-C (or TERM) stops both: the worker finishes the job in hand (warm shutdown), then exits.
 run: migrate
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Docent on http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/celery -A config worker --beat -Q ingest,agents,default --concurrency 2 --loglevel INFO & \
-	$(VENV)/bin/gunicorn config.wsgi --config config/gunicorn.py --bind 127.0.0.1:$(PORT)
+	@$(PY) -m config.run --port $(PORT)
 
 # Production processes (set DOCENT_PRODUCTION, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL first).
 serve: migrate
 	$(PY) manage.py collectstatic --noinput
-	$(VENV)/bin/gunicorn config.wsgi --config config/gunicorn.py
+	$(VENV)/bin/gunicorn config.asgi --config config/gunicorn.py
 
 worker-ingest: install
 	$(VENV)/bin/celery -A config worker -Q ingest --concurrency $${INGEST_CONCURRENCY:-2} -n ingest@%h --loglevel INFO
@@ -83,6 +84,15 @@ bench-load: install
 
 bench-scale: install
 	$(PY) bench/scale.py
+
+.PHONY: bench-answers bench-streams
+bench-answers: install
+	$(PY) bench/answers.py --label after
+
+# 100 open event streams against the project list's latency; delta delivery delay
+bench-streams: install
+	$(PY) bench/streams.py
+	$(PY) bench/streams.py --redis
 
 clean:
 	rm -rf $(VENV) var staticfiles

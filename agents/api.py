@@ -203,7 +203,11 @@ class RunViewSet(
         parameters=[
             OpenApiParameter("Last-Event-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False)
         ],
-        responses={(200, "text/event-stream"): SSE_EVENT_SCHEMA, 204: None},
+        responses={
+            (200, "text/event-stream"): SSE_EVENT_SCHEMA,
+            204: None,
+            400: OpenApiResponse(description="Last-Event-ID is not an id this stream sent"),
+        },
     )
     # JSON first: errors are JSON unless the client asked for text/event-stream.
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])

@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 import weakref
 from dataclasses import dataclass
@@ -70,6 +71,11 @@ async def aclose() -> None:
         await client.aclose()
 
 
+def valid_id(event_id: str) -> bool:
+    """Whether `event_id` is of the shape this carrier gives its events."""
+    return bool(_carrier().ID.fullmatch(event_id))
+
+
 def forget(run_id: Any) -> None:
     """Drop a run's log (the run was deleted)."""
     try:
@@ -92,6 +98,8 @@ def _events_dir() -> Path:
 
 
 class _RedisCarrier:
+    ID = re.compile(r"\d{1,20}-\d{1,20}")
+
     def __init__(self, url: str) -> None:
         self.url = url
 
@@ -154,6 +162,8 @@ def _sync_client(url: str) -> Any:
 
 
 class _FileCarrier:
+    ID = re.compile(r"\d{1,12}")
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 

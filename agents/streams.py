@@ -27,7 +27,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from agents import events
 from agents.models import AgentRun
@@ -48,6 +48,10 @@ def response(request: HttpRequest, run: AgentRun) -> HttpResponse:
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
     if last_id == DONE_ID and run.finished:
         return HttpResponse(status=204)
+    if last_id is not None and last_id != DONE_ID and not events.valid_id(last_id):
+        return JsonResponse(
+            {"detail": "Last-Event-ID is not the id of an event this stream sent."}, status=400
+        )
     if isinstance(request, ASGIRequest):
         body: Any = _serve_async(run.pk, _plan(last_id))
     else:

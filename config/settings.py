@@ -7,7 +7,11 @@ stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -212,10 +216,23 @@ if REDIS_URL:
         }
     }
 else:
+    # A cache every process of the embedded default shares without a server (web workers and
+    # the Celery worker): SQLite files under DATA_DIR, with an atomic incr across processes,
+    # so rate limits and breaker state count once. A test run gets its own folder, as it
+    # gets its own database file (DATABASES TEST NAME).
+    _cache_dir = DATA_DIR / "cache"
+    if "pytest" in sys.modules:
+        _cache_dir = Path(tempfile.gettempdir()) / f"docent-test-cache-{os.getpid()}"
+        atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "docent",
+            "BACKEND": "core.cache.SharedDiskCache",
+            "LOCATION": str(env_str("DOCENT_CACHE_DIR", "") or _cache_dir),
+            "TIMEOUT": 300,
+            # Seconds a call waits for another process's write before retrying.
+            "DATABASE_TIMEOUT": 1.0,
+            "SHARDS": 4,
+            "OPTIONS": {"size_limit": 256 * 1024 * 1024},
         }
     }
 
@@ -271,7 +288,9 @@ DOCENT_MAX_UPLOAD_MB = env_int("DOCENT_MAX_UPLOAD_MB", 25, minimum=1)
 MAX_UPLOAD_BYTES = DOCENT_MAX_UPLOAD_MB * 1024 * 1024
 # Bodies above this spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # non-file form/JSON bodies (pasted text)
+# Non-file form fields and urlencoded bodies: pasted text up to the upload limit, escaped
+# (config/uploads.py; the service measures the text itself against MAX_UPLOAD_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 3 + 1024 * 1024
 # The first handler stops an upload at MAX_UPLOAD_BYTES while it streams in.
 FILE_UPLOAD_HANDLERS = [
     "config.uploads.BoundedUploadHandler",
@@ -339,10 +358,15 @@ RATE_LIMITS: dict[str, object] = {
         "pro": env_int("DOCENT_RATE_UPLOADS_PRO", 500, minimum=1),
     },
     "signin_ip": env_int("DOCENT_RATE_SIGNIN_IP", 30, minimum=1),
-    "signin_account": env_int("DOCENT_RATE_SIGNIN_ACCOUNT", 10, minimum=1),
+    # Failed sign-ins for one address from one client, and from all clients together.
+    "signin_client": env_int("DOCENT_RATE_SIGNIN_CLIENT", 10, minimum=1),
+    "signin_account": env_int("DOCENT_RATE_SIGNIN_ACCOUNT", 100, minimum=1),
     "signup_ip": env_int("DOCENT_RATE_SIGNUP_IP", 20, minimum=1),
     "reset_ip": env_int("DOCENT_RATE_RESET_IP", 20, minimum=1),
     "reset_account": env_int("DOCENT_RATE_RESET_ACCOUNT", 5, minimum=1),
+    "verify_ip": env_int("DOCENT_RATE_VERIFY_IP", 20, minimum=1),
+    "verify_account": env_int("DOCENT_RATE_VERIFY_ACCOUNT", 5, minimum=1),
+    "invites": env_int("DOCENT_RATE_INVITES", 50, minimum=1),
 }
 
 # --- email (password reset, sign-up notices) --------------------------------
@@ -358,6 +382,10 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for one hour
+# Hours the link that confirms a new account's address works (accounts/verification.py).
+EMAIL_VERIFY_HOURS = env_int("DOCENT_VERIFY_LINK_HOURS", 48, minimum=1)
+# Days a project invitation can be accepted (projects/invitations.py).
+INVITATION_DAYS = env_int("DOCENT_INVITATION_DAYS", 14, minimum=1)
 
 # --- REST API --------------------------------------------------------------
 
@@ -378,7 +406,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        # DRF's, refusing deep nesting with a 400 (config/parsers.py).
+        "config.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -503,10 +532,19 @@ SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 400, minimum=10)
 
 # --- agents and LLM providers ----------------------------------------------
 
-LLM_PROVIDER = env_choice("DOCENT_LLM_PROVIDER", "auto", {"auto", "gemini", "offline"})
+LLM_PROVIDER = env_choice("DOCENT_LLM_PROVIDER", "auto", {"auto", "gemini", "openai", "offline"})
 GEMINI_API_KEY = env_str("GEMINI_API_KEY", "")
 GEMINI_MODEL = env_str("DOCENT_GEMINI_MODEL", "gemini-2.5-flash")
 GEMINI_BASE_URL = env_url("DOCENT_GEMINI_BASE_URL", "", {"http", "https"})
+# Any server speaking the OpenAI Chat Completions API: OpenAI, Ollama, vLLM, llama.cpp, LM Studio.
+OPENAI_BASE_URL = env_url("DOCENT_OPENAI_BASE_URL", "", {"http", "https"})
+OPENAI_API_KEY = env_str("DOCENT_OPENAI_API_KEY", "")  # local servers need none
+OPENAI_MODEL = env_str("DOCENT_OPENAI_MODEL", "gpt-4o-mini")
+OPENAI_RESPONSE_FORMAT = env_choice(
+    "DOCENT_OPENAI_RESPONSE_FORMAT", "json_schema", {"json_schema", "json_object", "none"}
+)
+OPENAI_MAX_TOKENS = env_int("DOCENT_OPENAI_MAX_TOKENS", 2048, minimum=0)  # 0: the server's limit
+OPENAI_CONNECT_TIMEOUT_S = env_float("DOCENT_OPENAI_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
 LLM_TIMEOUT_S = env_float("DOCENT_LLM_TIMEOUT_S", 60.0, minimum=1.0)
 LLM_MAX_RETRIES = env_int("DOCENT_LLM_MAX_RETRIES", 3, minimum=0)
 BREAKER_FAILURE_THRESHOLD = env_int("DOCENT_BREAKER_FAILURES", 5, minimum=1)

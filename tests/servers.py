@@ -78,7 +78,7 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
 def call(
     method: str, url: str, *, token: str = "", body: Any = None, timeout: float = 30
 ) -> tuple[int, Any, dict[str, str]]:
-    """One HTTP request; returns (status, parsed JSON or text, headers)."""
+    """One HTTP request; returns (status, parsed JSON or text, headers by title-cased name)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
     request.add_header("Accept", "application/json")
@@ -86,12 +86,18 @@ def call(
         request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    # Header names as HTTP/1.1 spells them case-insensitively; uvicorn sends them in lower case.
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            raw, status, headers = response.read(), response.status, dict(response.headers)
+            raw, status, headers = response.read(), response.status, _titled(response.headers)
     except urllib.error.HTTPError as err:
-        raw, status, headers = err.read(), err.code, dict(err.headers)
+        raw, status, headers = err.read(), err.code, _titled(err.headers)
     try:
         return status, json.loads(raw), headers
     except ValueError:
         return status, raw.decode(errors="replace"), headers
+
+
+def _titled(headers: Any) -> dict[str, str]:
+    """Headers keyed by their names in title case (`Content-Type`, `Retry-After`)."""
+    return {name.title(): value for name, value in headers.items()}

@@ -114,6 +114,10 @@ def test_last_event_id_resumes_after_it_and_after_done_there_is_nothing(
     frames = parse(b"".join(stream(owner_client, run, HTTP_LAST_EVENT_ID=first.id).streaming_content))
     assert [f["data"].get("text") for f in frames if f["event"] == "delta"] == ["two ", "three"]
     assert stream(owner_client, run, HTTP_LAST_EVENT_ID="done").status_code == 204
+    for bad in [":", "-1", "12-x", "x" * 50]:
+        refused = stream(owner_client, run, HTTP_LAST_EVENT_ID=bad)
+        assert refused.status_code == 400
+        assert "Last-Event-ID" in refused.json()["detail"]
 
 
 def test_a_live_run_streams_events_as_they_are_published(

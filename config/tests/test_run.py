@@ -20,14 +20,18 @@ pytestmark = pytest.mark.worker
 
 
 def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    static = {"DOCENT_STATIC_ROOT": str(tmp_path / "static")}
     migrated = manage("migrate", "--noinput", env={}, tmp_path=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
+    # As `make run` does first, so WhiteNoise finds its folder.
+    collected = manage("collectstatic", "--noinput", env=static, tmp_path=tmp_path)
+    assert collected.returncode == 0, collected.stderr
     port = free_port()
     log = tmp_path / "run.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "config.run", "--port", str(port)],
         cwd=ROOT,
-        env=clean_env(tmp_path, DOCENT_STOP_GRACE_S="20"),
+        env=clean_env(tmp_path, DOCENT_STOP_GRACE_S="20", **static),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -85,6 +89,7 @@ def test_one_signal_stops_web_and_worker_promptly_and_quietly(tmp_path: Path, si
     assert text.count("Warm shutdown") == 1, text[-3000:]
     assert "Segmentation" not in text and "Traceback" not in text, text[-3000:]
     assert "exited with 'signal" not in text, "pool processes must stop, not be killed"
+    assert "No directory at" not in text, "WhiteNoise warned about a missing static folder"
     time.sleep(0.5)
     alive = [pid for pid in children if running(pid)]
     assert not alive, f"left running: {alive}"
