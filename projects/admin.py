@@ -11,7 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 
 from projects import services
-from projects.models import Membership, Project, Role
+from projects.models import Invitation, Membership, Project, Role
 
 
 def _first_message(exc: ValidationError) -> str:
@@ -190,3 +190,32 @@ class MembershipAdmin(admin.ModelAdmin):
             self.message_user(request, services.LAST_OWNER_REMOVED, messages.ERROR)
             return redirect("admin:projects_membership_change", membership.pk)
         return super().delete_view(request, object_id, extra_context)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations, read-only: owners send and revoke them, invitees answer them."""
+
+    list_display = ("email", "project", "role", "status", "invited_by", "created_at", "expires_at")
+    list_filter = ("status", "role")
+    search_fields = ("email", "project__title")
+    list_select_related = ("project", "invited_by")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "id",
+        "project",
+        "email",
+        "role",
+        "status",
+        "invited_by",
+        "accepted_by",
+        "created_at",
+        "expires_at",
+        "answered_at",
+    )
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
