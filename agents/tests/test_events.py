@@ -32,9 +32,7 @@ def read(run_id: Any, after: str | None = None, wait_s: float = 0.0) -> list[eve
 def carrier(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> str:
     settings.DATA_DIR = tmp_path
     if request.param == "redis":
-        if not settings.REDIS_URL:
-            if os.environ.get("CI"):
-                pytest.fail("the Redis carrier is tested on the production-stack pass (REDIS_URL)")
+        if not settings.REDIS_URL:  # the embedded pass: the machine's Redis (CI starts it)
             settings.REDIS_URL = "redis://127.0.0.1:6379/15"
         import redis
 
