@@ -160,7 +160,7 @@ def _join_thread(
     if thread is None:
         title = question if len(question) <= THREAD_TITLE_MAX else question[: THREAD_TITLE_MAX - 1] + "…"
         thread = Thread.objects.create(project=project, created_by=user, title=title, turn_count=1)
-        return thread, parent if parent is not None and parent.kind == RunKind.ASK else None
+        return thread, parent
     # Lock the thread so two questions asked at once are numbered one after the other.
     locked = Thread.objects.select_for_update().filter(pk=thread.pk).first()
     if locked is None:
