@@ -6,47 +6,39 @@ database and the media folder hold: every request ends in a success or a clear
 4xx, never a 500, and nothing is left half done or orphaned.
 
 On SQLite the same races cannot happen (every write transaction takes the
-database's lock at BEGIN); the module needs PostgreSQL and fails, rather than
-skips, without it under CI.
+database's lock at BEGIN); the module needs PostgreSQL and fails without it
+(`make test` runs it on its PostgreSQL pass).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.tests.factories import UserFactory
-from conftest import make_project, services_required
+from conftest import make_project
 from documents.models import Document, DocumentStatus
 from documents.services import document_create_from_text
 from projects.models import Membership, Project, Role
+from tests.races import together, token
 from tests.servers import call, web_server
 from tests.worker import database_url
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("postgresql_only"),
+]
 
 ROUNDS = 5
 CLEAN = {200, 201, 204, 400, 403, 404, 409}
-
-
-@pytest.fixture(autouse=True)
-def _on_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        message = "the races need PostgreSQL (DATABASE_URL): SQLite serialises every write"
-        if services_required():
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +63,6 @@ def server(tmp_path: Path, media: Path, settings: Any) -> Iterator[str]:
     }
     with web_server(env, tmp_path / "web.log", workers=2) as base:
         yield base
-
-
-def token(user: Any) -> str:
-    return str(RefreshToken.for_user(user).access_token)
-
-
-def together(*calls: Callable[[], tuple[int, Any, dict[str, str]]]) -> list[tuple[int, Any]]:
-    """Run the calls at the same moment, each on its own thread; (status, body) in order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(fn: Callable[[], tuple[int, Any, dict[str, str]]]) -> tuple[int, Any]:
-        barrier.wait(timeout=30)
-        status, body, _ = fn()
-        return status, body
-
-    with ThreadPoolExecutor(max_workers=min(len(calls), 8)) as pool:
-        return list(pool.map(run, calls))
 
 
 def multipart(

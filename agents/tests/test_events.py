@@ -34,14 +34,6 @@ def carrier(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> st
     if request.param == "redis":
         if not settings.REDIS_URL:  # the embedded pass: the machine's Redis (CI starts it)
             settings.REDIS_URL = "redis://127.0.0.1:6379/15"
-        import redis
-
-        try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).ping()
-        except redis.RedisError:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip("Redis is not running (CI runs this)")
     else:
         settings.REDIS_URL = ""
     return request.param

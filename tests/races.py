@@ -1,0 +1,31 @@
+"""What the race tests share: requests run at the same moment (conftest.postgresql_only
+keeps them on PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rest_framework_simplejwt.tokens import RefreshToken
+
+Call = Callable[[], tuple[int, Any, dict[str, str]]]
+MAX_THREADS = 8
+
+
+def token(user: Any) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+def together(*calls: Call) -> list[tuple[int, Any]]:
+    """Run the calls at the same moment, each on its own thread; (status, body) in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(fn: Call) -> tuple[int, Any]:
+        barrier.wait(timeout=30)
+        status, body, _ = fn()
+        return status, body
+
+    with ThreadPoolExecutor(max_workers=min(len(calls), MAX_THREADS)) as pool:
+        return list(pool.map(run, calls))
