@@ -10,12 +10,9 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from accounts import verification
 
 
-class SignupForm(forms.Form):
-    email = forms.EmailField(
-        label="Email",
-        max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
-    )
+class NewPasswordForm(forms.Form):
+    """A new password, typed twice (sign-up and password change)."""
+
     password = forms.CharField(
         label="Password",
         strip=False,
@@ -36,6 +33,16 @@ class SignupForm(forms.Form):
         if password and confirm and password != confirm:
             self.add_error("confirm", "The two passwords differ.")
         return data
+
+
+class SignupForm(NewPasswordForm):
+    field_order = ["email", "password", "confirm"]
+
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
 
 
 class LoginForm(AuthenticationForm):
@@ -86,8 +93,10 @@ class ResetRequestForm(PasswordResetForm):
         return self.cleaned_data["email"].strip().lower()
 
 
-class PasswordChangeForm(forms.Form):
+class PasswordChangeForm(NewPasswordForm):
     """Change one's own password: the current one first (accounts.services.user_update checks it)."""
+
+    field_order = ["current_password", "password", "confirm"]
 
     current_password = forms.CharField(
         label="Current password",
@@ -95,23 +104,8 @@ class PasswordChangeForm(forms.Form):
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
-    password = forms.CharField(
-        label="New password",
-        strip=False,
-        max_length=128,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters; not a common or all-numeric password.",
-    )
-    confirm = forms.CharField(
-        label="Confirm the new password",
-        strip=False,
-        max_length=128,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        password, confirm = data.get("password"), data.get("confirm")
-        if password and confirm and password != confirm:
-            self.add_error("confirm", "The two passwords differ.")
-        return data
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["password"].label = "New password"
+        self.fields["confirm"].label = "Confirm the new password"

@@ -4,6 +4,7 @@ nearest passages of a declined question, and the answer with its citation chips.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -34,10 +35,17 @@ def visible_titles(user: Any, ids: Any) -> dict[str, str]:
     return {str(pk): title for pk, title in rows}
 
 
-def citations(user: Any, run: AgentRun) -> list[dict[str, Any]]:
-    """The run's citations, numbered, with the title of each document still there."""
-    raw = [c for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
-    titles = visible_titles(user, {c.get("document") for c in raw})
+def _raw_citations(run: AgentRun) -> list[dict[str, Any]]:
+    return [c for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
+
+
+def _raw_nearest(run: AgentRun) -> list[dict[str, Any]]:
+    raw = run.output.get("nearest") if isinstance(run.output, dict) else None
+    return [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+
+
+def citations(run: AgentRun, titles: dict[str, str]) -> list[dict[str, Any]]:
+    """The run's citations, numbered, with the title of each document still readable."""
     return [
         {
             "number": number,
@@ -47,29 +55,28 @@ def citations(user: Any, run: AgentRun) -> list[dict[str, Any]]:
             "end": c.get("end"),
             "quote": c.get("quote", ""),
         }
-        for number, c in enumerate(raw, start=1)
+        for number, c in enumerate(_raw_citations(run), start=1)
     ]
 
 
-def nearest(user: Any, run: AgentRun) -> list[dict[str, Any]]:
+def nearest(
+    run: AgentRun, titles: dict[str, str], spans: dict[int, tuple[str, int, int]]
+) -> list[dict[str, Any]]:
     """The passages closest to an unanswered question, with their spans when still indexed."""
-    raw = run.output.get("nearest") if isinstance(run.output, dict) else None
-    items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
-    titles = visible_titles(user, {i.get("document") for i in items})
     found = []
-    for item in items:
+    for item in _raw_nearest(run):
         doc_id = str(item.get("document", ""))
-        chunk = None
-        if doc_id in titles and isinstance(item.get("chunk"), int):
-            chunk = document_selectors.chunk_in_project(project_id=run.project_id, chunk_id=item["chunk"])
+        span = spans.get(item["chunk"]) if doc_id in titles and isinstance(item.get("chunk"), int) else None
+        if span is not None and span[0] != doc_id:
+            span = None
         found.append(
             {
                 "document": doc_id,
                 "exists": doc_id in titles,
                 "title": titles.get(doc_id) or item.get("title", ""),
                 "text": item.get("text", ""),
-                "start": chunk.start if chunk and str(chunk.document_id) == doc_id else None,
-                "end": chunk.end if chunk and str(chunk.document_id) == doc_id else None,
+                "start": span[1] if span else None,
+                "end": span[2] if span else None,
             }
         )
     return found
@@ -135,17 +142,40 @@ def answer_html(run: AgentRun, numbered: list[dict[str, Any]]) -> SafeString:
     return mark_safe("".join(f"<p>{p}</p>" for p in paragraphs if p))  # noqa: S308  (escaped above)
 
 
+def turns(user: Any, runs: Iterable[AgentRun]) -> list[dict[str, Any]]:
+    """Everything a page shows of each run, with one query for the documents' titles and
+    one for the nearest passages' spans, however many runs there are."""
+    runs = list(runs)
+    done = [run for run in runs if run.status == RunStatus.SUCCEEDED]
+    titles = visible_titles(
+        user,
+        {c.get("document") for run in done for c in _raw_citations(run)}
+        | {i.get("document") for run in done for i in _raw_nearest(run)},
+    )
+    chunk_ids = {i["chunk"] for run in done for i in _raw_nearest(run) if isinstance(i.get("chunk"), int)}
+    spans = (
+        document_selectors.chunk_spans(project_id=runs[0].project_id, chunk_ids=chunk_ids)
+        if chunk_ids
+        else {}
+    )
+    return [_turn(run, titles, spans) for run in runs]
+
+
 def turn(user: Any, run: AgentRun) -> dict[str, Any]:
     """Everything a page shows of one run."""
+    return turns(user, [run])[0]
+
+
+def _turn(run: AgentRun, titles: dict[str, str], spans: dict[int, tuple[str, int, int]]) -> dict[str, Any]:
     done = run.status == RunStatus.SUCCEEDED
-    numbered = citations(user, run) if done else []
+    numbered = citations(run, titles) if done else []
     output = run.output if isinstance(run.output, dict) else {}
     return {
         "run": run,
         "answered": run.answered is not False,
         "citations": numbered,
         "answer_html": answer_html(run, numbered) if done else "",
-        "nearest": nearest(user, run) if done else [],
+        "nearest": nearest(run, titles, spans) if done else [],
         "dropped": output.get("dropped_citations", 0),
         "search_query": output.get("search_query", ""),
     }

@@ -16,12 +16,10 @@ from django.utils import timezone
 from agents import events
 from agents.models import AgentRun, RunKind, RunStatus, Thread
 from agents.providers import (
-    OfflineProvider,
     Provider,
     ProviderError,
-    get_provider,
-    provider_breaker,
     resolve_provider_name,
+    rewrite_query,
     run_with_breaker,
 )
 from agents.providers.base import Citation, Passage, ProviderResult
@@ -249,24 +247,10 @@ class DocumentDeleted(ProviderError):
 
 
 def standalone_query(run: AgentRun, history: list[tuple[str, str]]) -> str:
-    """The question to search for: a follow-up rewritten to stand alone.
-
-    By the configured model when one is available and its circuit is closed, else
-    from the earlier turns' words (the offline provider's rewrite).
-    """
-    if not history:
-        return run.question
-    provider: Provider = OfflineProvider(embedder.encode)
-    name = resolve_provider_name(run.requested_provider or None)
-    if name != "offline" and provider_breaker(name).state() != "open":
-        provider = get_provider(name, encode=embedder.encode)
-    try:
-        query = provider.rewrite_query(run.question, history)
-    finally:
-        close = getattr(provider, "close", None)
-        if close is not None:
-            close()
-    return query.strip() or run.question
+    """The question to search for: a follow-up rewritten to stand alone."""
+    return rewrite_query(
+        run.question, history, encode=embedder.encode, provider=run.requested_provider or None
+    )
 
 
 def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> tuple[list[Passage], str]:

@@ -137,7 +137,7 @@ def thread(request: HttpRequest, pk: UUID) -> HttpResponse:
     context = {
         "thread": conversation,
         "project": conversation.project,
-        "turns": [presenting.turn(request.user, run) for run in runs],
+        "turns": presenting.turns(request.user, runs),
         "ask_form": AskForm(),
     }
     return render(request, "agents/thread.html", context)

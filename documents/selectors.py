@@ -34,10 +34,9 @@ def chunks_of(document: Document) -> QuerySet[Chunk]:
     return document.chunks.order_by("index").defer("embedding")
 
 
-def chunk_in_project(*, project_id: Any, chunk_id: int) -> Chunk | None:
-    return (
-        Chunk.objects.filter(project_id=project_id, pk=chunk_id)
-        .select_related("document")
-        .defer("embedding")
-        .first()
+def chunk_spans(*, project_id: Any, chunk_ids: Any) -> dict[int, tuple[str, int, int]]:
+    """(document id, start, end) of each of these chunks that is still in the project."""
+    rows = Chunk.objects.filter(project_id=project_id, pk__in=list(chunk_ids)).values_list(
+        "pk", "document_id", "start", "end"
     )
+    return {pk: (str(doc), start, end) for pk, doc, start, end in rows}

@@ -34,6 +34,7 @@ __all__ = [
     "get_provider",
     "provider_breaker",
     "resolve_provider_name",
+    "rewrite_query",
     "run_with_breaker",
 ]
 
@@ -149,11 +150,35 @@ def run_with_breaker(
             raise
         reason = f"{label} failed ({_short(exc)}); answered by the offline provider"
     finally:
-        close = getattr(primary, "close", None)
-        if close is not None:
-            close()
+        _close(primary)
     log.warning("provider fallback: %s", reason)
     return kind_call(OfflineProvider(encode)), True, reason
+
+
+def rewrite_query(
+    question: str, history: list[tuple[str, str]], *, encode: Encoder, provider: str | None = None
+) -> str:
+    """`question` as a standalone search query, given the conversation's earlier turns.
+
+    By the configured model while its circuit is closed (a model's rewrite never
+    raises: it falls back to the offline one itself), else by the offline provider.
+    """
+    if not history:
+        return question
+    name = resolve_provider_name(provider)
+    chosen: Provider = OfflineProvider(encode)
+    if name != "offline" and provider_breaker(name).state() != "open":
+        chosen = get_provider(name, encode=encode)
+    try:
+        return chosen.rewrite_query(question, history).strip() or question
+    finally:
+        _close(chosen)
+
+
+def _close(provider: Provider) -> None:
+    close = getattr(provider, "close", None)
+    if close is not None:
+        close()
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -17,7 +17,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
+
+from agents.tests.loopback import LoopbackServer
 
 _ROUTE = re.compile(r"^/(?P<version>v[^/]+)/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 
@@ -86,7 +88,10 @@ class ReceivedRequest:
 
 
 @dataclass
-class FakeGemini:
+class FakeGemini(LoopbackServer):
+    handler = None  # set below, once the handler class exists
+    thread_name = "fake-gemini"
+
     default: Behaviour = field(default_factory=lambda: status(500, "nothing queued"))
     stream_pieces: int = 3  # the reply text is cut into this many SSE events
     queue: deque[Behaviour] = field(default_factory=deque)
@@ -121,37 +126,6 @@ class FakeGemini:
             self.queue.clear()
             self.requests.clear()
         self.default = status(500, "nothing queued")
-
-    def start(self) -> FakeGemini:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # so shutdown() returns at once
-            name="fake-gemini",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake any hanging handler
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- used by the handler -----------------------------------------------
 
@@ -271,3 +245,6 @@ def _error_body(code: int, message: str) -> dict[str, Any]:
             "status": _STATUS_NAMES.get(code, "UNKNOWN"),
         }
     }
+
+
+FakeGemini.handler = _Handler

@@ -19,7 +19,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
+
+from agents.tests.loopback import LoopbackServer
 
 ROUTE = "/v1/chat/completions"
 
@@ -113,7 +115,10 @@ class ReceivedRequest:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
+    handler = None  # set below, once the handler class exists
+    thread_name = "fake-openai"
+
     default: Behaviour = field(default_factory=lambda: status(500, "nothing queued"))
     piece_size: int = 6  # characters of reply text per streamed chunk
     piece_delay_s: float = 0.001  # between streamed chunks (raise it to watch text arrive)
@@ -146,37 +151,6 @@ class FakeOpenAI:
         assert self._server is not None
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
-
-    def start(self) -> FakeOpenAI:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # so shutdown() returns at once
-            name="fake-openai",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake any hanging handler
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- used by the handler -----------------------------------------------
 
@@ -329,3 +303,6 @@ def _completion(behaviour: Behaviour, model: str) -> dict[str, Any]:
 
 def _error_body(code: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": _ERROR_TYPES.get(code, "error"), "code": code}}
+
+
+FakeOpenAI.handler = _Handler

@@ -248,3 +248,62 @@ def test_a_summary_of_a_document_deleted_before_it_runs_fails(
     run.refresh_from_db()
     assert run.error == "The document was deleted before the run started."
     assert run.answer == ""
+
+
+def test_a_follow_up_is_rewritten_offline_while_the_models_circuit_is_open(settings: Any) -> None:
+    from agents.providers import offline, provider_breaker, rewrite_query
+
+    settings.LLM_PROVIDER = "openai"
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:1/v1"  # nothing listens: a call would fail
+    breaker = provider_breaker("openai")
+    for _ in range(settings.BREAKER_FAILURE_THRESHOLD):
+        breaker.record_failure()
+    assert breaker.state() == "open"
+    history = [("Who designed the Brightwater pump?", "Ada Okafor.")]
+    question = "How often should its intake filter be cleaned?"
+    rewritten = rewrite_query(question, history, encode=lambda texts: None)
+    assert rewritten == offline.standalone_query(question, history)
+    assert "pump" in rewritten.lower()
+    assert rewrite_query(question, [], encode=lambda texts: None) == question
+
+
+def test_the_thread_page_reads_the_same_number_of_queries_for_two_turns_or_twenty(
+    owner_client: Client, user: Any, project: Project, pump: Document
+) -> None:
+    chunk = pump.chunks.first()
+    cited = {
+        "document": str(pump.pk),
+        "chunk": chunk.pk,
+        "start": chunk.start,
+        "end": chunk.end,
+        "quote": "x",
+    }
+    nearest = {"document": str(pump.pk), "chunk": chunk.pk, "title": "Pump notes", "text": "near"}
+    first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Q0?")
+
+    def add(count: int) -> None:
+        for number in range(count):
+            run = services.run_create(
+                user=user, project=project, kind=RunKind.ASK, question=f"Q{number}?", thread=first.thread
+            )
+            declined = number % 2 == 1
+            AgentRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.SUCCEEDED,
+                answer="An answer [1].",
+                citations=[] if declined else [cited],
+                output={"answered": not declined, "nearest": [nearest] if declined else []},
+            )
+
+    def queries() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            body = owner_client.get(f"/runs/threads/{first.thread_id}/").content.decode()
+        assert f"?start={chunk.start}&amp;end={chunk.end}#passage" in body
+        return len(captured)
+
+    add(2)
+    few = queries()
+    add(18)
+    assert queries() == few
