@@ -66,10 +66,6 @@ def tokens_used_this_month(*, user: Any, provider: str = "gemini") -> int:
     return int(totals["total"] or 0)
 
 
-def gemini_tokens_used_this_month(*, user: Any) -> int:
-    return tokens_used_this_month(user=user, provider="gemini")
-
-
 def _check_budget(user: Any, allow_offline: bool) -> str:
     """The provider to request for a new run: '' (configured) or 'offline' over budget."""
     provider = resolve_provider_name()

@@ -173,7 +173,7 @@ def test_spent_token_budget_is_a_429_unless_offline_is_allowed(
     fake_gemini.always(reply_json(GOOD, input_tokens=90, output_tokens=20))
     first = ask(auth_api, project, django_capture_on_commit_callbacks)
     assert first.provider == "gemini"
-    assert services.gemini_tokens_used_this_month(user=user) >= 110
+    assert services.tokens_used_this_month(user=user, provider="gemini") >= 110
 
     response = auth_api.post(
         "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "Again?"}, format="json"
