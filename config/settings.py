@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -301,6 +302,26 @@ FILE_UPLOAD_HANDLERS = [
 EXTRACT_TIMEOUT_S = env_float("DOCENT_EXTRACT_TIMEOUT_S", 120.0, minimum=1.0)
 EXTRACT_MEMORY_MB = env_int("DOCENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
+# --- document formats: OCR, images, spreadsheets, web pages by URL ---------
+
+# Scanned PDF pages (no text layer) and PNG/JPEG/TIFF images are read with Tesseract, in the
+# extraction child above; a document with more pages to OCR than this fails with the reason.
+OCR_MAX_PAGES = env_int("DOCENT_OCR_MAX_PAGES", 50, minimum=1)
+# Tesseract's -l: installed language packs joined by "+", e.g. "eng+deu".
+OCR_LANGUAGES = env_str("DOCENT_OCR_LANGUAGES", "eng")
+if not re.fullmatch(r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*", OCR_LANGUAGES):
+    raise ImproperlyConfigured(
+        f"DOCENT_OCR_LANGUAGES must be Tesseract language codes joined by '+', got {OCR_LANGUAGES!r}"
+    )
+# Largest image (or image in a PDF) read, in pixels: a decompression bomb stops here.
+IMAGE_MAX_PIXELS = env_int("DOCENT_IMAGE_MAX_PIXELS", 50_000_000, minimum=1_000_000)
+# Cells read from one XLSX workbook or CSV file; past it the rest is left out, with a note.
+SHEET_MAX_CELLS = env_int("DOCENT_SHEET_MAX_CELLS", 500_000, minimum=1000)
+# Adding a web page by URL (documents/fetching.py): private, loopback and link-local
+# addresses are refused unless allowed (an intranet); the whole fetch has this long.
+URL_FETCH_ALLOW_PRIVATE = env_bool("DOCENT_URL_FETCH_ALLOW_PRIVATE", False)
+URL_FETCH_TIMEOUT_S = env_float("DOCENT_URL_FETCH_TIMEOUT_S", 15.0, minimum=1.0)
+
 # --- security --------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -464,8 +485,25 @@ SPECTACULAR_SETTINGS = {
 
 # --- stuck-work sweeper ----------------------------------------------------
 
+# A claim older than this is taken to be a dead worker's and may be claimed again. It must
+# outlast the longest single document (extraction is capped at DOCENT_EXTRACT_TIMEOUT_S;
+# embedding a 25 MB text takes minutes); a killed worker's own job usually resumes sooner,
+# when its message comes back (see the visibility timeout below).
 STUCK_AFTER_S = env_int("DOCENT_STUCK_AFTER_S", 900, minimum=1)
 SWEEP_INTERVAL_S = env_float("DOCENT_SWEEP_INTERVAL_S", 60.0, minimum=1.0)
+
+# --- batch ingest (documents/ingest.py) ---------------------------------------
+
+# Documents one claim takes, and about how many bytes of input: their chunks are embedded
+# together, so small documents still fill the encoder's batches.
+INGEST_BATCH_DOCS = env_int("DOCENT_INGEST_BATCH_DOCS", 64, minimum=1)
+INGEST_BATCH_BYTES = env_int("DOCENT_INGEST_BATCH_MB", 32, minimum=1) * 1024 * 1024
+# A job stops claiming after this long and wakes the next one, so no broker message stays
+# unacknowledged anywhere near the visibility timeout.
+INGEST_JOB_S = env_float("DOCENT_INGEST_JOB_S", 60.0, minimum=1.0)
+# While a wake-up is queued, new documents publish nothing more; after this long without a
+# job starting, the next document publishes again (a lost message costs at most this).
+INGEST_WAKE_TTL_S = env_int("DOCENT_INGEST_WAKE_TTL_S", 30, minimum=1)
 
 # --- Celery ----------------------------------------------------------------
 
@@ -484,10 +522,23 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+    # The filesystem transport looks for messages once per polling interval when it has
+    # none (1 s by default, which handed out two jobs a second): a wake-up starts within
+    # 0.1 s, and an idle worker lists one folder ten times a second.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
 elif CELERY_BROKER_URL.startswith("redis"):
-    # A task not acknowledged within this time (a killed worker) is re-delivered.
+    # A task not acknowledged within the visibility timeout (its worker was killed) is
+    # delivered again. It must outlast the longest task, or a live one runs twice: an
+    # ingest job stops claiming after DOCENT_INGEST_JOB_S (60 s) plus the batch in hand,
+    # an agent run is bounded by DOCENT_LLM_TIMEOUT_S times its retries (about 240 s).
+    # kombu checks for such messages every interval x throttle seconds (10 x 10 = 100 s
+    # by default, which is why a killed worker's job came back after ~115 s); every 5 s
+    # here, so a lost job returns within visibility timeout + 5 s. Retry delays stay
+    # under it too (retry_backoff_max=30 s): a countdown task is held unacknowledged.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("DOCENT_BROKER_VISIBILITY_TIMEOUT_S", 3600, minimum=1)
+        "visibility_timeout": env_int("DOCENT_BROKER_VISIBILITY_TIMEOUT_S", 300, minimum=1),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("DOCENT_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True

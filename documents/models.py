@@ -17,6 +17,38 @@ class DocumentStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class IngestPriority(models.IntegerChoices):
+    # Ingest claims interactive work first, so an upload is not queued behind a bulk import.
+    INTERACTIVE = 0, "Interactive"
+    BULK = 1, "Bulk"
+
+
+class ImportBatch(models.Model):
+    """One bulk import into a project: what it created, skipped and could not read."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="imports")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=500, blank=True, default="")
+    created = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    # Records that never became documents: [{"source": ..., "reason": ...}], the first few.
+    failed_records = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    # When the import stopped creating documents (ingest may go on after it).
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["project", "-started_at"], name="imports_project_newest")]
+
+    def __str__(self) -> str:
+        return f"import {self.source or self.pk}"
+
+
 def upload_to(instance: Document, filename: str) -> str:
     return f"documents/{instance.project_id}/{instance.id}/{filename}"
 
@@ -41,6 +73,15 @@ class Document(models.Model):
     error = models.TextField(blank=True, default="")
     chunk_count = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    # The ingest job holding the claim (its task id): a retried or re-delivered job
+    # recognises its own claim and resumes it instead of waiting for it to go stale.
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    priority = models.PositiveSmallIntegerField(
+        choices=IngestPriority.choices, default=IngestPriority.INTERACTIVE
+    )
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
+    )
     metadata = models.JSONField(default=dict, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -55,7 +96,9 @@ class Document(models.Model):
             models.Index(fields=["project", "status"]),
             # The document list pages a project newest first without sorting every row.
             models.Index(fields=["project", "-created_at"], name="documents_project_newest"),
-            models.Index(fields=["status", "status_changed_at"]),
+            # The ingest queue: claimable work by priority, oldest first.
+            models.Index(fields=["status", "priority", "status_changed_at"], name="documents_ingest_queue"),
+            models.Index(fields=["batch", "status"], name="documents_batch_status"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import chunking, embedder, extraction, importing, sandbox, search
-from documents.models import Chunk, Document, DocumentStatus
-from documents.search import index_text
+from documents import extraction, importing
+from documents.models import Document, DocumentStatus, ImportBatch, IngestPriority
 from projects.access import require
 from projects.models import Project, Role
 from projects.services import project_touch_documents
@@ -26,8 +22,6 @@ from projects.services import project_touch_documents
 log = logging.getLogger(__name__)
 
 TITLE_MAX = 300
-# What document_ingest returns when another worker is processing the document.
-INGEST_BUSY = "busy"
 
 
 def _clean_title(title: str, field: str = "title") -> str:
@@ -72,8 +66,12 @@ def document_create_from_file(
     title: str = "",
     external_id: str = "",
     source: str = "",
+    batch: ImportBatch | None = None,
 ) -> Document:
-    """Store an uploaded file as a new pending document (ingest runs after commit)."""
+    """Store an uploaded file as a new pending document (ingest runs after commit).
+
+    A document of an import `batch` is bulk work: ingest takes interactive uploads first.
+    """
     require(user, project, Role.EDITOR)
     data = read_upload(upload)
     filename = safe_filename(getattr(upload, "name", "") or "upload")
@@ -91,6 +89,7 @@ def document_create_from_file(
         filename=filename,
         fmt=fmt,
         content_type=getattr(upload, "content_type", "") or "",
+        batch=batch,
     )
 
 
@@ -102,8 +101,9 @@ def document_create_from_text(
     text: str,
     external_id: str = "",
     source: str = "",
+    batch: ImportBatch | None = None,
 ) -> Document:
-    """Store pasted text as a new pending document."""
+    """Store pasted text as a new pending document (bulk work when part of an import `batch`)."""
     require(user, project, Role.EDITOR)
     if not (text or "").strip():
         raise ValidationError({"text": "The text is empty."})
@@ -123,6 +123,7 @@ def document_create_from_text(
         fmt="txt",
         content_type="text/plain",
         pasted=text,
+        batch=batch,
     )
 
 
@@ -138,6 +139,7 @@ def _create(
     fmt: str,
     content_type: str,
     pasted: str = "",
+    batch: ImportBatch | None = None,
 ) -> Document:
     external_id = (external_id or "").strip()
     if len(external_id) > 300:
@@ -156,6 +158,8 @@ def _create(
         size_bytes=len(data),
         content_hash=hashlib.sha256(data).hexdigest(),
         uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+        batch=batch,
+        priority=IngestPriority.BULK if batch is not None else IngestPriority.INTERACTIVE,
     )
     try:
         with transaction.atomic():
@@ -240,184 +244,15 @@ def document_delete(*, user: Any, document: Document) -> None:
     document_purge(document=document)
 
 
-def _claim(document_id: Any) -> int | None:
-    """Take the document for processing; None when another worker has it or it is done.
-
-    A document stuck in `processing` past the timeout (its worker died) may be
-    claimed again. The returned attempt number fences off the older worker.
-    """
-    stale = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_S)
-    claimable = Q(status=DocumentStatus.PENDING) | Q(
-        status=DocumentStatus.PROCESSING, status_changed_at__lt=stale
-    )
-    with transaction.atomic():
-        updated = Document.objects.filter(claimable, pk=document_id).update(
-            status=DocumentStatus.PROCESSING,
-            attempts=F("attempts") + 1,
-            status_changed_at=timezone.now(),
-            error="",
-        )
-        if not updated:
-            return None
-        claimed = Document.objects.filter(pk=document_id).values_list("attempts", "project_id").first()
-        assert claimed is not None  # the row this transaction just updated
-        project_touch_documents(project_id=claimed[1])
-    return claimed[0]
-
-
-def _document_bytes(doc: Document) -> bytes:
-    if doc.file:
-        with doc.file.open("rb") as fh:
-            return fh.read()
-    return doc.pasted_text.encode("utf-8")
-
-
-def _fail(document_id: Any, attempt: int, reason: str) -> None:
-    with transaction.atomic():
-        failed = Document.objects.filter(pk=document_id, attempts=attempt).update(
-            status=DocumentStatus.FAILED, error=reason[:2000], status_changed_at=timezone.now()
-        )
-        if failed:
-            project_id = Document.objects.filter(pk=document_id).values_list("project_id", flat=True).first()
-            project_touch_documents(project_id=project_id)
-    log.warning(
-        "document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason}
-    )
-
-
 def document_ingest(*, document_id: Any) -> str:
-    """Extract, chunk, embed and store a document; safe to run twice. Returns the final status."""
-    attempt = _claim(document_id)
-    if attempt is None:
-        status = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
-        if status == DocumentStatus.PROCESSING:
-            # Another worker holds it, or held it and died: check again later.
-            log.info("document ingest busy elsewhere", extra={"document_id": str(document_id)})
-            return INGEST_BUSY
-        log.info("document ingest skipped (not claimable)", extra={"document_id": str(document_id)})
-        return "skipped"
-    doc = Document.objects.select_related("project").get(pk=document_id)
-    log.info(
-        "document processing", extra={"document_id": str(doc.pk), "status": "processing", "attempt": attempt}
-    )
-    started = time.monotonic()
-    try:
-        try:
-            data = _document_bytes(doc)
-        except OSError:
-            _fail(doc.pk, attempt, "The stored file could not be read; upload it again.")
-            return DocumentStatus.FAILED
-        content_hash = hashlib.sha256(data).hexdigest()
-        if doc.pasted_text:
-            text = extraction.normalise(doc.pasted_text)
-            fmt = "txt"
-            if not text:
-                raise extraction.ExtractionError("The text is empty.")
-        else:
-            # In a child process with bounded memory and time: hostile files fail, the worker lives.
-            extracted = sandbox.extract_text_bounded(data, filename=doc.original_filename)
-            text, fmt = extracted.text, extracted.format
-        unchanged = content_hash == doc.indexed_hash and doc.chunk_count > 0 and doc.chunks.exists()
-        if unchanged:
-            chunks: list[Chunk] = []
-        else:
-            spans = chunking.chunk_text(
-                text,
-                max_tokens=settings.CHUNK_TOKENS,
-                overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-            )
-            if not spans:
-                raise extraction.ExtractionError("The document contains no text to index.")
-            vectors = embedder.encode([index_text(doc.title, s.text) for s in spans])
-            chunks = [
-                Chunk(
-                    document_id=doc.pk,
-                    project_id=doc.project_id,
-                    index=s.index,
-                    text=s.text,
-                    start=s.start,
-                    end=s.end,
-                    token_count=s.token_count,
-                    embedding=v,
-                    dim=int(v.shape[0]),
-                )
-                for s, v in zip(spans, vectors, strict=True)
-            ]
-    except extraction.ExtractionError as exc:
-        _fail(doc.pk, attempt, str(exc))
-        return DocumentStatus.FAILED
-    except Exception as exc:
-        log.exception("document ingest crashed", extra={"document_id": str(doc.pk)})
-        _fail(doc.pk, attempt, f"Processing failed unexpectedly ({type(exc).__name__}); try re-indexing.")
-        return DocumentStatus.FAILED
+    """Ingest one document in this process now (import and re-index --sync); its final status.
 
-    with transaction.atomic():
-        # Fence: only the worker holding the latest claim may write.
-        current = (
-            Document.objects.select_for_update()
-            .filter(pk=doc.pk, attempts=attempt, status=DocumentStatus.PROCESSING)
-            .first()
-        )
-        if current is None:
-            log.info("document ingest superseded", extra={"document_id": str(doc.pk)})
-            return "skipped"
-        if not unchanged:
-            search.ensure_dimension(chunks[0].dim)
-            # The database's search index follows these rows in this transaction (triggers).
-            Chunk.objects.filter(document_id=doc.pk).delete()
-            Chunk.objects.bulk_create(chunks, batch_size=500)
-            current.chunk_count = len(chunks)
-        current.text = text
-        current.format = fmt
-        current.content_hash = content_hash
-        current.indexed_hash = content_hash
-        current.status = DocumentStatus.READY
-        current.error = ""
-        current.status_changed_at = timezone.now()
-        current.save(
-            update_fields=[
-                "text",
-                "format",
-                "content_hash",
-                "indexed_hash",
-                "status",
-                "error",
-                "chunk_count",
-                "status_changed_at",
-                "updated_at",
-            ]
-        )
-        project_touch_documents(project_id=doc.project_id)
-    log.info(
-        "document ready",
-        extra={
-            "document_id": str(doc.pk),
-            "status": "ready",
-            "chunks": current.chunk_count,
-            "reembedded": not unchanged,
-            "duration_ms": int((time.monotonic() - started) * 1000),
-        },
-    )
-    return DocumentStatus.READY
+    Workers ingest in batches (documents.ingest); both claim the same way, so the
+    two never store a document twice.
+    """
+    from documents import ingest
 
-
-def documents_requeue_stuck(*, older_than_s: int | None = None) -> int:
-    """Re-enqueue documents left pending (a lost publish) or processing (a dead worker)."""
-    from documents import tasks
-
-    age = settings.STUCK_AFTER_S if older_than_s is None else older_than_s
-    cutoff = timezone.now() - timedelta(seconds=age)
-    ids = list(
-        Document.objects.filter(
-            status__in=[DocumentStatus.PENDING, DocumentStatus.PROCESSING],
-            status_changed_at__lt=cutoff,
-        ).values_list("pk", flat=True)[:1000]
-    )
-    for pk in ids:
-        tasks.enqueue_ingest(pk)
-    if ids:
-        log.info("requeued stuck documents", extra={"count": len(ids)})
-    return len(ids)
+    return ingest.ingest_one(document_id=document_id)
 
 
 ImportReport = importing.ImportReport

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from celery import Task, shared_task
-from django.conf import settings
 from django.db import OperationalError
 
 log = logging.getLogger(__name__)
@@ -19,33 +19,44 @@ log = logging.getLogger(__name__)
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
-    max_retries=5,
+    retry_backoff_max=30,
+    max_retries=8,
 )
-def ingest_document(self: Task, document_id: str) -> str:
-    """Extract, chunk and embed one document."""
-    from documents import services
+def ingest_documents(self: Task, document_id: str | None = None) -> dict[str, int]:
+    """Claim and ingest pending documents in batches (a wake-up: the database holds the queue).
 
-    result = services.document_ingest(document_id=document_id)
-    if result == services.INGEST_BUSY:
-        # A re-delivered job while another worker has the document: come back
-        # once that worker's claim can be judged stale, so a dead one is replaced.
-        raise self.retry(countdown=min(settings.STUCK_AFTER_S + 1, 300), max_retries=20)
-    return result
+    `document_id` is accepted for messages published before batching; the claim
+    takes every pending document anyway. A retry (after a database error) and a
+    re-delivery (after a killed worker) keep the task id, so the job resumes its
+    own claims at once.
+    """
+    from documents import ingest
+
+    # Run inline (eager), a job waking another would recurse: the one job drains the queue.
+    report = ingest.run(token=self.request.id or uuid.uuid4().hex, wake_others=not self.request.is_eager)
+    return {"claimed": report.claimed, "ready": report.ready, "failed": report.failed}
 
 
 @shared_task(name="documents.requeue_stuck", acks_late=True)
-def requeue_stuck_documents() -> int:
-    """Periodic sweeper: re-enqueue documents whose job was lost."""
-    from documents import services
+def requeue_stuck_documents() -> bool:
+    """Periodic sweeper: wake a worker when documents have waited (a lost message, a dead worker)."""
+    from documents import ingest
 
-    return services.documents_requeue_stuck()
+    return ingest.sweep()
 
 
-def enqueue_ingest(document_id: Any) -> None:
-    """Publish an ingest job; a broker outage is logged, and the sweeper retries later."""
+def publish_wakeup() -> bool:
+    """Publish an ingest wake-up; a broker outage is logged (the sweeper tries again later)."""
     try:
-        ingest_document.delay(str(document_id))
+        ingest_documents.delay()
     except Exception:
-        log.exception(
-            "could not enqueue ingest; the sweeper will retry", extra={"document_id": str(document_id)}
-        )
+        log.exception("could not publish an ingest wake-up; the sweeper will retry")
+        return False
+    return True
+
+
+def enqueue_ingest(document_id: Any = None) -> None:
+    """A document is waiting: make sure a worker will come for it."""
+    from documents import ingest
+
+    ingest.wake()

@@ -115,6 +115,20 @@ def _table_exists(cursor: Any, name: str) -> bool:
     return cursor.fetchone() is not None
 
 
+def drop_triggers(schema_editor: Any) -> None:
+    """Drop the search triggers before a migration rebuilds `documents_document` or `documents_chunk`.
+
+    SQLite refuses to rename the rebuilt table into place while a trigger names the
+    old one; `install()` puts them back afterwards.
+    """
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'documents_chunk%'"
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+
+
 def install(schema_editor: Any) -> None:
     """Create the FTS5 table, a vector table per dimension in use, and their triggers; fill them."""
     with schema_editor.connection.cursor() as cursor:

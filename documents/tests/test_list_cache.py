@@ -15,7 +15,7 @@ from accounts.tests.factories import UserFactory
 from agents import services as agent_services
 from agents.models import RunKind
 from conftest import api_for, make_project
-from documents import services
+from documents import ingest, services
 from documents.models import Document, DocumentStatus
 from projects.models import Membership, Project, Role
 from projects.services import member_remove
@@ -92,13 +92,12 @@ def test_page_links_follow_the_host_the_client_used(auth_api: APIClient, user: A
 
 
 def _claim(doc: Document) -> None:
-    assert services._claim(doc.pk) is not None
+    assert ingest.claim(token="job") != []
 
 
 def _fail(doc: Document) -> None:
-    attempt = services._claim(doc.pk)
-    assert attempt is not None
-    services._fail(doc.pk, attempt, "The file is damaged.")
+    (claim,) = ingest.claim(token="job")
+    assert ingest.fail(doc.pk, claim.attempt, "The file is damaged.")
 
 
 def _ingest(doc: Document) -> None:
