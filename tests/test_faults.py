@@ -122,47 +122,61 @@ def test_readyz_names_the_cache_when_redis_is_down(tmp_path: Path) -> None:
         assert call("GET", f"{base}/healthz")[0] == 200
 
 
-@pytest.mark.services
-def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once(tmp_path: Path) -> None:
-    assert settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker (REDIS_URL)"
-    owner = UserFactory()
-    project = make_project(owner)
-    client = api_for(owner)
-    words = [
-        "glacier",
-        "river",
-        "delta",
-        "basin",
-        "sediment",
-        "erosion",
-        "plateau",
-        "canyon",
-        "moraine",
-        "fjord",
-        "estuary",
-        "lagoon",
-        "dune",
-        "aquifer",
-        "tributary",
-        "watershed",
-        "floodplain",
-        "meander",
-    ]
-    sentences = [
-        f"The {words[i % 18]} near site {i} shows {words[(i * 7) % 18]} and {words[(i * 11) % 18]} patterns in survey {i * 3}."
-        for i in range(6000)
-    ]
-    text = " ".join(sentences)
-    env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "8", "DOCENT_BROKER_VISIBILITY_TIMEOUT_S": "5"}
-    with celery_worker(tmp_path, extra_env=env, name="first") as first:
-        upload = SimpleUploadedFile("survey.txt", text.encode(), content_type="text/plain")
+WORDS = [
+    "glacier", "river", "delta", "basin", "sediment", "erosion", "plateau", "canyon", "moraine",
+    "fjord", "estuary", "lagoon", "dune", "aquifer", "tributary", "watershed", "floodplain", "meander",
+]  # fmt: skip
+
+
+def survey(n: int, seed: int = 0) -> str:
+    return " ".join(
+        f"The {WORDS[(i + seed) % 18]} near site {i} shows {WORDS[(i * 7) % 18]} and "
+        f"{WORDS[(i * 11 + seed) % 18]} patterns in survey {i * 3}."
+        for i in range(n)
+    )
+
+
+def upload_batch(client: Any, project: Any, sizes: list[int]) -> list[str]:
+    """Upload one text file per size (sentences); returns the document ids."""
+    ids = []
+    for k, n in enumerate(sizes):
+        upload = SimpleUploadedFile(f"survey-{k}.txt", survey(n, seed=k).encode(), content_type="text/plain")
         response = client.post(
             "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
         )
-        assert response.status_code == 201
-        doc_id = response.json()["id"]
+        assert response.status_code == 201, response.content
+        ids.append(response.json()["id"])
+    return ids
+
+
+def assert_ingested_exactly_once(ids: list[str], logs: list[Path]) -> None:
+    """Every document ready, its chunks exactly what chunking gives, stored by one job once."""
+    for doc_id in ids:
+        doc = Document.objects.get(pk=doc_id)
+        assert doc.status == DocumentStatus.READY, doc.error
+        expected = chunking.chunk_text(
+            doc.text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
+        )
+        chunks = list(Chunk.objects.filter(document_id=doc_id).order_by("index"))
+        assert len(chunks) == doc.chunk_count == len(expected)
+        assert [c.index for c in chunks] == list(range(len(expected)))
+        assert sum(len(log_events(log, "document ready", doc_id)) for log in logs) == 1, doc_id
+
+
+@pytest.mark.services
+def test_a_worker_killed_mid_batch_is_replaced_and_every_document_ends_ready_once(tmp_path: Path) -> None:
+    assert settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker (REDIS_URL)"
+    owner = UserFactory(tier="pro")
+    project = make_project(owner)
+    client = api_for(owner)
+    # A stale claim would take an hour: the new worker gets the killed one's message back
+    # (visibility timeout 5 s) and resumes that job's own claims.
+    env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "3600", "DOCENT_BROKER_VISIBILITY_TIMEOUT_S": "5"}
+    with celery_worker(tmp_path, extra_env=env, name="first") as first:
+        # The big one first, so the batch is still embedding when the kill comes.
+        ids = upload_batch(client, project, [6000] + [40] * 20)
         wait_for(
-            lambda: Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING,
+            lambda: Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).count() > 1,
             timeout=120,
             interval=0.05,
             log=tmp_path / "first.log",
@@ -170,28 +184,73 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_document_ends_ready_once
         time.sleep(2)  # well inside the embedding of a few hundred chunks
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-    assert Document.objects.get(pk=doc_id).status == DocumentStatus.PROCESSING, "the kill came too late"
-    assert not Chunk.objects.filter(document_id=doc_id).exists()
+    held = list(
+        Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).values_list("pk", flat=True)
+    )
+    assert len(held) > 1, "the kill came too late"
+    assert not Chunk.objects.filter(document_id__in=held).exists()
 
+    started = time.monotonic()
     with celery_worker(tmp_path, extra_env=env, beat=True, name="second"):
         wait_for(
-            lambda: Document.objects.get(pk=doc_id).status in {DocumentStatus.READY, DocumentStatus.FAILED},
+            lambda: not Document.objects.filter(pk__in=ids).exclude(status=DocumentStatus.READY).exists(),
             timeout=600,
             log=tmp_path / "second.log",
         )
         time.sleep(3)  # let any duplicate delivery run and find nothing to do
+    assert time.monotonic() - started < 600
+    assert_ingested_exactly_once(ids, [tmp_path / "first.log", tmp_path / "second.log"])
+    # Resumed by the same job (its task id), not taken over as stale.
+    resumed = {e["task_id"] for e in _events(tmp_path / "second.log", "task started")}
+    killed = {e["task_id"] for e in _events(tmp_path / "first.log", "task started")}
+    assert resumed & killed
+    assert all(Document.objects.get(pk=pk).attempts == 2 for pk in held)
 
-    doc = Document.objects.get(pk=doc_id)
-    assert doc.status == DocumentStatus.READY, doc.error
-    expected = chunking.chunk_text(
-        doc.text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
-    )
-    chunks = list(Chunk.objects.filter(document_id=doc_id).order_by("index"))
-    assert len(chunks) == doc.chunk_count == len(expected)
-    assert [c.index for c in chunks] == list(range(len(expected)))
-    assert doc.attempts >= 2
-    assert len(log_events(tmp_path / "second.log", "document ready", doc_id)) == 1
-    assert log_events(tmp_path / "first.log", "document ready", doc_id) == []
+
+def _events(path: Path, message: str) -> list[dict[str, Any]]:
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == message:
+            found.append(entry)
+    return found
+
+
+@pytest.mark.services
+def test_database_connections_cut_mid_ingest_resume_without_waiting_for_a_stale_claim(
+    tmp_path: Path, postgresql_only: None
+) -> None:
+    """A short database outage under a job: its retry (same task id) resumes its own claims."""
+    from django.db import connection
+
+    owner = UserFactory(tier="pro")
+    project = make_project(owner)
+    client = api_for(owner)
+    env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "3600"}
+    with celery_worker(tmp_path, extra_env=env, name="worker"):
+        ids = upload_batch(client, project, [3000] + [40] * 10)
+        wait_for(
+            lambda: Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).exists(),
+            timeout=120,
+            interval=0.05,
+            log=tmp_path / "worker.log",
+        )
+        time.sleep(1)
+        with connection.cursor() as cursor:  # what a PostgreSQL restart does to the worker's connections
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        wait_for(
+            lambda: not Document.objects.filter(pk__in=ids).exclude(status=DocumentStatus.READY).exists(),
+            timeout=300,
+            log=tmp_path / "worker.log",
+        )
+    assert_ingested_exactly_once(ids, [tmp_path / "worker.log"])
 
 
 @pytest.mark.services
