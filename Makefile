@@ -8,7 +8,7 @@ PORT ?= 8000
 PGVECTOR_PORT ?= 5433
 
 
-.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale
+.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,6 +90,9 @@ bench-answers: install
 	$(PY) bench/answers.py --label after
 
 # 100 open event streams against the project list's latency; delta delivery delay
+bench-ingest: install
+	$(PY) bench/ingest.py
+
 bench-streams: install
 	$(PY) bench/streams.py
 	$(PY) bench/streams.py --redis
