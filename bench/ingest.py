@@ -49,7 +49,9 @@ from streams import environment, say, start_web  # noqa: E402
 def prepare(env: dict[str, str]) -> str:
     """Migrate, export the ONNX model once (as a first start does), and create an owner with
     one empty project; returns the project id."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
     code = """
 import django
 django.setup()
@@ -60,7 +62,9 @@ from projects.services import project_create
 user = User.objects.create_user(email="ingest@docent.invalid", password="bench-password-123")
 print(project_create(user=user, title="SciFact").pk)
 """
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -125,7 +129,16 @@ def memory(worker_root: int, web_root: int) -> dict[str, Any]:
 def import_corpus(env: dict[str, str], project: str, corpus: Path, log: Path) -> dict[str, Any]:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "manage.py", "import_documents", "--project", project, "--timeout", "7200", str(corpus)],
+        [
+            sys.executable,
+            "manage.py",
+            "import_documents",
+            "--project",
+            project,
+            "--timeout",
+            "7200",
+            str(corpus),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,6 +152,32 @@ def import_corpus(env: dict[str, str], project: str, corpus: Path, log: Path) ->
     if not ready:
         raise SystemExit(f"no ingest summary in the output:\n{done.stdout[-2000:]}")
     return {"seconds": round(elapsed, 1), "ready": int(ready.group(1)), "failed": int(ready.group(2))}
+
+
+def single_upload(env: dict[str, str], project: str) -> float:
+    """Seconds from one pasted document's commit to ready, with the worker idle (median of 5)."""
+    code = f"""
+import django, statistics, time
+django.setup()
+from accounts.models import User
+from documents.models import Document
+from documents.services import document_create_from_text
+from projects.models import Project
+user = User.objects.get(email="ingest@docent.invalid")
+project = Project.objects.get(pk="{project}")
+took = []
+for i in range(5):
+    started = time.monotonic()
+    doc = document_create_from_text(user=user, project=project, title=f"Single {{i}}", text="A lone upload about tides and the moon.")
+    while Document.objects.filter(pk=doc.pk, status="ready").count() == 0:
+        time.sleep(0.01)
+    took.append(time.monotonic() - started)
+print(round(statistics.median(took), 2))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def broker_messages(env: dict[str, str], data_dir: Path) -> int | None:
@@ -194,6 +233,7 @@ def run_embedded(corpus: Path, folder: Path) -> dict[str, Any]:
         result = import_corpus(env, project, corpus, folder / "import-embedded.log")
         result.update(memory(roots["celery"], roots["web"]))
         result["broker_messages_left"] = broker_messages(env, data)
+        result["single_upload_s"] = single_upload(env, project)
     finally:
         stop(proc)
     return {"stack": "embedded (make run: SQLite, filesystem broker)", **result}
@@ -214,15 +254,29 @@ def run_production(corpus: Path, folder: Path) -> dict[str, Any]:
     env["DOCENT_MODEL_DIR"] = str(MODEL_DIR)
     env["DATABASE_URL"] = f"{base.rsplit('/', 1)[0]}/{name}"
     env["DOCENT_LOG_LEVEL"] = "INFO"
-    code = f"import psycopg; c=psycopg.connect('{base}', autocommit=True); c.execute('CREATE DATABASE {name}')"
+    code = (
+        f"import psycopg; c=psycopg.connect('{base}', autocommit=True); c.execute('CREATE DATABASE {name}')"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
     project = prepare(env)
     worker_log, web_log = folder / "worker-production.log", folder / "web-production.log"
     say("production: celery worker -Q ingest --concurrency 2, gunicorn config.asgi")
     worker = subprocess.Popen(
         # The command of `make worker-ingest`.
-        [str(BIN / "celery"), "-A", "config", "worker", "-Q", "ingest", "--concurrency", "2",
-         "-n", "ingest@%h", "--loglevel", "INFO"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "ingest",
+            "--concurrency",
+            "2",
+            "-n",
+            "ingest@%h",
+            "--loglevel",
+            "INFO",
+        ],
         cwd=ROOT,
         env=env,
         stdout=worker_log.open("wb"),
@@ -236,6 +290,7 @@ def run_production(corpus: Path, folder: Path) -> dict[str, Any]:
         result = import_corpus(env, project, corpus, folder / "import-production.log")
         result.update(memory(worker.pid, web.pid))
         result["broker_messages_left"] = broker_messages(env, folder)
+        result["single_upload_s"] = single_upload(env, project)
     finally:
         stop(worker)
         if web is not None:
@@ -251,26 +306,29 @@ def render(payload: dict[str, Any]) -> str:
         "",
         f"{payload['documents']} SciFact abstracts imported with `manage.py import_documents`, timed from the",
         "command's start until every document is ready; the worker runs as its command line",
-        "starts it (concurrency 2). Memory read after the import.",
+        "starts it (concurrency 2). Memory read after the import; then one pasted document at a",
+        "time, from its commit to ready with the worker idle (median of 5).",
         f"Machine: {payload['machine']}. Run {payload['date']}.",
         f"Targets: >= {TARGETS['docs_per_s']:g} docs/s; worker RSS <= {TARGETS['worker_rss_mb']:g} MB per process;",
         "no encoder in the web processes.",
         "",
-        "| stack | seconds | docs/s | ready | failed | worker RSS MB (main, pool) | web RSS MB | encoder in web | ingest messages left |",
-        "|---|---:|---:|---:|---:|---|---|---|---:|",
+        "| stack | seconds | docs/s | ready | failed | worker RSS MB (main, pool) | web RSS MB | encoder in web | ingest messages left | one upload to ready (s) |",
+        "|---|---:|---:|---:|---:|---|---|---|---:|---:|",
     ]
     for r in payload["results"]:
         lines.append(
             f"| {r['stack']} | {r['seconds']} | {r['docs_per_s']} | {r['ready']} | {r['failed']} | "
             f"{', '.join(str(m) for m in r['worker_rss_mb'])} | {', '.join(str(m) for m in r['web_rss_mb'])} | "
-            f"{'yes' if r['web_has_encoder'] else 'no'} | {r['broker_messages_left']} |"
+            f"{'yes' if r['web_has_encoder'] else 'no'} | {r['broker_messages_left']} | {r['single_upload_s']} |"
         )
     lines += ["", *payload.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", choices=["embedded", "production", "both"], default="both")
     parser.add_argument("--limit", type=int, default=0, help="import only the first N documents")
     parser.add_argument("--no-save", action="store_true", help="print, do not write bench/results")
