@@ -143,7 +143,7 @@ def _touch(project_ids: set[Any]) -> None:
         project_touch_documents(project_id=project_id)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Prepared:
     doc: Document
     attempt: int
@@ -252,7 +252,7 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
         )
         held = [item for item in items if current.get(item.doc.pk) == item.attempt]
         for item in items:
-            if item not in held:
+            if current.get(item.doc.pk) != item.attempt:
                 outcomes[str(item.doc.pk)] = "superseded"
                 log.info("document ingest superseded", extra={"document_id": str(item.doc.pk)})
         changed = [item for item in held if item.spans is not None]
