@@ -16,6 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	# torch first, pinned, so pip takes the CPU wheel on disk and never a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# OCR of scanned PDFs and images runs Debian's Tesseract; without it they fail with the reason
+	@command -v tesseract >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; \
+	} || echo "Could not install tesseract-ocr (apt-get install tesseract-ocr as root): OCR is off"
 	touch $(STAMP)
 
 install: $(STAMP)

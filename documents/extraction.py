@@ -1,8 +1,13 @@
 """File bytes -> plain text, one function per format.
 
 The format is judged by the bytes, never by the file name: uploads are often
-mislabelled (a PDF saved as ``.txt``, an HTML page saved as ``.doc``), and the
-name is only used to tell Markdown from plain text, which read the same way.
+mislabelled (a PDF saved as ``.txt``, an HTML page saved as ``.doc``). The name
+only tells apart formats whose bytes read the same way: Markdown and CSV from
+plain text, and a web page fetched by URL (stored as ``*.web.html``, read for
+its main content) from an uploaded HTML file (read for all its visible text).
+
+Scanned PDF pages (no text layer) and images are read with Tesseract OCR, within
+the bounds of ``LIMITS``, which the sandbox sets from the settings.
 
 Every failure leaves ``extract_text`` as an ``ExtractionError`` whose message a
 person can read, because it is shown on the document page as the reason the
@@ -12,36 +17,63 @@ document could not be indexed.
 from __future__ import annotations
 
 import codecs
+import csv
+import datetime
 import io
 import logging
+import math
+import posixpath
 import re
+import shutil
+import subprocess
 import unicodedata
+import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "LIMITS",
     "MAX_PDF_PAGES",
     "MAX_TEXT_CHARS",
+    "WEB_PAGE_SUFFIX",
     "Extracted",
     "ExtractionError",
+    "ReaderLimits",
+    "extract_csv",
     "extract_docx",
+    "extract_epub",
     "extract_html",
+    "extract_image",
     "extract_pdf",
     "extract_plain",
+    "extract_pptx",
     "extract_text",
+    "extract_web_page",
+    "extract_xlsx",
     "normalise",
     "sniff_format",
 ]
 
 MAX_PDF_PAGES = 2000
 MAX_TEXT_CHARS = 5_000_000
+# Bounds of every ZIP-based format (DOCX, PPTX, XLSX, EPUB), named after the first one.
 MAX_DOCX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_DOCX_COMPRESSION_RATIO = 100
 MAX_DOCX_MEMBERS = 10_000
+# Resolution PDF pages are rendered at for OCR: enough for body text, a third of
+# the pixels (and of Tesseract's time) of 300 dpi.
+OCR_DPI = 200
+# Rendered pages and images smaller than this are not worth running Tesseract on.
+_OCR_MIN_PIXELS = 16 * 16
+# How deep form XObjects are searched for the images of a scanned page.
+_XOBJECT_DEPTH = 3
+# The name a web page fetched by URL is stored under ends with this (documents.fetching).
+WEB_PAGE_SUFFIX = ".web.html"
 # Small members (a styles part full of repeated XML) compress far better than
 # 100:1 and are harmless; only members big enough to hurt are ratio-checked.
 _RATIO_CHECK_MIN_BYTES = 1024 * 1024
@@ -53,8 +85,12 @@ _MAX_CONTROL_RATIO = 0.05
 _SNIFF_CHARS = 4096
 _REASON_CHARS = 200
 
-FORMATS = ("pdf", "docx", "html", "md", "txt")
-_SUPPORTED = "Upload a PDF, Word (.docx), HTML, Markdown or plain-text file."
+FORMATS = ("pdf", "docx", "pptx", "xlsx", "epub", "html", "web", "csv", "png", "jpeg", "tiff", "md", "txt")
+IMAGE_FORMATS = frozenset({"png", "jpeg", "tiff"})
+_SUPPORTED = (
+    "Upload a PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, EPUB, HTML, Markdown "
+    "or plain-text file, or a PNG, JPEG or TIFF image."
+)
 
 
 class ExtractionError(Exception):
@@ -65,6 +101,20 @@ class ExtractionError(Exception):
 class Extracted:
     text: str
     format: str
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """Bounds the settings may change; the sandbox passes them to its child (no Django there)."""
+
+    ocr_max_pages: int = 50
+    ocr_languages: str = "eng"
+    image_max_pixels: int = 50_000_000
+    sheet_max_cells: int = 500_000
+
+
+# Read at call time, so the sandbox's child (and tests) can replace it.
+LIMITS = ReaderLimits()
 
 
 # --------------------------------------------------------------------------
@@ -80,6 +130,15 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xfe\xff", "utf-16-be"),
 )
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    # BigTIFF
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+)
 # Known binary formats get a specific message instead of "looks binary".
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (
@@ -87,8 +146,6 @@ _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
         "a legacy Microsoft Office file (.doc, .xls or .ppt); save it as .docx or PDF",
     ),
     (b"{\\rtf", "an RTF document; save it as .docx or PDF"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
     (b"\x1f\x8b", "a gzip archive"),
@@ -178,20 +235,70 @@ def _is_markdown_name(filename: str) -> bool:
     return filename.lower().endswith((".md", ".markdown"))
 
 
-def _zip_is_docx(data: bytes) -> bool:
+def _is_csv_name(filename: str) -> bool:
+    return filename.lower().endswith((".csv", ".tsv"))
+
+
+def _is_web_page_name(filename: str) -> bool:
+    return filename.lower().endswith(WEB_PAGE_SUFFIX)
+
+
+# Members that name an Office Open XML or EPUB package, and the content types that do
+# when a producer put the main part elsewhere.
+_ZIP_MAIN_PARTS = (
+    ("word/document.xml", "docx"),
+    ("ppt/presentation.xml", "pptx"),
+    ("xl/workbook.xml", "xlsx"),
+)
+_OOXML_CONTENT_TYPES = (
+    (b"wordprocessingml.document.main", "docx"),
+    (b"presentationml.presentation.main", "pptx"),
+    (b"spreadsheetml.sheet.main", "xlsx"),
+)
+_EPUB_MIMETYPE = b"application/epub+zip"
+
+
+def _zip_kind(data: bytes) -> str | None:
+    """``docx``, ``pptx``, ``xlsx`` or ``epub`` for a ZIP package of that kind, else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
-            if "word/document.xml" in names:
-                return True
+            for part, kind in _ZIP_MAIN_PARTS:
+                if part in names:
+                    return kind
+            small_mimetype = "mimetype" in names and zf.getinfo("mimetype").file_size < 1024
+            if small_mimetype and zf.read("mimetype").strip() == _EPUB_MIMETYPE:
+                return "epub"
+            if _EPUB_CONTAINER in names:
+                return "epub"
             info = zf.getinfo("[Content_Types].xml") if "[Content_Types].xml" in names else None
             if info is not None and info.file_size < 1024 * 1024:
-                return b"wordprocessingml.document.main" in zf.read(info)
-            return False
+                types = zf.read(info)
+                for marker, kind in _OOXML_CONTENT_TYPES:
+                    if marker in types:
+                        return kind
+            return None
     except Exception as exc:
         raise ExtractionError(
-            f"The file looks like a ZIP archive (such as a .docx) but is damaged: {_reason(exc)}"
+            f"The file looks like a ZIP archive (such as a .docx, .pptx, .xlsx or .epub) but is damaged: "
+            f"{_reason(exc)}"
         ) from exc
+
+
+_CSV_DELIMITERS = ",;\t|"
+_CSV_SNIFF_CHARS = 64 * 1024
+
+
+def _csv_dialect(text: str) -> type[csv.Dialect] | None:
+    """The dialect of delimited text, or None when it does not look delimited."""
+    sample = text[:_CSV_SNIFF_CHARS]
+    if len(sample) < len(text):
+        # A cut-off last line would confuse the sniffer.
+        sample = sample.rsplit("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_CSV_DELIMITERS)
+    except csv.Error:
+        return None
 
 
 def _sniff(data: bytes, filename: str) -> tuple[str, str | None]:
@@ -200,11 +307,16 @@ def _sniff(data: bytes, filename: str) -> tuple[str, str | None]:
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-"):
         return "pdf", None
     if head.startswith(_ZIP_MAGIC):
-        if _zip_is_docx(data):
-            return "docx", None
+        kind = _zip_kind(data)
+        if kind is not None:
+            return kind, None
         raise ExtractionError(
-            "Unsupported file type: a ZIP archive that is not a Word .docx document. " + _SUPPORTED
+            "Unsupported file type: a ZIP archive that is not a Word, PowerPoint, Excel or EPUB "
+            "document. " + _SUPPORTED
         )
+    for signature, fmt in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return fmt, None
     for signature, description in _BINARY_SIGNATURES:
         if head.startswith(signature):
             raise ExtractionError(f"Unsupported file type: this is {description}. " + _SUPPORTED)
@@ -212,7 +324,9 @@ def _sniff(data: bytes, filename: str) -> tuple[str, str | None]:
     if text is None:
         raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
     if _looks_like_html(text, filename):
-        return "html", text
+        return ("web" if _is_web_page_name(filename) else "html"), text
+    if _is_csv_name(filename) and _csv_dialect(text) is not None:
+        return "csv", text
     return ("md" if _is_markdown_name(filename) else "txt"), text
 
 
@@ -253,12 +367,15 @@ def extract_pdf(data: bytes) -> str:
 
     if page_count > MAX_PDF_PAGES:
         raise ExtractionError(f"The PDF has too many pages ({page_count:,}; the limit is {MAX_PDF_PAGES:,}).")
-    texts: list[str] = []
+    texts: dict[int, str] = {}
+    # Pages without a text layer that draw images: scans, read with OCR below.
+    scanned: dict[int, list[tuple[int, int]]] = {}
     failures: list[Exception] = []
     total = 0
     for number in range(page_count):
         try:
-            page_text = reader.pages[number].extract_text() or ""
+            page = reader.pages[number]
+            page_text = page.extract_text() or ""
         except Exception as exc:  # noqa: BLE001 - pypdf fails in undocumented ways
             # One broken page should not cost the rest of the document.
             logger.warning("PDF page %d could not be read: %s", number + 1, _reason(exc))
@@ -267,21 +384,235 @@ def extract_pdf(data: bytes) -> str:
         total += len(page_text)
         if total > _RAW_TEXT_LIMIT:
             raise _too_long()
-        texts.append(page_text)
+        texts[number] = page_text
+        if not page_text.strip():
+            images = _page_images(page)
+            if images:
+                scanned[number] = images
     if failures and len(failures) == page_count:
         raise ExtractionError(f"The PDF is damaged or not a PDF: {_reason(failures[0])}")
+    if scanned:
+        has_text = any(text.strip() for text in texts.values())
+        for number, text in _ocr_pdf_pages(data, scanned, has_text=has_text).items():
+            total += len(text)
+            if total > _RAW_TEXT_LIMIT:
+                raise _too_long()
+            texts[number] = text
+    return "\n\n".join(texts[number] for number in sorted(texts))
+
+
+def _resolve(obj: Any) -> Any:
+    return obj.get_object() if hasattr(obj, "get_object") else obj
+
+
+_MAX_XOBJECTS = 1000
+
+
+def _page_images(page: Any) -> list[tuple[int, int]]:
+    """(width, height) of each image a PDF page draws, searching form XObjects a few levels deep."""
+    sizes: list[tuple[int, int]] = []
+    stack: list[tuple[Any, int]] = [(page.get("/Resources"), 0)]
+    visited = 0
+    try:
+        while stack and visited < _MAX_XOBJECTS:
+            resources, depth = stack.pop()
+            resources = _resolve(resources)
+            xobjects = _resolve(resources.get("/XObject")) if isinstance(resources, dict) else None
+            if not isinstance(xobjects, dict):
+                continue
+            for ref in list(xobjects.values())[:_MAX_XOBJECTS]:
+                visited += 1
+                xobject = _resolve(ref)
+                if not isinstance(xobject, dict):
+                    continue
+                subtype = _resolve(xobject.get("/Subtype"))
+                if subtype == "/Image":
+                    width = int(_resolve(xobject.get("/Width", 0)))
+                    height = int(_resolve(xobject.get("/Height", 0)))
+                    sizes.append((width, height))
+                elif subtype == "/Form" and depth < _XOBJECT_DEPTH:
+                    stack.append((xobject.get("/Resources"), depth + 1))
+    except Exception as exc:  # noqa: BLE001 - a damaged resource dictionary is not a scan
+        logger.warning("PDF page resources could not be read: %s", _reason(exc))
+    return sizes
+
+
+def _ocr_pdf_pages(
+    data: bytes, scanned: dict[int, list[tuple[int, int]]], *, has_text: bool
+) -> dict[int, str]:
+    """OCR text of the scanned pages of a PDF, by page index."""
+    limits = LIMITS
+    if len(scanned) > limits.ocr_max_pages:
+        raise ExtractionError(
+            f"The PDF has {len(scanned):,} scanned pages without a text layer; at most "
+            f"{limits.ocr_max_pages:,} pages of a document are read with OCR."
+        )
+    for sizes in scanned.values():
+        for width, height in sizes:
+            _check_pixels(width, height, "The PDF contains an image that is")
+    if shutil.which("tesseract") is None:
+        if has_text:
+            # The text pages are still worth indexing, as before OCR existed.
+            logger.warning("Tesseract is not installed: %d scanned PDF pages were left out", len(scanned))
+            return {}
+        raise ExtractionError(_NO_TESSERACT)
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except Exception as exc:
+        raise ExtractionError(f"The PDF's scanned pages could not be rendered: {_reason(exc)}") from exc
+    try:
+        texts: dict[int, str] = {}
+        for number in sorted(scanned):
+            page = pdf[number]
+            try:
+                width, height = page.get_size()
+                if width <= 0 or height <= 0:
+                    continue
+                image = page.render(scale=_render_scale(width, height), grayscale=True).to_pil()
+            finally:
+                page.close()
+            texts[number] = _ocr(image)
+        return texts
+    finally:
+        pdf.close()
+
+
+def _render_scale(width_pt: float, height_pt: float) -> float:
+    """Points to pixels at OCR_DPI, lowered so that a huge page stays within the pixel limit."""
+    scale = OCR_DPI / 72
+    pixels = width_pt * height_pt * scale * scale
+    limit = LIMITS.image_max_pixels
+    if pixels > limit:
+        scale = math.sqrt(limit / (width_pt * height_pt))
+    return scale
+
+
+_NO_TESSERACT = (
+    "Reading text from images (OCR) needs Tesseract, which is not installed on this server; "
+    "ask the administrator to install the tesseract-ocr package."
+)
+
+
+def _check_pixels(width: int, height: int, what: str = "The image is") -> None:
+    limit = LIMITS.image_max_pixels
+    if width * height > limit:
+        raise ExtractionError(
+            f"{what} too large to read ({width:,} × {height:,} pixels; the limit is "
+            f"{limit / 1_000_000:g} megapixels; possible decompression bomb)."
+        )
+
+
+def _ocr(image: Any) -> str:
+    """The text Tesseract reads in a Pillow image."""
+    if image.width * image.height < _OCR_MIN_PIXELS:
+        return ""
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        raise ExtractionError(_NO_TESSERACT)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    languages = LIMITS.ocr_languages
+    done = subprocess.run(
+        [tesseract, "stdin", "stdout", "-l", languages],
+        input=buffer.getvalue(),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return done.stdout.decode("utf-8", errors="replace")
+    if b"Failed loading language" in done.stderr:
+        raise ExtractionError(
+            f"OCR could not start: Tesseract has no language data for “{languages}” on this server; "
+            "ask the administrator to install it or change DOCENT_OCR_LANGUAGES."
+        )
+    if done.returncode < 0:
+        raise ExtractionError(
+            f"OCR stopped on this image (signal {-done.returncode}); it may be too large or damaged."
+        )
+    detail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    raise ExtractionError(f"OCR failed on this image: {_reason(Exception(detail[-1] if detail else ''))}")
+
+
+def _ocr_ready(image: Any) -> Any:
+    """Upright, grey, on white: what Tesseract reads best (transparent pixels would turn black)."""
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, "white")
+        background.alpha_composite(rgba)
+        image = background
+    return image.convert("L")
+
+
+def _image_label(data: bytes) -> str:
+    for signature, fmt in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return _FORMAT_NAMES[fmt]
+    return "image"
+
+
+def extract_image(data: bytes) -> str:
+    """OCR text of a PNG, JPEG or TIFF image; each page of a multi-page TIFF in turn."""
+    from PIL import Image
+
+    label = _image_label(data)
+    limit = LIMITS.image_max_pixels
+    # Pillow's own guard against decompression bombs, for any path that decodes.
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            # Past the limit, the size check below refuses the image with its size.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            frames = int(getattr(image, "n_frames", 1))
+    except Image.DecompressionBombError as exc:
+        raise ExtractionError(
+            f"The {label} image is too large to read (more than {limit / 1_000_000:g} megapixels; "
+            "possible decompression bomb)."
+        ) from exc
+    except Exception as exc:
+        raise ExtractionError(f"The {label} image is damaged or not an image: {_reason(exc)}") from exc
+    if frames > LIMITS.ocr_max_pages:
+        raise ExtractionError(
+            f"The {label} image has {frames:,} pages; at most {LIMITS.ocr_max_pages:,} pages "
+            "of a document are read with OCR."
+        )
+    texts: list[str] = []
+    total = 0
+    with image:
+        for index in range(frames):
+            try:
+                image.seek(index)
+                _check_pixels(*image.size, f"The {label} image is")
+                image.load()
+                ready = _ocr_ready(image)
+            except ExtractionError:
+                raise
+            except Exception as exc:
+                raise ExtractionError(f"The {label} image is damaged: {_reason(exc)}") from exc
+            text = _ocr(ready)
+            total += len(text)
+            if total > _RAW_TEXT_LIMIT:
+                raise _too_long()
+            texts.append(text)
     return "\n\n".join(texts)
 
 
-def _check_docx_zip(data: bytes) -> None:
+def _check_zip(data: bytes, label: str) -> None:
     """Refuse archives that would expand to something huge before parsing them."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except Exception as exc:
-        raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
+        raise ExtractionError(f"The {label} file is damaged or not a {label}: {_reason(exc)}") from exc
     if len(infos) > MAX_DOCX_MEMBERS:
-        raise ExtractionError(f"The DOCX file contains too many parts ({len(infos):,}; possible zip bomb).")
+        raise ExtractionError(
+            f"The {label} file contains too many parts ({len(infos):,}; possible zip bomb)."
+        )
     total = 0
     for info in infos:
         total += info.file_size
@@ -289,12 +620,12 @@ def _check_docx_zip(data: bytes) -> None:
             info.compress_size, 1
         ):
             raise ExtractionError(
-                f"The DOCX file expands to more than {MAX_DOCX_COMPRESSION_RATIO} times "
+                f"The {label} file expands to more than {MAX_DOCX_COMPRESSION_RATIO} times "
                 "its compressed size (possible zip bomb)."
             )
     if total > MAX_DOCX_UNCOMPRESSED_BYTES:
         raise ExtractionError(
-            f"The DOCX file expands to more than "
+            f"The {label} file expands to more than "
             f"{MAX_DOCX_UNCOMPRESSED_BYTES // (1024 * 1024)} MB (possible zip bomb)."
         )
 
@@ -331,7 +662,7 @@ def extract_docx(data: bytes) -> str:
     """Body paragraphs and table cells in document order, blank-line separated."""
     import docx
 
-    _check_docx_zip(data)
+    _check_zip(data, "DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
@@ -346,6 +677,299 @@ def extract_docx(data: bytes) -> str:
     except Exception as exc:
         raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
     return "\n\n".join(blocks)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _pptx_shapes(shapes: Any) -> Iterator[Any]:
+    """Every shape on a slide, the members of groups in place of the group."""
+    from pptx.shapes.group import GroupShape
+
+    # Iterative: groups nested thousands deep must not hit the recursion limit.
+    stack: list[Iterator[Any]] = [iter(shapes)]
+    while stack:
+        shape = next(stack[-1], None)
+        if shape is None:
+            stack.pop()
+        elif isinstance(shape, GroupShape):
+            stack.append(iter(shape.shapes))
+        else:
+            yield shape
+
+
+def _slide_blocks(number: int, slide: Any) -> Iterator[str]:
+    """ "Slide N: title", then text boxes and table rows, then the speaker notes."""
+    title_shape = slide.shapes.title
+    title = _one_line(title_shape.text_frame.text) if title_shape is not None else ""
+    yield f"Slide {number}: {title}" if title else f"Slide {number}"
+    for shape in _pptx_shapes(slide.shapes):
+        if title_shape is not None and shape.shape_id == title_shape.shape_id:
+            continue
+        if shape.has_text_frame:
+            if shape.text_frame.text.strip():
+                yield shape.text_frame.text
+        elif shape.has_table:
+            for row in shape.table.rows:
+                # A merged cell's text is in its first cell; the cells it covers are empty.
+                cells = [_one_line(cell.text) for cell in row.cells if not cell.is_spanned]
+                if any(cells):
+                    yield " | ".join(cells)
+    if slide.has_notes_slide:
+        notes = slide.notes_slide.notes_text_frame
+        if notes is not None and notes.text.strip():
+            yield "Notes: " + notes.text
+
+
+def extract_pptx(data: bytes) -> str:
+    """Each slide in order under a "Slide N" heading: title, text, tables, speaker notes."""
+    import pptx
+
+    _check_zip(data, "PPTX")
+    try:
+        presentation = pptx.Presentation(io.BytesIO(data))
+        blocks: list[str] = []
+        total = 0
+        for number, slide in enumerate(presentation.slides, start=1):
+            for block in _slide_blocks(number, slide):
+                total += len(block)
+                if total > _RAW_TEXT_LIMIT:
+                    raise _too_long()
+                blocks.append(block)
+    except ExtractionError:
+        raise
+    except Exception as exc:
+        raise ExtractionError(f"The PPTX file is damaged or not a PPTX: {_reason(exc)}") from exc
+    return "\n\n".join(blocks)
+
+
+@dataclass
+class _CellBudget:
+    """Cells and characters a spreadsheet may still produce."""
+
+    limit: int
+    used: int = 0
+    chars: int = 0
+    exhausted: bool = False
+
+    def take(self, cells: int) -> bool:
+        if self.used + cells > self.limit:
+            self.exhausted = True
+            return False
+        self.used += cells
+        return True
+
+    def note(self, what: str) -> str:
+        return f"[The {what} has more than {self.limit:,} cells; only the rows within that limit were read.]"
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return f"{value:.15g}"
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat(sep=" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return _one_line(str(value))
+
+
+def _table_lines(rows: Iterable[Any], budget: _CellBudget) -> list[str]:
+    """One line per non-empty row, cells separated by " | ", until the budget runs out."""
+    lines: list[str] = []
+    for row in rows:
+        if not budget.take(len(row)):
+            break
+        cells = [_cell_text(value) for value in row]
+        while cells and not cells[-1]:
+            cells.pop()
+        if cells:
+            line = " | ".join(cells)
+            budget.chars += len(line)
+            if budget.chars > _RAW_TEXT_LIMIT:
+                raise _too_long()
+            lines.append(line)
+    return lines
+
+
+def extract_xlsx(data: bytes) -> str:
+    """Each worksheet under a "Sheet: name" heading, one line per row (cached formula values)."""
+    import openpyxl
+
+    _check_zip(data, "XLSX")
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:
+        raise ExtractionError(f"The XLSX file is damaged or not an XLSX: {_reason(exc)}") from exc
+    budget = _CellBudget(LIMITS.sheet_max_cells)
+    blocks: list[str] = []
+    try:
+        for sheet in workbook.worksheets:
+            # The size a file declares may be a million rows; read the rows that are there.
+            sheet.reset_dimensions()
+            lines = _table_lines(sheet.iter_rows(values_only=True), budget)
+            if lines:
+                blocks.append(f"Sheet: {sheet.title}\n" + "\n".join(lines))
+            if budget.exhausted:
+                blocks.append(budget.note("workbook"))
+                break
+    except ExtractionError:
+        raise
+    except Exception as exc:
+        raise ExtractionError(f"The XLSX file is damaged or not an XLSX: {_reason(exc)}") from exc
+    finally:
+        workbook.close()
+    return "\n\n".join(blocks)
+
+
+def extract_csv(data: bytes) -> str:
+    """One line per row, cells separated by " | "; encoding, delimiter and quoting are sniffed."""
+    text = _decode_text(bytes(data))
+    if text is None:
+        raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
+    dialect = _csv_dialect(text) or csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    budget = _CellBudget(LIMITS.sheet_max_cells)
+    try:
+        lines = _table_lines(reader, budget)
+    except csv.Error as exc:
+        raise ExtractionError(
+            f"The CSV file could not be read at line {reader.line_num:,}: {_reason(exc)}"
+        ) from exc
+    if budget.exhausted:
+        lines.append(budget.note("file"))
+    return "\n".join(lines)
+
+
+_XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
+_EPUB_CONTAINER = "META-INF/container.xml"
+_EPUB_ENCRYPTION = "META-INF/encryption.xml"
+
+
+def _parse_xml(data: bytes) -> Any:
+    from lxml import etree
+
+    # No DTDs, entities or network: an EPUB's XML is data, not instructions.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, recover=True)
+    root = etree.fromstring(data, parser=parser)
+    if root is None:
+        raise ExtractionError("The EPUB file is damaged: an XML part is empty or unreadable.")
+    return root
+
+
+def _xml_elements(root: Any, name: str) -> Iterator[Any]:
+    """Elements with this local name, whatever their namespace (producers vary)."""
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.rsplit("}", 1)[-1] == name:
+            yield element
+
+
+def _epub_package_path(zf: zipfile.ZipFile, names: set[str]) -> str:
+    if _EPUB_CONTAINER in names:
+        for rootfile in _xml_elements(_parse_xml(zf.read(_EPUB_CONTAINER)), "rootfile"):
+            path = rootfile.get("full-path") or ""
+            if path in names:
+                return path
+    packages = sorted(name for name in names if name.lower().endswith(".opf"))
+    if not packages:
+        raise ExtractionError("The EPUB file is damaged: it has no package document (.opf).")
+    return packages[0]
+
+
+def _epub_encrypted(zf: zipfile.ZipFile, names: set[str]) -> set[str]:
+    """Members listed as encrypted (DRM, or obfuscated fonts)."""
+    if _EPUB_ENCRYPTION not in names:
+        return set()
+    root = _parse_xml(zf.read(_EPUB_ENCRYPTION))
+    return {
+        posixpath.normpath(unquote(reference.get("URI") or ""))
+        for reference in _xml_elements(root, "CipherReference")
+    }
+
+
+def _epub_chapters(zf: zipfile.ZipFile) -> list[str]:
+    """Member paths of the (X)HTML chapters, in spine (reading) order."""
+    names = set(zf.namelist())
+    package_path = _epub_package_path(zf, names)
+    package = _parse_xml(zf.read(package_path))
+    base = posixpath.dirname(package_path)
+    manifest = {
+        item.get("id"): (item.get("href") or "", (item.get("media-type") or "").strip().lower())
+        for item in _xml_elements(package, "item")
+    }
+    chapters: list[str] = []
+    for itemref in _xml_elements(package, "itemref"):
+        href, media_type = manifest.get(itemref.get("idref"), ("", ""))
+        if not href or media_type not in _XHTML_TYPES:
+            continue
+        path = posixpath.normpath(posixpath.join(base, unquote(href.split("#", 1)[0])))
+        if path in names and path not in chapters:
+            chapters.append(path)
+    if not chapters:
+        raise ExtractionError("The EPUB file lists no chapters to read.")
+    if _epub_encrypted(zf, names).intersection(chapters):
+        raise ExtractionError(
+            "The EPUB is protected with DRM (its chapters are encrypted); upload an unprotected copy."
+        )
+    return chapters
+
+
+def extract_epub(data: bytes) -> str:
+    """The chapters' text in reading (spine) order, each read as HTML."""
+    _check_zip(data, "EPUB")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            blocks: list[str] = []
+            total = 0
+            for path in _epub_chapters(zf):
+                text = extract_html(zf.read(path))
+                total += len(text)
+                if total > _RAW_TEXT_LIMIT:
+                    raise _too_long()
+                blocks.append(text)
+    except ExtractionError:
+        raise
+    except Exception as exc:
+        raise ExtractionError(f"The EPUB file is damaged or not an EPUB: {_reason(exc)}") from exc
+    return "\n\n".join(blocks)
+
+
+_trafilatura_config: Any = None
+
+
+def extract_web_page(data: bytes) -> str:
+    """The main content of a web page (trafilatura): no menus, footers, ads or cookie banners.
+
+    A page in which trafilatura finds no main content gives all its visible text instead.
+    """
+    global _trafilatura_config
+    import trafilatura
+    from trafilatura.settings import use_config
+
+    if _trafilatura_config is None:
+        config = use_config()
+        # The upload limit bounds the page already; trafilatura's own cap is lower.
+        config.set("DEFAULT", "MAX_FILE_SIZE", str(1 << 30))
+        config.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
+        _trafilatura_config = config
+    text = trafilatura.extract(
+        data,
+        config=_trafilatura_config,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        favor_recall=True,
+        deduplicate=False,
+        with_metadata=False,
+    )
+    if not text or not text.strip():
+        return extract_html(data)
+    # One line per paragraph: a blank line is what the sentence splitter reads as a break.
+    return text.replace("\n", "\n\n")
 
 
 _HTML_DROP = frozenset(
@@ -520,14 +1144,30 @@ def _too_long() -> ExtractionError:
 _EXTRACTORS: dict[str, Callable[[bytes], str]] = {
     "pdf": extract_pdf,
     "docx": extract_docx,
+    "pptx": extract_pptx,
+    "xlsx": extract_xlsx,
+    "epub": extract_epub,
     "html": extract_html,
+    "web": extract_web_page,
+    "csv": extract_csv,
+    "png": extract_image,
+    "jpeg": extract_image,
+    "tiff": extract_image,
     "md": extract_plain,
     "txt": extract_plain,
 }
 _FORMAT_NAMES = {
     "pdf": "PDF",
     "docx": "DOCX",
+    "pptx": "PPTX",
+    "xlsx": "XLSX",
+    "epub": "EPUB",
     "html": "HTML",
+    "web": "web page",
+    "csv": "CSV",
+    "png": "PNG",
+    "jpeg": "JPEG",
+    "tiff": "TIFF",
     "md": "Markdown",
     "txt": "text",
 }
@@ -552,9 +1192,10 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
         what = f"the {label} file" if label else "the file"
         raise ExtractionError(f"Could not read {what}: {_reason(exc)}") from exc
     if not text:
+        if fmt in IMAGE_FORMATS:
+            raise ExtractionError("The image contains no text that OCR could read.")
         raise ExtractionError(
-            "The file contains no extractable text (it may be empty, or a scan "
-            "made of images without a text layer)."
+            "The file contains no extractable text (it may be empty, or a scan in which OCR found no text)."
         )
     if len(text) > MAX_TEXT_CHARS:
         raise ExtractionError(

@@ -1,21 +1,25 @@
 """Extraction in a child process with bounded memory and time.
 
-PDF, DOCX and HTML parsers can be driven to exhaust memory or loop for hours
-by hostile files (zip bombs, content streams that inflate to gigabytes, page
-trees that fan out forever, millions of tiny tags). The ingest worker must
-survive all of them, so those formats are read in a fresh interpreter with an
-address-space limit (RLIMIT_AS) and a CPU limit, under a wall-clock timeout.
-Whatever goes wrong there becomes an `ExtractionError` a person can read, and
-the document fails with it. Plain text and Markdown only need decoding, which
-the upload size already bounds, so they are read in-process.
+PDF, Office, EPUB, HTML, CSV and image readers can be driven to exhaust memory
+or loop for hours by hostile files (zip bombs, content streams that inflate to
+gigabytes, page trees that fan out forever, millions of tiny tags, images that
+decode to gigapixels). The ingest worker must survive all of them, so those
+formats are read in a fresh interpreter with an address-space limit (RLIMIT_AS)
+and a CPU limit, under a wall-clock timeout. Tesseract, which OCR runs, is a
+process of the child: it inherits both limits, and the timeout ends the child's
+whole process group. Whatever goes wrong there becomes an `ExtractionError` a
+person can read, and the document fails with it. Plain text and Markdown only
+need decoding, which the upload size already bounds, so they are read in-process.
 
 The child is `python -m documents.sandbox MEMORY_MB CPU_S`: it reads a JSON
-header line (the file name) and the file's bytes on stdin, and writes one JSON
-object on stdout. It imports neither Django nor the project's settings.
+header line (the file name and the reader limits from the settings) and the
+file's bytes on stdin, and writes one JSON object on stdout. It imports neither
+Django nor the project's settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -27,7 +31,9 @@ from typing import Any
 from documents import extraction
 
 # Formats whose parsers can blow up; the others only decode text.
-SANDBOXED_FORMATS = frozenset({"pdf", "docx", "html"})
+SANDBOXED_FORMATS = frozenset(
+    {"pdf", "docx", "pptx", "xlsx", "epub", "html", "web", "csv", "png", "jpeg", "tiff"}
+)
 ROOT = Path(__file__).resolve().parent.parent
 _MEMORY_EXIT = 3
 _CRASH_EXIT = 4
@@ -39,35 +45,68 @@ def _limits() -> tuple[float, int]:
     return float(settings.EXTRACT_TIMEOUT_S), int(settings.EXTRACT_MEMORY_MB)
 
 
+def reader_limits() -> extraction.ReaderLimits:
+    """The readers' bounds from the settings (OCR pages and languages, image pixels, sheet cells)."""
+    from django.conf import settings
+
+    return extraction.ReaderLimits(
+        ocr_max_pages=int(settings.OCR_MAX_PAGES),
+        ocr_languages=str(settings.OCR_LANGUAGES),
+        image_max_pixels=int(settings.IMAGE_MAX_PIXELS),
+        sheet_max_cells=int(settings.SHEET_MAX_CELLS),
+    )
+
+
 def extract_text_bounded(data: bytes, *, filename: str = "") -> extraction.Extracted:
-    """`extraction.extract_text`, with PDF, DOCX and HTML read in a limited child process."""
+    """`extraction.extract_text`, with every format but text and Markdown read in a limited child process."""
     fmt = extraction.sniff_format(data, filename)
     if fmt not in SANDBOXED_FORMATS:
         return extraction.extract_text(data, filename=filename)
     timeout_s, memory_mb = _limits()
     cpu_s = max(1, int(timeout_s) + 1)
-    header = json.dumps({"filename": filename}).encode() + b"\n"
+    header = {"filename": filename, "limits": dataclasses.asdict(reader_limits())}
     command = [sys.executable, "-m", "documents.sandbox", str(memory_mb), str(cpu_s)]
-    try:
-        done = subprocess.run(
-            command,
-            input=header + bytes(data),
-            capture_output=True,
-            timeout=timeout_s,
-            cwd=ROOT,
-            env=_child_env(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise _took_too_long(timeout_s) from None
+    done = _run_child(command, json.dumps(header).encode() + b"\n" + bytes(data), timeout_s)
     return _result(done, timeout_s=timeout_s, memory_mb=memory_mb)
 
 
+def _run_child(command: list[str], stdin: bytes, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    """Run the child in a process group of its own, so a timeout also ends what it started (Tesseract)."""
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=_child_env(),
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.communicate()
+            raise _took_too_long(timeout_s) from None
+        finally:
+            # Nothing of the child's may outlive it (a crashed child's Tesseract, say).
+            _kill_group(proc.pid)
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _child_env() -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT", "TESSDATA_PREFIX")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["OMP_NUM_THREADS"] = "1"
+    # Tesseract's own threads: one per page is faster on a busy worker, and bounded.
+    env["OMP_THREAD_LIMIT"] = "1"
     return env
 
 
@@ -119,6 +158,8 @@ def _child(memory_mb: int, cpu_s: int) -> int:
     try:
         header = json.loads(stdin.readline() or b"{}")
         data = stdin.read()
+        # A fresh process, reading one file: the module-wide limits are this file's.
+        extraction.LIMITS = extraction.ReaderLimits(**header.get("limits", {}))
         result = extraction.extract_text(data, filename=str(header.get("filename", "")))
         reply = {"ok": True, "text": result.text, "format": result.format}
     except MemoryError:

@@ -236,8 +236,8 @@ def test_docx_over_total_uncompressed_limit_is_refused(
         extract_docx(data)
 
 
-def test_zip_that_is_not_docx_is_unsupported() -> None:
-    data = build_zip({"xl/workbook.xml": b"<workbook/>"})
+def test_zip_that_is_not_an_office_document_or_epub_is_unsupported() -> None:
+    data = build_zip({"photos/readme.txt": b"holiday pictures"})
     with pytest.raises(ExtractionError, match="(?i)unsupported file type"):
         extract_text(data, filename="sheet.docx")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 import zlib
 
@@ -105,3 +106,98 @@ def docx_bomb(megabytes: int = 256) -> bytes:
 def tag_bomb_html(tags: int = 400_000) -> bytes:
     """3 MB of tiny paragraphs: a parse tree of hundreds of megabytes."""
     return b"<!doctype html><html><body>" + b"<p>a</p>" * tags + b"</body></html>"
+
+
+def zip_bomb(main_part: str, megabytes: int = 256, *, epub: bool = False) -> bytes:
+    """A PPTX, XLSX or EPUB (by its main part) whose one member expands to 256 MB from about 250 KB."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        if epub:
+            zf.writestr("mimetype", b"application/epub+zip")
+        with zf.open(main_part, "w", force_zip64=True) as part:
+            chunk = b"A" * (1 << 20)
+            for _ in range(megabytes):
+                part.write(chunk)
+    return out.getvalue()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A 60-byte PNG that declares ten gigapixels: 10 GB to decode, were anyone to try."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def pdf_image_bomb(width: int = 200_000, height: int = 200_000) -> bytes:
+    """A page that draws one image of 40 gigapixels from a few bytes of stream."""
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+    )
+    body = zlib.compress(b"\x00" * 4096)
+    return pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /XObject << /Im1 5 0 R >> >> >>",
+            _stream(b"q 612 0 0 792 0 0 cm /Im1 Do Q", filtered=False),
+            image % (width, height, len(body)) + body + b"\nendstream",
+        ]
+    )
+
+
+def shared_string_xlsx(rows: int = 2000, columns: int = 10, length: int = 32_000) -> bytes:
+    """A workbook whose 20,000 cells all show one 32,000-character string: 640 MB of text from 100 KB."""
+    cell = b'<c t="s"><v>0</v></c>'
+    sheet = (
+        b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b"<sheetData>" + (b"<row>" + cell * columns + b"</row>") * rows + b"</sheetData></worksheet>"
+    )
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rels = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    parts = {
+        "[Content_Types].xml": (
+            b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            b'<Default Extension="xml" ContentType="application/xml"/>'
+            b'<Override PartName="/xl/workbook.xml" ContentType="application/'
+            b'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            b'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+            b'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+            b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rels}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ).encode(),
+        "xl/workbook.xml": (
+            f'<?xml version="1.0"?><workbook xmlns="{main}" xmlns:r="{rels}">'
+            '<sheets><sheet name="Bomb" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ).encode(),
+        "xl/_rels/workbook.xml.rels": (
+            '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rels}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rels}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
+        ).encode(),
+        "xl/worksheets/sheet1.xml": sheet,
+        "xl/sharedStrings.xml": (
+            f'<?xml version="1.0"?><sst xmlns="{main}" count="1" uniqueCount="1"><si><t>'.encode()
+            + b"word " * (length // 5)
+            + b"</t></si></sst>"
+        ),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, body in parts.items():
+            zf.writestr(name, body)
+    return out.getvalue()

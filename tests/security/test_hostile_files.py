@@ -1,7 +1,8 @@
 """Hostile documents fail with a reason a person can read; the worker that read them lives on.
 
-PDF, DOCX and HTML are read in a child process with a memory limit and a
-timeout (documents/sandbox.py). These tests make the readers in this process
+Every format but plain text and Markdown (PDF with OCR, Office files, EPUB, HTML
+and web pages, CSV, images) is read in a child process with a memory limit and
+a timeout (documents/sandbox.py). These tests make the readers in this process
 refuse to run, so a document can only be read, and fail, in that child.
 """
 
@@ -21,6 +22,7 @@ from accounts.tests.factories import UserFactory
 from conftest import make_project
 from documents import extraction, sandbox, services
 from documents.models import Document, DocumentStatus
+from documents.tests import samples
 from tests.security import hostile
 from tests.worker import celery_worker, wait_for
 
@@ -30,9 +32,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def readers_only_in_the_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(data: bytes) -> str:
-        raise AssertionError("a PDF, DOCX or HTML file was read in the worker process itself")
+        raise AssertionError("a file of a sandboxed format was read in the worker process itself")
 
-    for name in ("pdf", "docx", "html"):
+    for name in sandbox.SANDBOXED_FORMATS:
         monkeypatch.setitem(extraction._EXTRACTORS, name, refuse)
     yield
 
@@ -60,6 +62,12 @@ def ingest(name: str, data: bytes) -> Document:
         ("fan-out.pdf", hostile.fan_out_pdf, "page"),
         ("inflating.pdf", hostile.inflating_pdf, "PDF"),
         ("bomb.docx", hostile.docx_bomb, "zip bomb"),
+        ("bomb.pptx", lambda: hostile.zip_bomb("ppt/presentation.xml"), "zip bomb"),
+        ("bomb.xlsx", lambda: hostile.zip_bomb("xl/workbook.xml"), "zip bomb"),
+        ("bomb.epub", lambda: hostile.zip_bomb("OEBPS/chapter.xhtml", epub=True), "zip bomb"),
+        ("strings.xlsx", hostile.shared_string_xlsx, "too long"),
+        ("bomb.png", hostile.png_bomb, "decompression bomb"),
+        ("image-bomb.pdf", hostile.pdf_image_bomb, "decompression bomb"),
     ],
 )
 def test_a_hostile_file_fails_the_document_with_a_reason(name: str, make: Any, reason: str) -> None:
@@ -100,8 +108,68 @@ def test_ordinary_files_read_in_the_child_give_the_same_text() -> None:
     )
 
 
+@pytest.mark.usefixtures("readers_only_in_the_child")
+def test_the_new_formats_read_in_the_child_give_the_same_text() -> None:
+    files = {
+        "deck.pptx": samples.pptx_deck(),
+        "budget.xlsx": samples.xlsx_workbook(),
+        "stock.csv": b"name;qty\nrope;3\n",
+        "voyage.epub": samples.epub_book(),
+        "tides" + extraction.WEB_PAGE_SUFFIX: samples.NEWS_PAGE,
+    }
+    for name, data in files.items():
+        assert sandbox.extract_text_bounded(data, filename=name).text.strip(), name
+    assert sandbox.extract_text_bounded(files["stock.csv"], filename="stock.csv") == extraction.Extracted(
+        "name | qty\nrope | 3", "csv"
+    )
+
+
+@pytest.mark.usefixtures("readers_only_in_the_child")
+def test_a_scan_is_read_with_ocr_in_the_child() -> None:
+    png = samples.image_bytes(samples.scan(["The harbour opens at dawn."]), "PNG")
+    result = sandbox.extract_text_bounded(png, filename="scan.png")
+    assert result.format == "png" and "The harbour opens at dawn." in result.text
+
+
+@pytest.mark.usefixtures("readers_only_in_the_child")
+def test_the_settings_bound_the_readers_in_the_child(settings: Any) -> None:
+    settings.OCR_MAX_PAGES = 2
+    settings.SHEET_MAX_CELLS = 1000
+    doc = ingest("scans.pdf", samples.scanned_pdf([samples.scan([f"Page {n}"]) for n in range(3)]))
+    assert doc.status == DocumentStatus.FAILED
+    assert "at most 2 pages of a document are read with OCR" in doc.error, doc.error
+    squares = b"".join(b"%d,%d\n" % (n, n * n) for n in range(2000))
+    text = sandbox.extract_text_bounded(squares, filename="squares.csv").text
+    assert text.endswith("only the rows within that limit were read.]")
+
+
+def _tesseract_processes() -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv0 = cmdline.read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"tesseract"):
+            found.append(cmdline.parent.name)
+    return found
+
+
+@pytest.mark.usefixtures("readers_only_in_the_child")
+def test_ocr_past_the_time_limit_fails_and_leaves_no_tesseract_behind(settings: Any) -> None:
+    settings.EXTRACT_TIMEOUT_S = 1
+    pages = [samples.scan([f"Line {n} of a long scanned report" for n in range(12)]) for _ in range(20)]
+    doc = ingest("long-scan.pdf", samples.scanned_pdf(pages))
+    assert doc.status == DocumentStatus.FAILED
+    assert "took longer than 1 seconds" in doc.error, doc.error
+    deadline = time.monotonic() + 3
+    while _tesseract_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _tesseract_processes()
+
+
 def test_unsupported_files_are_refused_before_any_child_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox.subprocess, "run", lambda *a, **k: pytest.fail("no child for text"))
+    monkeypatch.setattr(sandbox.subprocess, "Popen", lambda *a, **k: pytest.fail("no child for text"))
     with pytest.raises(extraction.ExtractionError, match="a program"):
         sandbox.extract_text_bounded(b"\x7fELF" + b"\x00" * 64, filename="x.pdf")
     assert sandbox.extract_text_bounded(b"Plain words.", filename="a.txt").text == "Plain words."

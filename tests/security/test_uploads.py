@@ -137,8 +137,8 @@ def test_a_file_at_the_limit_is_accepted(owner: Any, project: Any, settings: Any
     ("name", "content", "message"),
     [
         ("report.pdf", b"\x7fELF\x02\x01\x01" + b"\x00" * 500, "a program"),
-        ("photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 500, "a PNG image"),
-        ("archive.docx", b"PK\x05\x06" + b"\x00" * 18, "not a Word .docx"),
+        ("photo.txt", b"GIF89a" + b"\x00" * 500, "a GIF image"),
+        ("archive.docx", b"PK\x05\x06" + b"\x00" * 18, "not a Word, PowerPoint, Excel or EPUB document"),
         ("notes.txt", bytes(range(256)) * 8, "looks binary"),
     ],
 )
