@@ -28,6 +28,9 @@ router.register(
 )
 router.register("invitations", projects_api.MyInvitationViewSet, basename="invitation")
 router.register("documents", documents_api.DocumentViewSet, basename="document")
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/imports", documents_api.ImportViewSet, basename="project-import"
+)
 router.register("runs", agents_api.RunViewSet, basename="run")
 router.register("threads", agents_api.ThreadViewSet, basename="thread")
 

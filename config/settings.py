@@ -298,7 +298,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-# Extraction of PDF, DOCX and HTML runs in a child process with these limits (documents/sandbox.py).
+# Extraction of every format but text and Markdown (OCR included) runs in a child process with
+# these limits (documents/sandbox.py).
 EXTRACT_TIMEOUT_S = env_float("DOCENT_EXTRACT_TIMEOUT_S", 120.0, minimum=1.0)
 EXTRACT_MEMORY_MB = env_int("DOCENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
@@ -480,6 +481,9 @@ SPECTACULAR_SETTINGS = {
         "ProjectStatusEnum": "projects.models.ProjectStatus",
         "DocumentStatusEnum": "documents.models.DocumentStatus",
         "RunStatusEnum": "agents.models.RunStatus",
+        # A run's kind keeps its name now that import failures have a `kind` too.
+        "KindEnum": "agents.models.RunKind",
+        "ImportFailureKindEnum": "documents.selectors.IMPORT_FAILURE_KINDS",
     },
 }
 

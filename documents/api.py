@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from config import page_cache
 from config.serialization import iso_datetime
-from documents import search, selectors, services
+from documents import fetching, search, selectors, services
 from documents.models import Chunk, Document, DocumentStatus
 from projects import access
 from projects.models import Role
@@ -111,14 +111,25 @@ class DocumentIn(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=300)
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     external_id = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=fetching.MAX_URL_CHARS,
+        help_text="A web page to fetch now and add (instead of a file or text).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_file = attrs.get("file") is not None
         has_text = "text" in attrs
+        has_url = "url" in attrs
+        if has_url and (has_file or has_text):
+            raise serializers.ValidationError({"url": "Send one of a file, text or a url, not several."})
         if has_file and has_text:
             raise serializers.ValidationError({"text": "Send either a file or text, not both."})
-        if not has_file and not has_text:
-            raise serializers.ValidationError({"file": "Send a file (multipart) or a title and text."})
+        if not has_file and not has_text and not has_url:
+            raise serializers.ValidationError(
+                {"file": "Send a file (multipart), a title and text, or a url."}
+            )
         if has_text and not (attrs.get("title") or "").strip():
             raise serializers.ValidationError({"title": "A title is required with pasted text."})
         return attrs
@@ -153,7 +164,7 @@ class DocumentFilter(django_filters.FilterSet):
 class DocumentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
-    """Documents in the caller's projects: upload a file or paste text, then watch it get ready."""
+    """Documents in the caller's projects: upload a file, paste text or add a web page by URL."""
 
     serializer_class = DocumentOut
     filterset_class = DocumentFilter
@@ -207,6 +218,14 @@ class DocumentViewSet(
                 user=request.user,
                 project=project,
                 upload=v["file"],
+                title=v.get("title", ""),
+                external_id=v.get("external_id", ""),
+            )
+        elif "url" in v:
+            doc = services.document_create_from_url(
+                user=request.user,
+                project=project,
+                url=v["url"],
                 title=v.get("title", ""),
                 external_id=v.get("external_id", ""),
             )
@@ -364,3 +383,65 @@ class AllSearchView(APIView):
             user=request.user, project_ids=v.get("project"), query=v["q"], k=v["k"], mode=v["mode"]
         )
         return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})
+
+
+# --- bulk imports ------------------------------------------------------------------
+
+
+class ImportFailureOut(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=selectors.IMPORT_FAILURE_KINDS,
+        help_text="record: never became a document; ingest: a document whose ingest failed",
+    )
+    source = serializers.CharField(help_text="the record's file and line, or the document's title")
+    reason = serializers.CharField()
+
+
+class ImportProgressOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    source = serializers.CharField(help_text="the paths imported")
+    started_by = serializers.CharField(help_text='the importer\'s email ("" once the account is gone)')
+    started_at = serializers.DateTimeField()
+    creating_finished_at = serializers.DateTimeField(
+        allow_null=True, help_text="when the import stopped creating documents (null while it runs)"
+    )
+    created = serializers.IntegerField(help_text="documents created")
+    skipped = serializers.IntegerField(help_text="records already in the project")
+    failed_records = serializers.IntegerField(help_text="records that never became documents")
+    ready = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="documents whose ingest failed")
+    pending = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    last_ready_at = serializers.DateTimeField(allow_null=True)
+    rate = serializers.FloatField(
+        help_text="documents ready per second, from the start to the last one ready (to now while running)"
+    )
+    finished = serializers.BooleanField(help_text="done creating, and nothing left to ingest")
+    failures = ImportFailureOut(many=True, help_text="the first few failures of each kind")
+    more_failures = serializers.IntegerField(help_text="failures not listed")
+
+
+@extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
+class ImportViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """A project's bulk imports, newest first, with their progress (members)."""
+
+    serializer_class = ImportProgressOut
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            from documents.models import ImportBatch
+
+            return ImportBatch.objects.none()
+        project = access.project_for(self.request.user, self.kwargs["project_pk"])
+        return selectors.imports_of(project)
+
+    @extend_schema(summary="A project's bulk imports and their progress")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        assert page is not None  # the API always paginates
+        progress = selectors.imports_progress(list(page))
+        response = self.get_paginated_response(ImportProgressOut(progress, many=True).data)
+        # Never from a cache: the figures move without the project's documents_version.
+        response["Cache-Control"] = "max-age=0, no-cache, no-store, must-revalidate, private"
+        return response

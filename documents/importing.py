@@ -86,6 +86,7 @@ class ImportReport:
     skipped_existing: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     document_ids: list[str] = field(default_factory=list)  # of the created documents, in order
+    batch_id: str = ""  # the ImportBatch that records this import's progress
 
 
 ProgressCallback = Callable[[ImportEvent], None]

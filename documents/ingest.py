@@ -129,9 +129,9 @@ def claim(*, token: str, limit: int | None = None, max_bytes: int | None = None)
             error="",
         )
         claimed = list(
-            Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING, claimed_by=token).values_list(
-                "pk", "attempts", "project_id"
-            )
+            Document.objects.filter(
+                pk__in=ids, status=DocumentStatus.PROCESSING, claimed_by=token
+            ).values_list("pk", "attempts", "project_id")
         )
         _touch({project_id for _, _, project_id in claimed})
     return [Claim(pk, attempt) for pk, attempt, _ in claimed]
@@ -387,7 +387,9 @@ def ingest_one(*, document_id: Any) -> str:
         )
         if not taken:
             return "skipped"
-        attempt, project_id = Document.objects.filter(pk=document_id).values_list("attempts", "project_id").get()
+        attempt, project_id = (
+            Document.objects.filter(pk=document_id).values_list("attempts", "project_id").get()
+        )
         project_touch_documents(project_id=project_id)
     outcome = process([Claim(document_id, attempt)])[str(document_id)]
     return outcome if outcome != "superseded" else "skipped"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import IO, Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import extraction, importing
+from documents import extraction, fetching, importing
 from documents.models import Document, DocumentStatus, ImportBatch, IngestPriority
 from projects.access import require
 from projects.models import Project, Role
@@ -125,6 +127,50 @@ def document_create_from_text(
         pasted=text,
         batch=batch,
     )
+
+
+def document_create_from_url(
+    *,
+    user: Any,
+    project: Project,
+    url: str,
+    title: str = "",
+    external_id: str = "",
+) -> Document:
+    """Fetch a web page now (errors go to the `url` field) and store it as a new pending document.
+
+    The page's bytes are the document's file; ingest reads its main content (trafilatura).
+    """
+    require(user, project, Role.EDITOR)
+    try:
+        fetched = fetching.fetch_page(url)
+    except fetching.FetchError as exc:
+        raise ValidationError({"url": str(exc)}) from None
+    filename = _page_filename(fetched.url)
+    try:
+        fmt = extraction.sniff_format(fetched.data, filename)
+    except extraction.ExtractionError as exc:
+        raise ValidationError({"url": str(exc)}) from None
+    source = fetching.normalise_url(url)
+    return _create(
+        user=user,
+        project=project,
+        title=title or fetching.page_title(fetched)[:TITLE_MAX] or source[:TITLE_MAX],
+        external_id=external_id,
+        source=source,
+        data=fetched.data,
+        filename=filename,
+        fmt=fmt,
+        content_type=fetched.content_type or "text/html",
+    )
+
+
+def _page_filename(url: str) -> str:
+    """``<last path segment>.web.html`` ("page.web.html" for a site's root): read as a web page."""
+    segment = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    stem = segment.rsplit(".", 1)[0] if "." in segment.strip(".") else segment
+    name = safe_filename(stem)[:100] if stem.strip(". ") else ""
+    return (name if name and name != "upload" else "page") + extraction.WEB_PAGE_SUFFIX
 
 
 def _create(
@@ -275,6 +321,62 @@ def _is_duplicate_external_id(exc: ValidationError) -> bool:
     )
 
 
+# An import's ImportBatch row is brought up to date every this many records or seconds.
+IMPORT_SAVE_EVERY = 100
+IMPORT_SAVE_EVERY_S = 1.0
+# Records that never became documents, kept with their reasons on the batch.
+IMPORT_FAILURES_KEPT = 20
+_SOURCE_MAX = 500
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _BatchCounters:
+    """An import's counters, mirrored to its ImportBatch row often enough to watch it run."""
+
+    def __init__(self, batch: ImportBatch) -> None:
+        self.batch = batch
+        self.unsaved = 0
+        self.saved_at = time.monotonic()
+
+    def count(self, outcome: str, source: str, reason: str) -> None:
+        batch = self.batch
+        if outcome == importing.CREATED:
+            batch.created += 1
+        elif outcome == importing.SKIPPED:
+            batch.skipped += 1
+        else:
+            batch.failed_records += 1
+            if len(batch.failures) < IMPORT_FAILURES_KEPT:
+                batch.failures.append({"source": _shorten(source, 300), "reason": _shorten(reason, 500)})
+        self.unsaved += 1
+        if self.unsaved >= IMPORT_SAVE_EVERY or time.monotonic() - self.saved_at >= IMPORT_SAVE_EVERY_S:
+            self.save()
+
+    def save(self, *, finished: bool = False) -> None:
+        batch = self.batch
+        fields: dict[str, Any] = {
+            "created": batch.created,
+            "skipped": batch.skipped,
+            "failed_records": batch.failed_records,
+            "failures": batch.failures,
+        }
+        if finished:
+            batch.finished_at = fields["finished_at"] = timezone.now()
+        # An update, not save(): the row is gone with its project if that is deleted meanwhile.
+        ImportBatch.objects.filter(pk=batch.pk).update(**fields)
+        self.unsaved, self.saved_at = 0, time.monotonic()
+
+    def finish(self) -> None:
+        try:
+            self.save(finished=True)
+        except DatabaseError:
+            # Also reached while an error propagates: never hide that one behind this.
+            log.warning("import batch not finished", extra={"batch_id": str(self.batch.pk)}, exc_info=True)
+
+
 def documents_import(
     *,
     user: Any,
@@ -289,18 +391,69 @@ def documents_import(
     so importing the same source again creates nothing. Each document commits on
     its own (the signal enqueues its ingest); `sync` also ingests it right here.
     `progress`, if given, is called with an `importing.ImportEvent` per record.
+    The import is recorded as an `ImportBatch` (its documents are bulk work for
+    ingest), whose counters the project page shows while it runs.
     """
     from pathlib import Path
-
-    from django.core.files import File
 
     require(user, project, Role.EDITOR)
     existing = Document.objects.filter(project=project)
     known_ids = set(existing.exclude(external_id="").values_list("external_id", flat=True))
     known_hashes = set(existing.exclude(content_hash="").values_list("content_hash", flat=True))
-    report = importing.ImportReport()
+    batch = ImportBatch.objects.create(
+        project=project,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
+        source=_shorten(", ".join(str(p) for p in paths), _SOURCE_MAX),
+    )
+    counters = _BatchCounters(batch)
+    report = importing.ImportReport(batch_id=str(batch.pk))
+    try:
+        _import_records(
+            user=user,
+            project=project,
+            paths=[Path(p) for p in paths],
+            batch=batch,
+            known_ids=known_ids,
+            known_hashes=known_hashes,
+            report=report,
+            counters=counters,
+            progress=progress,
+            sync=sync,
+        )
+    finally:
+        counters.finish()
+    log.info(
+        "documents imported",
+        extra={
+            "project_id": str(project.pk),
+            "batch_id": str(batch.pk),
+            "created_count": report.created,
+            "skipped_count": report.skipped_existing,
+            "failed_count": len(report.failed),
+        },
+    )
+    return report
 
-    for record in importing.iter_sources([Path(p) for p in paths]):
+
+def _import_records(
+    *,
+    user: Any,
+    project: Project,
+    paths: list[Any],
+    batch: ImportBatch,
+    known_ids: set[str],
+    known_hashes: set[str],
+    report: importing.ImportReport,
+    counters: _BatchCounters,
+    progress: importing.ProgressCallback | None,
+    sync: bool,
+) -> None:
+    """Create the documents of `paths` one record at a time, counting each outcome."""
+    from pathlib import Path
+
+    from django.core.files import File
+
+    for record in importing.iter_sources(paths):
         doc: Document | None = None
         outcome, reason = importing.CREATED, ""
         try:
@@ -317,6 +470,7 @@ def documents_import(
                         text=record.text,
                         external_id=record.external_id,
                         source=f"{record.path.name}:{record.line}",
+                        batch=batch,
                     )
                     known_ids.add(record.external_id)
             else:
@@ -335,6 +489,7 @@ def documents_import(
                             upload=upload,
                             title=_import_title(Path(record.name).name, "upload"),
                             source=record.name,
+                            batch=batch,
                         )
                         known_hashes.add(doc.content_hash)
         except ValidationError as exc:
@@ -361,6 +516,7 @@ def documents_import(
             report.skipped_existing += 1
         else:
             report.failed.append((record.label, reason))
+        counters.count(outcome, record.label, reason)
         if progress is not None:
             progress(
                 importing.ImportEvent(
@@ -370,16 +526,6 @@ def documents_import(
                     reason=reason,
                 )
             )
-    log.info(
-        "documents imported",
-        extra={
-            "project_id": str(project.pk),
-            "created_count": report.created,
-            "skipped_count": report.skipped_existing,
-            "failed_count": len(report.failed),
-        },
-    )
-    return report
 
 
 def document_purge(*, document: Document) -> None:

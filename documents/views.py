@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.selectors import runs_visible_to
@@ -145,6 +146,21 @@ def project_documents_status(request: HttpRequest, pk: UUID) -> JsonResponse:
     rows = project.documents.filter(pk__in=ids).values("id", "status", "error", "chunk_count")
     items = [_state(row) for row in rows]
     return JsonResponse({"items": items, "finished": all(item["finished"] for item in items)})
+
+
+@require_GET
+@login_required
+@never_cache  # polled while an import runs: every answer must be today's figures
+def project_imports(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """The project page's import panel alone, for the page to refresh while an import runs."""
+    project = access.project_for(request.user, pk)
+    imports = selectors.imports_recent(project)
+    context = {
+        "project": project,
+        "imports": imports,
+        "imports_running": any(not i.finished for i in imports),
+    }
+    return render(request, "includes/import_panel.html", context)
 
 
 @require_GET

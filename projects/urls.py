@@ -40,4 +40,5 @@ urlpatterns = [
         document_views.project_documents_status,
         name="documents_status",
     ),
+    path("projects/<uuid:pk>/imports/", document_views.project_imports, name="imports"),
 ]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import limits, verification
 from agents.selectors import runs_visible_to, threads_visible_to
 from documents import search as document_search
+from documents import selectors as document_selectors
 from documents import services as document_services
 from documents.models import DocumentStatus
 from projects import access, invitations, selectors, services
@@ -94,7 +95,11 @@ def _detail_context(request: HttpRequest, project: Project, **overrides: Any) ->
 @login_required
 def project_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     project = access.project_for(request.user, pk)
-    return render(request, "projects/project_detail.html", _detail_context(request, project))
+    imports = document_selectors.imports_recent(project)
+    context = _detail_context(
+        request, project, imports=imports, imports_running=any(not i.finished for i in imports)
+    )
+    return render(request, "projects/project_detail.html", context)
 
 
 @require_POST
@@ -112,6 +117,13 @@ def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
                     upload=data["file"],
                     title=data["title"],
                 )
+            elif data["url"].strip():
+                doc = document_services.document_create_from_url(
+                    user=request.user,
+                    project=project,
+                    url=data["url"],
+                    title=data["title"],
+                )
             else:
                 doc = document_services.document_create_from_text(
                     user=request.user,
@@ -120,7 +132,7 @@ def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
                     text=data["text"],
                 )
         except ValidationError as exc:
-            add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text"})
+            add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text", "url": "url"})
         else:
             messages.success(request, f"“{doc.title}” was added and is being processed.")
             return redirect(reverse("projects:detail", args=[project.pk]) + "#documents")

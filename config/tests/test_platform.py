@@ -58,6 +58,7 @@ def test_schema_lists_every_endpoint(client: Client) -> None:
         "/api/v1/documents/{id}/download/",
         "/api/v1/documents/{id}/chunks/",
         "/api/v1/projects/{project_pk}/search/",
+        "/api/v1/projects/{project_pk}/imports/",
         "/api/v1/runs/",
         "/api/v1/runs/{id}/",
     }

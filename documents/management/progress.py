@@ -15,6 +15,14 @@ POLL_INTERVAL_S = 1.0
 # Ids per status query while waiting (stays under every database's parameter limit).
 POLL_BATCH = 500
 UNFINISHED = (DocumentStatus.PENDING, DocumentStatus.PROCESSING)
+# tqdm's bar without its own rate (of bar steps): the postfix carries the rate that matters.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
+def rate_text(count: int, since: float) -> str:
+    """`count` documents since the monotonic time `since`, as "12.3 docs/s"."""
+    seconds = time.monotonic() - since
+    return f"{count / seconds if count and seconds > 0 else 0.0:.1f} docs/s"
 
 
 def status_counts(ids: list[str]) -> Counter[str]:
@@ -31,22 +39,35 @@ def status_counts(ids: list[str]) -> Counter[str]:
     return counts
 
 
-def wait_until_finished(ids: list[str], timeout: float, *, quiet: bool) -> tuple[Counter[str], bool]:
+def wait_until_finished(
+    ids: list[str], timeout: float, *, quiet: bool, started: float | None = None
+) -> tuple[Counter[str], bool]:
     """Poll until every document is ready or failed, with a bar; returns the counts and whether time ran out.
 
-    Ctrl-C stops the waiting (the worker carries on) and returns what was seen.
+    The bar shows documents ready per second since `started` (a time.monotonic()
+    reading; default: now). Ctrl-C stops the waiting (the worker carries on) and
+    returns what was seen.
     """
+    since = time.monotonic() if started is None else started
     deadline = time.monotonic() + timeout
     counts: Counter[str] = Counter()
     with tqdm(
-        total=len(ids), desc="ingest", unit="doc", disable=quiet, file=sys.stderr, dynamic_ncols=True
+        total=len(ids),
+        desc="ingest",
+        unit="doc",
+        disable=quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format=BAR_FORMAT,
     ) as bar:
         try:
             while True:
                 counts = status_counts(ids)
                 done = len(ids) - sum(counts[s] for s in UNFINISHED)
-                bar.set_postfix(
-                    ready=counts[DocumentStatus.READY], failed=counts[DocumentStatus.FAILED], refresh=False
+                ready = counts[DocumentStatus.READY]
+                bar.set_postfix_str(
+                    f"ready={ready}, failed={counts[DocumentStatus.FAILED]}, {rate_text(ready, since)}",
+                    refresh=False,
                 )
                 bar.update(done - bar.n)
                 if done >= len(ids):

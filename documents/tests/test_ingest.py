@@ -299,7 +299,9 @@ def test_a_job_that_claims_a_full_batch_wakes_another(
     assert len(published) == 1  # deduplicated: the first invitation is still queued
 
 
-def test_a_job_out_of_time_wakes_the_next_and_stops(project: Project, published: list[int], settings: Any) -> None:
+def test_a_job_out_of_time_wakes_the_next_and_stops(
+    project: Project, published: list[int], settings: Any
+) -> None:
     settings.INGEST_BATCH_DOCS = 2
     _docs(project, 5)
     report = ingest.run(token="job-a", budget_s=0, wake_others=True)

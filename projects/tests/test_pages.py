@@ -170,7 +170,7 @@ def test_uploading_an_oversized_file_shows_the_limit(
 def test_upload_needs_a_file_or_text(owner_client: Client, project: Project) -> None:
     response = owner_client.post(url(project, "documents/"), {"title": "Only a title"})
     assert response.status_code == 400
-    assert "Choose a file or paste some text." in response.content.decode()
+    assert "Choose a file, paste some text or give a web address." in response.content.decode()
 
 
 def test_pasted_text_needs_a_title_and_keeps_the_text_on_error(

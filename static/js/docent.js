@@ -7,6 +7,10 @@
  * error, chunk_count?, finished}], finished}. With data-poll-reload the page
  * reloads once when everything has finished, so the server renders the result.
  *
+ * Refreshing panels: an element with data-refresh-url is replaced every 2 s by
+ * the HTML fragment that URL answers (the import panel on the project page),
+ * until a copy comes without the attribute. Open <details data-key> stay open.
+ *
  * Conversations: a turn with data-events-url streams its answer (Server-Sent
  * Events: status, delta, reset, done); on done the server-rendered turn
  * (data-turn-url) replaces it. A form with data-thread-form posts with fetch and
@@ -95,6 +99,61 @@
     }
 
     schedule(INTERVAL_MS);
+  }
+
+  var REFRESH_MS = 2000;
+
+  function carryOver(panel, fresh) {
+    // What the reader opened or focused in the old copy, kept in the new one.
+    var focused = document.activeElement;
+    Array.prototype.forEach.call(panel.querySelectorAll("details[data-key]"), function (old) {
+      var twin = fresh.querySelector('details[data-key="' + old.getAttribute("data-key") + '"]');
+      if (!twin) { return; }
+      twin.open = old.open;
+      if (focused && old.contains(focused) && focused.tagName === "SUMMARY") {
+        var summary = twin.querySelector("summary");
+        if (summary) { window.setTimeout(function () { summary.focus(); }, 0); }
+      }
+    });
+  }
+
+  function startRefreshing(panel) {
+    var failures = 0;
+
+    function schedule(delay) { window.setTimeout(tick, delay); }
+
+    function tick() {
+      if (!panel.isConnected) { return; }
+      if (document.hidden) { schedule(REFRESH_MS); return; }
+      fetch(panel.getAttribute("data-refresh-url"), {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+        cache: "no-store"
+      })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          failures = 0;
+          var holder = document.createElement("div");
+          holder.innerHTML = html.trim();
+          var fresh = holder.firstElementChild;
+          if (!fresh) { return; }
+          carryOver(panel, fresh);
+          panel.replaceWith(fresh);
+          panel = fresh;
+          if (fresh.hasAttribute("data-refresh-url")) { schedule(REFRESH_MS); }
+        })
+        .catch(function () {
+          failures += 1;
+          if (failures < MAX_FAILURES) {
+            schedule(Math.min(REFRESH_MS * Math.pow(2, Math.min(failures, 3)), MAX_BACKOFF_MS));
+          }
+        });
+    }
+
+    schedule(REFRESH_MS);
   }
 
   function confirmBeforeSubmit(event) {
@@ -217,6 +276,7 @@
 
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-poll-url]"), startPolling);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-refresh-url]"), startRefreshing);
     Array.prototype.forEach.call(document.querySelectorAll("[data-events-url]"), streamTurn);
     document.addEventListener("submit", askInThread);
     document.addEventListener("submit", confirmBeforeSubmit);

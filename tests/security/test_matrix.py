@@ -364,6 +364,14 @@ API_CASES = [
         "GET /api/v1/documents/{id}/chunks/",
     ),
     Case(
+        "imports of a project",
+        "GET",
+        P + "/imports/",
+        MEMBERS_READ,
+        "project-import-list",
+        "GET /api/v1/projects/{project_pk}/imports/",
+    ),
+    Case(
         "search",
         "GET",
         P + "/search/?q=launch&mode=lexical",
@@ -634,6 +642,7 @@ PAGE_CASES = [
         PAGE_MEMBERS_READ,
         "projects:documents_status",
     ),
+    Case("import panel", "GET", PP + "/imports/", PAGE_MEMBERS_READ, "projects:imports"),
     Case("document page", "GET", "/documents/{document}/", PAGE_MEMBERS_READ, "documents:detail"),
     Case("document state", "GET", "/documents/{document}/status.json", PAGE_MEMBERS_READ, "documents:status"),
     Case("reindex", "POST", "/documents/{document}/reindex/", PAGE_EDITOR_POST, "documents:reindex"),

@@ -22,10 +22,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models.signals import post_save
 from django.http import Http404
+from django.urls import reverse
 from tqdm import tqdm
 
 from documents import importing, services, signals
-from documents.management.progress import POLL_BATCH, wait_until_finished
+from documents.management.progress import BAR_FORMAT, POLL_BATCH, rate_text, wait_until_finished
 from documents.models import Document, DocumentStatus
 from projects.access import require
 from projects.models import Membership, Project, Role
@@ -95,13 +96,16 @@ class Command(BaseCommand):
             timed_out = False
             # After --sync every document is already finished: the "wait" only counts them.
             if (options["wait"] or sync) and report.document_ids:
-                counts, timed_out = wait_until_finished(report.document_ids, options["timeout"], quiet=quiet)
+                counts, timed_out = wait_until_finished(
+                    report.document_ids, options["timeout"], quiet=quiet, started=started
+                )
             elapsed = time.monotonic() - started
         finally:
             if restore is not None:
                 restore()
 
         self._summary(report, counts, elapsed=elapsed, imported_s=imported_s, waited=bool(counts))
+        self._where_to_watch(report, project)
         if timed_out:
             pending = counts[DocumentStatus.PENDING] + counts[DocumentStatus.PROCESSING]
             raise CommandError(
@@ -150,6 +154,7 @@ class Command(BaseCommand):
     ) -> importing.ImportReport:
         total = importing.count_sources(paths)
         tally: Counter[str] = Counter()
+        started = time.monotonic()
         with tqdm(
             total=total,
             desc="import+ingest" if sync else "import",
@@ -157,14 +162,16 @@ class Command(BaseCommand):
             disable=quiet,
             file=sys.stderr,
             dynamic_ncols=True,
+            bar_format=BAR_FORMAT,
         ) as bar:
 
             def progress(event: importing.ImportEvent) -> None:
                 tally[event.outcome] += 1
-                bar.set_postfix(
-                    created=tally[importing.CREATED],
-                    skipped=tally[importing.SKIPPED],
-                    failed=tally[importing.FAILED],
+                created = tally[importing.CREATED]
+                # With --sync each created document is also ingested: the rate is of both.
+                bar.set_postfix_str(
+                    f"created={created}, skipped={tally[importing.SKIPPED]}, "
+                    f"failed={tally[importing.FAILED]}, {rate_text(created, started)}",
                     refresh=False,
                 )
                 bar.update(1)
@@ -215,6 +222,15 @@ class Command(BaseCommand):
             self.stderr.write(f"  failed to ingest: {title}: {error}")
         if ready == created and created:
             self.stdout.write(self.style.SUCCESS("All imported documents are ready."))
+
+    def _where_to_watch(self, report: importing.ImportReport, project: Project) -> None:
+        if not report.batch_id:
+            return
+        page = reverse("projects:detail", args=[project.pk])
+        self.stdout.write(
+            f"Import {report.batch_id}: its progress and failures are on the project page ({page}), "
+            f"and at GET /api/v1/projects/{project.pk}/imports/."
+        )
 
 
 def _ingest_failures(ids: list[str], limit: int) -> list[tuple[str, str]]:
