@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils.text import Truncator
 
 from documents import services
-from documents.models import Chunk, Document
+from documents.models import Chunk, Document, ImportBatch
 
 TEXT_PREVIEW_CHARS = 2000
 EXCERPT_CHARS = 80
@@ -65,6 +65,9 @@ class DocumentAdmin(admin.ModelAdmin):
                     "status",
                     "error",
                     "attempts",
+                    "claimed_by",
+                    "priority",
+                    "batch",
                     "chunk_count",
                     "content_hash",
                     "indexed_hash",
@@ -89,6 +92,9 @@ class DocumentAdmin(admin.ModelAdmin):
         "status",
         "error",
         "attempts",
+        "claimed_by",
+        "priority",
+        "batch",
         "chunk_count",
         "content_hash",
         "indexed_hash",
@@ -201,3 +207,30 @@ class ChunkAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def excerpt(self, obj: Chunk) -> str:
         return Truncator(" ".join(obj.text.split())).chars(EXCERPT_CHARS)
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    """Bulk imports, read-only: what each created, skipped and could not read."""
+
+    list_display = (
+        "source",
+        "project",
+        "started_by",
+        "created",
+        "skipped",
+        "failed_records",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("project",)
+    search_fields = ("source",)
+    list_select_related = ("project", "started_by")
+    fields = list_display + ("failures",)
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

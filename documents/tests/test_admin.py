@@ -188,3 +188,27 @@ def test_deleting_a_document_in_the_admin_drops_it_from_the_search_index(
     assert not Document.objects.filter(pk=ready_document.pk).exists()
     assert not Chunk.objects.filter(document_id=ready_document.pk).exists()
     assert search.search(project_ids=[project.pk], query=word, mode="lexical") == []
+
+
+def test_imports_are_listed_read_only_with_their_failures(admin_client: Any, user: Any, project: Any) -> None:
+    from documents.models import ImportBatch
+
+    batch = ImportBatch.objects.create(
+        project=project,
+        started_by=user,
+        source="corpus.jsonl",
+        created=3,
+        failed_records=1,
+        failures=[{"source": "corpus.jsonl:7", "reason": "not JSON"}],
+    )
+    listing = admin_client.get(reverse("admin:documents_importbatch_changelist"))
+    assert listing.status_code == 200
+    assert "corpus.jsonl" in listing.content.decode()
+    page = admin_client.get(reverse("admin:documents_importbatch_change", args=[batch.pk]))
+    assert page.status_code == 200
+    assert "not JSON" in page.content.decode()
+    assert admin_client.get(reverse("admin:documents_importbatch_add")).status_code == 403
+    posted = admin_client.post(reverse("admin:documents_importbatch_change", args=[batch.pk]), {"created": 99})
+    assert posted.status_code == 403
+    batch.refresh_from_db()
+    assert batch.created == 3
