@@ -208,7 +208,9 @@ def test_imports_are_listed_read_only_with_their_failures(admin_client: Any, use
     assert page.status_code == 200
     assert "not JSON" in page.content.decode()
     assert admin_client.get(reverse("admin:documents_importbatch_add")).status_code == 403
-    posted = admin_client.post(reverse("admin:documents_importbatch_change", args=[batch.pk]), {"created": 99})
+    posted = admin_client.post(
+        reverse("admin:documents_importbatch_change", args=[batch.pk]), {"created": 99}
+    )
     assert posted.status_code == 403
     batch.refresh_from_db()
     assert batch.created == 3
