@@ -658,6 +658,18 @@ def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
                 yield from _docx_blocks(content, parent)
 
 
+def _join_bounded(blocks: Iterable[str]) -> str:
+    """Blocks joined by blank lines, refusing a text past the raw limit before it is all held."""
+    kept: list[str] = []
+    total = 0
+    for block in blocks:
+        total += len(block)
+        if total > _RAW_TEXT_LIMIT:
+            raise _too_long()
+        kept.append(block)
+    return "\n\n".join(kept)
+
+
 def extract_docx(data: bytes) -> str:
     """Body paragraphs and table cells in document order, blank-line separated."""
     import docx
@@ -665,18 +677,11 @@ def extract_docx(data: bytes) -> str:
     _check_zip(data, "DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
-        blocks: list[str] = []
-        total = 0
-        for block in _docx_blocks(document.element.body, document):
-            total += len(block)
-            if total > _RAW_TEXT_LIMIT:
-                raise _too_long()
-            blocks.append(block)
+        return _join_bounded(_docx_blocks(document.element.body, document))
     except ExtractionError:
         raise
     except Exception as exc:
         raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
-    return "\n\n".join(blocks)
 
 
 def _one_line(text: str) -> str:
@@ -729,19 +734,15 @@ def extract_pptx(data: bytes) -> str:
     _check_zip(data, "PPTX")
     try:
         presentation = pptx.Presentation(io.BytesIO(data))
-        blocks: list[str] = []
-        total = 0
-        for number, slide in enumerate(presentation.slides, start=1):
-            for block in _slide_blocks(number, slide):
-                total += len(block)
-                if total > _RAW_TEXT_LIMIT:
-                    raise _too_long()
-                blocks.append(block)
+        return _join_bounded(
+            block
+            for number, slide in enumerate(presentation.slides, start=1)
+            for block in _slide_blocks(number, slide)
+        )
     except ExtractionError:
         raise
     except Exception as exc:
         raise ExtractionError(f"The PPTX file is damaged or not a PPTX: {_reason(exc)}") from exc
-    return "\n\n".join(blocks)
 
 
 @dataclass
@@ -923,19 +924,11 @@ def extract_epub(data: bytes) -> str:
     _check_zip(data, "EPUB")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            blocks: list[str] = []
-            total = 0
-            for path in _epub_chapters(zf):
-                text = extract_html(zf.read(path))
-                total += len(text)
-                if total > _RAW_TEXT_LIMIT:
-                    raise _too_long()
-                blocks.append(text)
+            return _join_bounded(extract_html(zf.read(path)) for path in _epub_chapters(zf))
     except ExtractionError:
         raise
     except Exception as exc:
         raise ExtractionError(f"The EPUB file is damaged or not an EPUB: {_reason(exc)}") from exc
-    return "\n\n".join(blocks)
 
 
 _trafilatura_config: Any = None

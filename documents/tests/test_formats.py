@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import struct
 import zipfile
-import zlib
 
 import pytest
 
@@ -15,6 +13,7 @@ from documents import extraction
 from documents.extraction import ExtractionError, ReaderLimits, extract_text, sniff_format
 from documents.tests import samples
 from documents.tests.test_extraction import build_pdf
+from tests.security import hostile
 
 
 def limits(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
@@ -23,17 +22,7 @@ def limits(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares a size without the pixels to match: enough to open, not to decode."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
+    return hostile.png_bomb(width, height)
 
 
 # -- OCR: images ---------------------------------------------------------------
