@@ -121,19 +121,24 @@ def claim(*, token: str, limit: int | None = None, max_bytes: int | None = None)
             total += size
         if not ids:
             return []
-        Document.objects.filter(Q(pk__in=ids) & (_claimable(now) | own)).update(
-            status=DocumentStatus.PROCESSING,
-            attempts=F("attempts") + 1,
-            claimed_by=token,
-            status_changed_at=now,
-            error="",
+        return _take(ids, _claimable(now) | own, token=token, now=now)
+
+
+def _take(ids: list[Any], still: Q, *, token: str, now: Any) -> list[Claim]:
+    """Claim those of `ids` that still match `still` for `token` (inside the caller's transaction)."""
+    Document.objects.filter(still, pk__in=ids).update(
+        status=DocumentStatus.PROCESSING,
+        attempts=F("attempts") + 1,
+        claimed_by=token,
+        status_changed_at=now,
+        error="",
+    )
+    claimed = list(
+        Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING, claimed_by=token).values_list(
+            "pk", "attempts", "project_id"
         )
-        claimed = list(
-            Document.objects.filter(
-                pk__in=ids, status=DocumentStatus.PROCESSING, claimed_by=token
-            ).values_list("pk", "attempts", "project_id")
-        )
-        _touch({project_id for _, _, project_id in claimed})
+    )
+    _touch({project_id for _, _, project_id in claimed})
     return [Claim(pk, attempt) for pk, attempt, _ in claimed]
 
 
@@ -375,23 +380,12 @@ def ingest_one(*, document_id: Any) -> str:
     Returns "skipped" when the document was not claimable (ready, failed, or held
     by a live claim elsewhere).
     """
-    token = uuid.uuid4().hex
     with transaction.atomic():
         now = timezone.now()
-        taken = Document.objects.filter(_claimable(now), pk=document_id).update(
-            status=DocumentStatus.PROCESSING,
-            attempts=F("attempts") + 1,
-            claimed_by=token,
-            status_changed_at=now,
-            error="",
-        )
-        if not taken:
-            return "skipped"
-        attempt, project_id = (
-            Document.objects.filter(pk=document_id).values_list("attempts", "project_id").get()
-        )
-        project_touch_documents(project_id=project_id)
-    outcome = process([Claim(document_id, attempt)])[str(document_id)]
+        claims = _take([document_id], _claimable(now), token=uuid.uuid4().hex, now=now)
+    if not claims:
+        return "skipped"
+    outcome = process(claims)[str(document_id)]
     return outcome if outcome != "superseded" else "skipped"
 
 
