@@ -29,7 +29,8 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
-from accounts import limits, services, verification
+from accounts import services, verification
+from core import ratelimit
 
 User = get_user_model()
 
@@ -82,9 +83,9 @@ class RegisterView(APIView):
 
     @extend_schema(request=RegisterIn, responses={202: RegisteredOut}, tags=["auth"])
     def post(self, request: Request) -> Response:
-        refusal = limits.hit(limits.SIGNUP_IP, request)
+        refusal = ratelimit.hit(ratelimit.SIGNUP_IP, request)
         if refusal is not None:
-            raise limits.RateLimited(refusal)
+            raise ratelimit.RateLimited(refusal)
         data = RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
         email = data.validated_data["email"].strip().lower()
@@ -94,7 +95,7 @@ class RegisterView(APIView):
 
 def _email_of(request: Request) -> str:
     data = request.data
-    return limits.normalise_email(data.get("email") if isinstance(data, dict) else "")
+    return ratelimit.normalise_email(data.get("email") if isinstance(data, dict) else "")
 
 
 class EmailUnverified(exceptions.PermissionDenied):
@@ -107,7 +108,7 @@ class EmailUnverified(exceptions.PermissionDenied):
 class TokenObtainIn(TokenObtainPairSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         # Accounts store their email in lower case, as the log-in page matches it.
-        attrs[self.username_field] = limits.normalise_email(attrs[self.username_field])
+        attrs[self.username_field] = ratelimit.normalise_email(attrs[self.username_field])
         return super().validate(attrs)
 
     @classmethod
@@ -158,10 +159,10 @@ class VerificationResendView(APIView):
     def post(self, request: Request) -> Response:
         refusal = verification.verification_resend_refusal(request, _email_of(request))
         if refusal is not None:
-            raise limits.RateLimited(refusal)
+            raise ratelimit.RateLimited(refusal)
         data = ResendIn(data=request.data)
         data.is_valid(raise_exception=True)
-        email = limits.normalise_email(data.validated_data["email"])
+        email = ratelimit.normalise_email(data.validated_data["email"])
         verification.verification_resend(email=email, base_url=request.build_absolute_uri("/"))
         return Response({"email": email, "detail": RESENT}, status=status.HTTP_202_ACCEPTED)
 
@@ -173,13 +174,13 @@ class TokenObtainView(TokenObtainPairView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         email = _email_of(request)
-        refusal = limits.signin_refusal(request, email)
+        refusal = ratelimit.signin_refusal(request, email)
         if refusal is not None:
-            raise limits.RateLimited(refusal)
+            raise ratelimit.RateLimited(refusal)
         try:
             return super().post(request, *args, **kwargs)
         except exceptions.AuthenticationFailed:
-            limits.signin_failed(request, email)
+            ratelimit.signin_failed(request, email)
             raise
 
 
@@ -249,14 +250,14 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                 changes.pop("current_password", None)
             else:
                 # Guesses at the current password count as failed sign-ins for the address.
-                refusal = limits.signin_refusal(request, request.user.email)
+                refusal = ratelimit.signin_refusal(request, request.user.email)
                 if refusal is not None:
-                    raise limits.RateLimited(refusal)
+                    raise ratelimit.RateLimited(refusal)
             try:
                 services.user_update(user=request.user, **changes, base_url=request.build_absolute_uri("/"))
             except DjangoValidationError as exc:
                 if "current_password" in getattr(exc, "error_dict", {}):
-                    limits.signin_failed(request, request.user.email)
+                    ratelimit.signin_failed(request, request.user.email)
                 raise
         return Response(UserOut(request.user).data)
 

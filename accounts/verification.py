@@ -24,13 +24,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import limits
+from core import ratelimit
 
 log = logging.getLogger(__name__)
 
 SALT = "accounts.verify-email"
-VERIFY_IP = limits.Limit("verify_ip", "ip", "confirmation emails requested from your network")
-VERIFY_ACCOUNT = limits.Limit("verify_account", "account", "confirmation emails for this email address")
+VERIFY_IP = ratelimit.Limit("verify_ip", "ip", "confirmation emails requested from your network")
+VERIFY_ACCOUNT = ratelimit.Limit("verify_account", "account", "confirmation emails for this email address")
 
 INVALID_LINK = "This confirmation link is not valid. Ask for a new one below."
 EXPIRED_LINK = "This confirmation link has expired. Ask for a new one below."
@@ -105,12 +105,12 @@ def email_mark_verified(*, user: Any) -> None:
         user.save(update_fields=["email_verified_at"])
 
 
-def verification_resend_refusal(request: HttpRequest, email: str) -> limits.Refusal | None:
+def verification_resend_refusal(request: HttpRequest, email: str) -> ratelimit.Refusal | None:
     """Count a resend request per IP and per address; a Refusal when over either."""
-    refusal = limits.hit(VERIFY_IP, request)
-    account = limits.normalise_email(email)
+    refusal = ratelimit.hit(VERIFY_IP, request)
+    account = ratelimit.normalise_email(email)
     if refusal is None and account:
-        refusal = limits.hit(VERIFY_ACCOUNT, request, account=account)
+        refusal = ratelimit.hit(VERIFY_ACCOUNT, request, account=account)
     return refusal
 
 
@@ -119,7 +119,7 @@ def verification_resend(*, email: str, base_url: str) -> None:
     answers the same whatever happened here."""
     from accounts.services import _send
 
-    email = limits.normalise_email(email)
+    email = ratelimit.normalise_email(email)
     User = get_user_model()
     user = User.objects.filter(email__iexact=email, is_active=True).first() if email else None
     if user is None:

@@ -4,7 +4,7 @@ None of them says whether an email address has an account: sign-up answers
 the same for a new and a taken address (the owner of a taken one is emailed),
 a failed log-in names no reason, and a reset request always ends on the same
 "check your inbox" page. Attempts are limited per IP and per address by the
-policy in accounts.limits.
+policy in core.ratelimit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import limits, services, verification
+from accounts import services, verification
 from accounts.forms import (
     LoginForm,
     PasswordChangeForm,
@@ -32,6 +32,7 @@ from accounts.forms import (
     ResetRequestForm,
     SignupForm,
 )
+from core import ratelimit
 
 
 def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
@@ -56,7 +57,7 @@ RESEND_DONE = (
 )
 
 
-def _refused(response: HttpResponse, refusal: limits.Refusal) -> HttpResponse:
+def _refused(response: HttpResponse, refusal: ratelimit.Refusal) -> HttpResponse:
     response.status_code = 429
     response["Retry-After"] = str(refusal.retry_after_s)
     return response
@@ -68,7 +69,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("projects:list")
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        refusal = limits.hit(limits.SIGNUP_IP, request)
+        refusal = ratelimit.hit(ratelimit.SIGNUP_IP, request)
         if refusal is not None:
             form = SignupForm(initial={"email": request.POST.get("email", "")})
             messages.error(request, refusal.message)
@@ -122,7 +123,7 @@ def verification_resend(request: HttpRequest) -> HttpResponse:
             form = ResendVerificationForm(initial={"email": request.POST.get("email", "")})
             return _refused(render(request, "accounts/verify_resend.html", {"form": form}), refusal)
         if form.is_valid():
-            email = limits.normalise_email(form.cleaned_data["email"])
+            email = ratelimit.normalise_email(form.cleaned_data["email"])
             verification.verification_resend(email=email, base_url=request.build_absolute_uri("/"))
             hours = settings.EMAIL_VERIFY_HOURS
             messages.success(request, RESEND_DONE.format(email=email, hours=hours))
@@ -138,7 +139,7 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email = request.POST.get("username", "")
-        refusal = limits.signin_refusal(request, email)
+        refusal = ratelimit.signin_refusal(request, email)
         if refusal is not None:
             # Not even checked: a refused attempt never reaches authenticate().
             messages.error(request, refusal.message)
@@ -146,7 +147,7 @@ class LoginView(auth_views.LoginView):
             return _refused(self.render_to_response(self.get_context_data(form=form)), refusal)
         response = super().post(request, *args, **kwargs)
         if response.status_code == 200:  # the form came back: the credentials did not match
-            limits.signin_failed(request, email)
+            ratelimit.signin_failed(request, email)
         return response
 
 
@@ -166,7 +167,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST or None)
     if request.method == "POST":
         # Guesses at the current password count as failed sign-ins for the address.
-        refusal = limits.signin_refusal(request, request.user.email)
+        refusal = ratelimit.signin_refusal(request, request.user.email)
         if refusal is not None:
             messages.error(request, refusal.message)
             return _refused(
@@ -182,7 +183,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
                 )
             except ValidationError as exc:
                 if "current_password" in exc.message_dict:
-                    limits.signin_failed(request, request.user.email)
+                    ratelimit.signin_failed(request, request.user.email)
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
@@ -203,10 +204,10 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        email = limits.normalise_email(request.POST.get("email", ""))
-        refusal = limits.hit(limits.RESET_IP, request)
+        email = ratelimit.normalise_email(request.POST.get("email", ""))
+        refusal = ratelimit.hit(ratelimit.RESET_IP, request)
         if refusal is None and email:
-            refusal = limits.hit(limits.RESET_ACCOUNT, request, account=email)
+            refusal = ratelimit.hit(ratelimit.RESET_ACCOUNT, request, account=email)
         if refusal is not None:
             messages.error(request, refusal.message)
             form = self.form_class(initial={"email": email})

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-from config.logging import connect_celery_signals
+from core.logging import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

@@ -15,7 +15,7 @@ worker_class = "uvicorn_worker.UvicornWorker"
 graceful_timeout = int(os.environ.get("DOCENT_WEB_GRACEFUL_S", "5"))
 timeout = int(os.environ.get("DOCENT_WEB_TIMEOUT", "60"))
 # No gunicorn access log: Docent logs every request itself, as JSON with its
-# request id, user id and duration (config/logging.py).
+# request id, user id and duration (core/logging.py).
 accesslog = None
 errorlog = "-"
 # Requests larger than the upload limit are refused by Django; keep headers small.
@@ -24,7 +24,7 @@ limit_request_field_size = 8190
 
 def post_worker_init(worker: object) -> None:
     """Each worker, once it has loaded Docent: keep its long-lived objects out of the
-    garbage collector's way from now on (config/heap.py)."""
-    from config import heap
+    garbage collector's way from now on (core/heap.py)."""
+    from core import heap
 
     heap.enable("web worker started")

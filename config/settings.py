@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "projects",
     "documents",
     "agents",
+    "workspace",
 ]
 
 MIDDLEWARE = [
@@ -133,18 +134,18 @@ MIDDLEWARE = [
     # including a 413, 429 or 503 made by a middleware further in.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "config.middleware.PermissionsPolicyMiddleware",
-    "config.logging.RequestContextMiddleware",
+    "core.middleware.PermissionsPolicyMiddleware",
+    "core.logging.RequestContextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.middleware.ServiceUnavailableMiddleware",
+    "core.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "config.uploads.BodySizeLimitMiddleware",
-    "accounts.limits.PageLimitMiddleware",
+    "core.uploads.BodySizeLimitMiddleware",
+    "core.ratelimit.PageLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -290,16 +291,16 @@ MAX_UPLOAD_BYTES = DOCENT_MAX_UPLOAD_MB * 1024 * 1024
 # Bodies above this spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Non-file form fields and urlencoded bodies: pasted text up to the upload limit, escaped
-# (config/uploads.py; the service measures the text itself against MAX_UPLOAD_BYTES).
+# (core/uploads.py; the service measures the text itself against MAX_UPLOAD_BYTES).
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 3 + 1024 * 1024
 # The first handler stops an upload at MAX_UPLOAD_BYTES while it streams in.
 FILE_UPLOAD_HANDLERS = [
-    "config.uploads.BoundedUploadHandler",
+    "core.uploads.BoundedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 # Extraction of every format but text and Markdown (OCR included) runs in a child process with
-# these limits (documents/sandbox.py).
+# these limits (documents/extraction/sandbox.py).
 EXTRACT_TIMEOUT_S = env_float("DOCENT_EXTRACT_TIMEOUT_S", 120.0, minimum=1.0)
 EXTRACT_MEMORY_MB = env_int("DOCENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
@@ -318,7 +319,7 @@ if not re.fullmatch(r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*", OCR_LANGUAGES):
 IMAGE_MAX_PIXELS = env_int("DOCENT_IMAGE_MAX_PIXELS", 50_000_000, minimum=1_000_000)
 # Cells read from one XLSX workbook or CSV file; past it the rest is left out, with a note.
 SHEET_MAX_CELLS = env_int("DOCENT_SHEET_MAX_CELLS", 500_000, minimum=1000)
-# Adding a web page by URL (documents/fetching.py): private, loopback and link-local
+# Adding a web page by URL (documents/extraction/fetching.py): private, loopback and link-local
 # addresses are refused unless allowed (an intranet); the whole fetch has this long.
 URL_FETCH_ALLOW_PRIVATE = env_bool("DOCENT_URL_FETCH_ALLOW_PRIVATE", False)
 URL_FETCH_TIMEOUT_S = env_float("DOCENT_URL_FETCH_TIMEOUT_S", 15.0, minimum=1.0)
@@ -363,7 +364,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 3600
 
-# --- rate limits: requests per hour (the policy: accounts/limits.py) --------
+# --- rate limits: requests per hour (the policy: core/ratelimit.py) --------
 
 RATE_LIMITS: dict[str, object] = {
     "api": {
@@ -417,24 +418,24 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "config.filters.FilterBackend",
+        "core.filters.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        # DRF's, refusing deep nesting with a 400 (config/parsers.py).
-        "config.parsers.JSONParser",
+        # DRF's, refusing deep nesting with a 400 (core/parsers.py).
+        "core.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.limits.PolicyThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.PolicyThrottle"],
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
@@ -458,7 +459,7 @@ if AUTH_USER_CACHE_S and not REDIS_URL:
         "DOCENT_AUTH_CACHE_S needs REDIS_URL: a per-process cache cannot be invalidated"
     )
 
-# Seconds a project's document list page stays cached (config/page_cache.py); every change
+# Seconds a project's document list page stays cached (core/page_cache.py); every change
 # to the project's documents retires its pages at once. 0 builds every page afresh.
 LIST_CACHE_S = env_int("DOCENT_LIST_CACHE_S", 300, minimum=0)
 
@@ -472,10 +473,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    # Every operation also documents its error responses (config/api_schema.py).
+    # Every operation also documents its error responses (core/api_schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api_schema.document_errors",
+        "core.api_schema.document_errors",
     ],
     "ENUM_NAME_OVERRIDES": {
         "ProjectStatusEnum": "projects.models.ProjectStatus",
@@ -626,7 +627,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "config.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},

@@ -6,7 +6,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from config import health
-from documents import views as document_views
 
 # The API docs pages render styles and workers at run time; they show no user content.
 docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"], "img-src": ["data:"]})
@@ -20,14 +19,11 @@ urlpatterns = [
     path("api/docs/", docs_csp(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
     path("api/redoc/", docs_csp(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
     path("accounts/", include("accounts.urls")),
-    path("documents/", include("documents.urls")),
-    path("search/", document_views.search_all, name="search"),
-    path("runs/", include("agents.urls")),
-    path("", include("projects.urls")),
+    path("", include("workspace.urls")),
 ]
 
 # JSON for /api/ paths, the site's pages elsewhere.
-handler400 = "config.api_errors.bad_request"
-handler403 = "config.api_errors.permission_denied"
-handler404 = "config.api_errors.not_found"
-handler500 = "config.api_errors.server_error"
+handler400 = "core.api_errors.bad_request"
+handler403 = "core.api_errors.permission_denied"
+handler404 = "core.api_errors.not_found"
+handler500 = "core.api_errors.server_error"

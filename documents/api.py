@@ -20,9 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import page_cache
-from config.serialization import iso_datetime
-from documents import fetching, search, selectors, services
+from core import page_cache
+from core.serialization import iso_datetime
+from documents import search, selectors, services
+from documents.extraction import fetching
 from documents.models import Chunk, Document, DocumentStatus
 from projects import access
 from projects.models import Role

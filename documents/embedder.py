@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from django.conf import settings
 
-from config.heap import freeze_long_lived
+from core.heap import freeze_long_lived
 
 if TYPE_CHECKING:
     import onnxruntime

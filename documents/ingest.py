@@ -33,7 +33,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from documents import chunking, embedder, extraction, sandbox, search
+from documents import chunking, embedder, search
+from documents.extraction import readers, sandbox
 from documents.models import Chunk, Document, DocumentStatus
 from documents.search import index_text
 from projects.services import project_touch_documents
@@ -171,12 +172,12 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
     try:
         data = _document_bytes(doc)
     except OSError:
-        raise extraction.ExtractionError("The stored file could not be read; upload it again.") from None
+        raise readers.ExtractionError("The stored file could not be read; upload it again.") from None
     content_hash = hashlib.sha256(data).hexdigest()
     if doc.pasted_text:
-        text, fmt = extraction.normalise(doc.pasted_text), "txt"
+        text, fmt = readers.normalise(doc.pasted_text), "txt"
         if not text:
-            raise extraction.ExtractionError("The text is empty.")
+            raise readers.ExtractionError("The text is empty.")
     else:
         # In a child process with bounded memory and time: hostile files fail, the worker lives.
         extracted = sandbox.extract_text_bounded(data, filename=doc.original_filename)
@@ -187,7 +188,7 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
         text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
     )
     if not spans:
-        raise extraction.ExtractionError("The document contains no text to index.")
+        raise readers.ExtractionError("The document contains no text to index.")
     return _Prepared(doc, attempt, text, fmt, content_hash, spans)
 
 
@@ -323,7 +324,7 @@ def process(claims: list[Claim]) -> dict[str, str]:
         attempt = attempts.pop(str(doc.pk))
         try:
             prepared.append(_prepare(doc, attempt))
-        except extraction.ExtractionError as exc:
+        except readers.ExtractionError as exc:
             outcomes[str(doc.pk)] = _failed(doc.pk, attempt, str(exc))
         except Exception as exc:
             log.exception("document ingest crashed", extra={"document_id": str(doc.pk)})

@@ -15,7 +15,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import extraction, fetching, importing
+from documents import importing
+from documents.extraction import fetching, readers
 from documents.models import Document, DocumentStatus, ImportBatch, IngestPriority
 from projects.access import require
 from projects.models import Project, Role
@@ -78,8 +79,8 @@ def document_create_from_file(
     data = read_upload(upload)
     filename = safe_filename(getattr(upload, "name", "") or "upload")
     try:
-        fmt = extraction.sniff_format(data, filename)
-    except extraction.ExtractionError as exc:
+        fmt = readers.sniff_format(data, filename)
+    except readers.ExtractionError as exc:
         raise ValidationError({"file": str(exc)}) from None
     return _create(
         user=user,
@@ -148,8 +149,8 @@ def document_create_from_url(
         raise ValidationError({"url": str(exc)}) from None
     filename = _page_filename(fetched.url)
     try:
-        fmt = extraction.sniff_format(fetched.data, filename)
-    except extraction.ExtractionError as exc:
+        fmt = readers.sniff_format(fetched.data, filename)
+    except readers.ExtractionError as exc:
         raise ValidationError({"url": str(exc)}) from None
     source = fetching.normalise_url(url)
     return _create(
@@ -170,7 +171,7 @@ def _page_filename(url: str) -> str:
     segment = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
     stem = segment.rsplit(".", 1)[0] if "." in segment.strip(".") else segment
     name = safe_filename(stem)[:100] if stem.strip(". ") else ""
-    return (name if name and name != "upload" else "page") + extraction.WEB_PAGE_SUFFIX
+    return (name if name and name != "upload" else "page") + readers.WEB_PAGE_SUFFIX
 
 
 def _create(
@@ -237,7 +238,7 @@ PROJECT_GONE = "The project was deleted."
 
 
 def _duplicate_external_id() -> ValidationError:
-    # code="conflict": the API answers 409 (config.api_errors), the page shows the message.
+    # code="conflict": the API answers 409 (core.api_errors), the page shows the message.
     return ValidationError(
         {
             "external_id": ValidationError(

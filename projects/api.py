@@ -13,8 +13,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import limits
-from config.serialization import iso_datetime
+from core import ratelimit
+from core.serialization import iso_datetime
 from projects import access, invitations, selectors, services
 from projects.models import Invitation, Membership, Project, ProjectStatus, Role
 
@@ -263,9 +263,9 @@ class ProjectInvitationViewSet(
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         project = self.project()
-        refusal = limits.hit(invitations.INVITES, request, user=request.user)
+        refusal = ratelimit.hit(invitations.INVITES, request, user=request.user)
         if refusal is not None:
-            raise limits.RateLimited(refusal)
+            raise ratelimit.RateLimited(refusal)
         data = InvitationIn(data=request.data)
         data.is_valid(raise_exception=True)
         invitation = invitations.invitation_create(

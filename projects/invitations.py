@@ -31,14 +31,14 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts import limits
 from accounts.verification import UNVERIFIED, is_verified
+from core import ratelimit
 from projects.access import require, validate_role
 from projects.models import Invitation, InvitationStatus, Membership, Project, Role
 
 log = logging.getLogger(__name__)
 
-INVITES = limits.Limit("invites", "user", "invitations sent")
+INVITES = ratelimit.Limit("invites", "user", "invitations sent")
 
 ALREADY_MEMBER = "That address already belongs to a member of the project."
 INVITED = (
@@ -52,7 +52,7 @@ class InvitationClosed(ValidationError):
 
 
 def _clean_email(email: str) -> str:
-    email = limits.normalise_email(email)
+    email = ratelimit.normalise_email(email)
     try:
         validate_email(email)
     except ValidationError:

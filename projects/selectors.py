@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from documents.models import Document
 from projects.access import projects_visible_to
 from projects.models import Membership, Project
 
@@ -16,8 +15,10 @@ def projects_for_list(user: Any) -> QuerySet[Project]:
     """The user's projects with their role and document count, for lists."""
     # A correlated COUNT(*) per listed project; a JOIN + COUNT(DISTINCT) scanned
     # every document of every project (10 ms -> 0.9 ms a page on PostgreSQL).
+    # Counted through the reverse relation the documents app declares, so projects need not import it.
+    document_model = Project._meta.get_field("documents").related_model
     documents = (
-        Document.objects.filter(project=OuterRef("pk"))
+        document_model.objects.filter(project=OuterRef("pk"))
         .order_by()
         .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
         .values("n")

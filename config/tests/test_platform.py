@@ -90,7 +90,7 @@ def test_log_lines_are_json_with_the_request_id(client: Client) -> None:
     import json
     import logging
 
-    from config.logging import JsonFormatter
+    from core.logging import JsonFormatter
 
     records: list[logging.LogRecord] = []
     handler = logging.Handler()

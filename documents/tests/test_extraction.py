@@ -10,8 +10,8 @@ import docx
 import pytest
 from pypdf import PdfWriter
 
-from documents import extraction
-from documents.extraction import (
+from documents.extraction import readers
+from documents.extraction.readers import (
     Extracted,
     ExtractionError,
     extract_docx,
@@ -162,7 +162,7 @@ def test_pdf_with_only_owner_password_opens() -> None:
 
 
 def test_pdf_with_too_many_pages_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extraction, "MAX_PDF_PAGES", 2)
+    monkeypatch.setattr(readers, "MAX_PDF_PAGES", 2)
     with pytest.raises(ExtractionError, match="too many pages"):
         extract_text(build_pdf([["a"], ["b"], ["c"]]))
 
@@ -230,7 +230,7 @@ def test_docx_zip_bomb_is_refused_before_parsing() -> None:
 def test_docx_over_total_uncompressed_limit_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(extraction, "MAX_DOCX_UNCOMPRESSED_BYTES", 10_000)
+    monkeypatch.setattr(readers, "MAX_DOCX_UNCOMPRESSED_BYTES", 10_000)
     data = build_zip({"word/document.xml": b"<w:document/>", "word/media/x.bin": os.urandom(20_000)})
     with pytest.raises(ExtractionError, match="possible zip bomb"):
         extract_docx(data)
@@ -402,7 +402,7 @@ def test_known_binary_formats_are_named(data: bytes, hint: str) -> None:
 
 
 def test_text_over_the_length_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extraction, "MAX_TEXT_CHARS", 10)
+    monkeypatch.setattr(readers, "MAX_TEXT_CHARS", 10)
     with pytest.raises(ExtractionError, match="too long"):
         extract_text(b"This text is longer than ten characters.")
 
@@ -413,7 +413,7 @@ def test_unexpected_parser_failure_becomes_extraction_error(
     def explode(data: bytes) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(extraction._EXTRACTORS, "html", explode)
+    monkeypatch.setitem(readers._EXTRACTORS, "html", explode)
     with pytest.raises(ExtractionError, match="Could not read the HTML file: boom"):
         extract_text(HTML_PAGE)
 

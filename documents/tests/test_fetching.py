@@ -21,8 +21,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework.test import APIClient
 
-from documents import extraction, fetching, services
-from documents.fetching import FetchError, address_is_public, fetch_page
+from documents import services
+from documents.extraction import fetching, readers
+from documents.extraction.fetching import FetchError, address_is_public, fetch_page
 from documents.models import Document, DocumentStatus
 from documents.tests import samples
 from projects.models import Project
@@ -375,7 +376,7 @@ def test_a_document_is_created_from_a_url_and_indexed_for_its_main_content(
     doc = services.document_create_from_url(user=user, project=project, url=url)
     assert doc.title == "Tide tables | Harbour News"
     assert doc.source == url
-    assert doc.original_filename == "tides" + extraction.WEB_PAGE_SUFFIX
+    assert doc.original_filename == "tides" + readers.WEB_PAGE_SUFFIX
     assert doc.format == "web"
     with doc.file.open("rb") as stored:
         assert stored.read() == samples.NEWS_PAGE
@@ -413,7 +414,7 @@ def test_the_api_adds_a_document_by_url(server: str, auth_api: APIClient, projec
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["title"] == "Tides" and body["format"] == "web" and body["source"] == server + "/"
-    assert body["original_filename"] == "page" + extraction.WEB_PAGE_SUFFIX
+    assert body["original_filename"] == "page" + readers.WEB_PAGE_SUFFIX
 
 
 @pytest.mark.django_db

@@ -9,15 +9,15 @@ import zipfile
 
 import pytest
 
-from documents import extraction
-from documents.extraction import ExtractionError, ReaderLimits, extract_text, sniff_format
+from documents.extraction import readers
+from documents.extraction.readers import ExtractionError, ReaderLimits, extract_text, sniff_format
 from documents.tests import samples
 from documents.tests.test_extraction import build_pdf
 from tests.security import hostile
 
 
 def limits(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
-    monkeypatch.setattr(extraction, "LIMITS", dataclasses.replace(extraction.LIMITS, **changes))
+    monkeypatch.setattr(readers, "LIMITS", dataclasses.replace(readers.LIMITS, **changes))
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -94,7 +94,7 @@ def test_a_missing_ocr_language_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_without_tesseract_an_image_fails_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extraction.shutil, "which", lambda name: None)
+    monkeypatch.setattr(readers.shutil, "which", lambda name: None)
     with pytest.raises(ExtractionError, match="needs Tesseract, which is not installed"):
         extract_text(samples.image_bytes(samples.scan(["Words"]), "PNG"))
 
@@ -119,7 +119,7 @@ def test_a_mixed_pdf_gives_the_text_layer_and_the_scan_in_page_order() -> None:
 
 
 def test_pages_with_a_text_layer_are_never_ocrd(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extraction, "_ocr", lambda image: pytest.fail("a text page went to OCR"))
+    monkeypatch.setattr(readers, "_ocr", lambda image: pytest.fail("a text page went to OCR"))
     assert extract_text(build_pdf([["Already text."], []])).text == "Already text."
 
 
@@ -139,13 +139,13 @@ def test_a_pdf_image_over_the_pixel_limit_is_refused(monkeypatch: pytest.MonkeyP
 
 def test_a_huge_page_is_rendered_within_the_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     limits(monkeypatch, image_max_pixels=4_000_000)
-    scale = extraction._render_scale(14_400, 14_400)  # a 200-inch square page
+    scale = readers._render_scale(14_400, 14_400)  # a 200-inch square page
     assert (14_400 * scale) ** 2 <= 4_000_000 * 1.0001
-    assert extraction._render_scale(612, 792) == extraction.OCR_DPI / 72
+    assert readers._render_scale(612, 792) == readers.OCR_DPI / 72
 
 
 def test_without_tesseract_a_mixed_pdf_keeps_its_text_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extraction.shutil, "which", lambda name: None)
+    monkeypatch.setattr(readers.shutil, "which", lambda name: None)
     text_page = build_pdf([["Typed page about the lighthouse."]])
     scanned = samples.scanned_pdf([samples.scan(["Scanned"])])
     assert extract_text(samples.merge_pdfs(text_page, scanned)).text == "Typed page about the lighthouse."
@@ -311,7 +311,7 @@ def test_epub_without_a_package_document_is_damaged() -> None:
 
 
 def test_a_fetched_web_page_gives_its_main_content_only() -> None:
-    result = extract_text(samples.NEWS_PAGE, filename="tides" + extraction.WEB_PAGE_SUFFIX)
+    result = extract_text(samples.NEWS_PAGE, filename="tides" + readers.WEB_PAGE_SUFFIX)
     assert result.format == "web"
     assert "The tide turns at noon" in result.text
     assert "Fishermen welcomed the news" in result.text
@@ -327,7 +327,7 @@ def test_an_uploaded_html_file_still_gives_all_its_visible_text() -> None:
 
 def test_a_web_page_with_no_main_content_falls_back_to_its_visible_text() -> None:
     page = b"<!doctype html><html><body><div><span>Open 9-5</span></div></body></html>"
-    assert "Open 9-5" in extract_text(page, filename="x" + extraction.WEB_PAGE_SUFFIX).text
+    assert "Open 9-5" in extract_text(page, filename="x" + readers.WEB_PAGE_SUFFIX).text
 
 
 def test_reader_limits_default_to_the_settings_defaults() -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from documents.chunking import ChunkSpan, chunk_text, split_sentences
-from documents.extraction import FORMATS, ExtractionError, extract_text, normalise
+from documents.extraction.readers import FORMATS, ExtractionError, extract_text, normalise
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -350,7 +350,7 @@ def test_the_api_lists_a_projects_imports_with_their_progress(
 def test_the_api_pages_through_imports_newest_first(
     user: Any, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from config.pagination import Pagination
+    from core.pagination import Pagination
 
     monkeypatch.setattr(Pagination, "page_size", 2)
     now = timezone.now()

@@ -76,10 +76,10 @@ from types import SimpleNamespace
 import django_ratelimit.core
 django_ratelimit.core.time = SimpleNamespace(time=lambda: 1_800_000_000.0)
 from django.test import RequestFactory
-from accounts import limits
+from core import ratelimit
 request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.77")
 sys.stdin.readline()  # both processes start counting together
-refused = sum(limits.hit(limits.ANON, request) is not None for _ in range(60))
+refused = sum(ratelimit.hit(ratelimit.ANON, request) is not None for _ in range(60))
 print(refused)
 """
 

@@ -71,7 +71,7 @@ def responses(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "/api/v1/documents/", b"x", content_type="application/json", CONTENT_LENGTH=str(10**10)
     )
     page_too_large = admin.post("/projects/new/", b"x", content_type="text/plain", CONTENT_LENGTH=str(10**10))
-    monkeypatch.setattr("accounts.limits.signin_refusal", _database_down)
+    monkeypatch.setattr("core.ratelimit.signin_refusal", _database_down)
     page_503 = Client().post("/accounts/login/", {"username": "a@example.com", "password": "x"})
     return {
         "page 429": page_429,

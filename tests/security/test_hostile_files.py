@@ -2,7 +2,7 @@
 
 Every format but plain text and Markdown (PDF with OCR, Office files, EPUB, HTML
 and web pages, CSV, images) is read in a child process with a memory limit and
-a timeout (documents/sandbox.py). These tests make the readers in this process
+a timeout (documents/extraction/sandbox.py). These tests make the readers in this process
 refuse to run, so a document can only be read, and fail, in that child.
 """
 
@@ -20,7 +20,8 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from conftest import make_project
-from documents import extraction, sandbox, services
+from documents import services
+from documents.extraction import readers, sandbox
 from documents.models import Document, DocumentStatus
 from documents.tests import samples
 from tests.security import hostile
@@ -35,7 +36,7 @@ def readers_only_in_the_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         raise AssertionError("a file of a sandboxed format was read in the worker process itself")
 
     for name in sandbox.SANDBOXED_FORMATS:
-        monkeypatch.setitem(extraction._EXTRACTORS, name, refuse)
+        monkeypatch.setitem(readers._EXTRACTORS, name, refuse)
     yield
 
 
@@ -100,10 +101,10 @@ def test_ordinary_files_read_in_the_child_give_the_same_text() -> None:
     content = zlib.compress(b"BT /F1 12 Tf 72 720 Td (The tide turns at noon.) Tj ET", 9)
     pdf = hostile._one_page(hostile._stream(content))
     html = b"<!doctype html><html><body><h1>Tides</h1><p>The tide turns at noon.</p></body></html>"
-    assert sandbox.extract_text_bounded(pdf, filename="t.pdf") == extraction.Extracted(
+    assert sandbox.extract_text_bounded(pdf, filename="t.pdf") == readers.Extracted(
         "The tide turns at noon.", "pdf"
     )
-    assert sandbox.extract_text_bounded(html, filename="t.html") == extraction.Extracted(
+    assert sandbox.extract_text_bounded(html, filename="t.html") == readers.Extracted(
         "Tides\n\nThe tide turns at noon.", "html"
     )
 
@@ -115,11 +116,11 @@ def test_the_new_formats_read_in_the_child_give_the_same_text() -> None:
         "budget.xlsx": samples.xlsx_workbook(),
         "stock.csv": b"name;qty\nrope;3\n",
         "voyage.epub": samples.epub_book(),
-        "tides" + extraction.WEB_PAGE_SUFFIX: samples.NEWS_PAGE,
+        "tides" + readers.WEB_PAGE_SUFFIX: samples.NEWS_PAGE,
     }
     for name, data in files.items():
         assert sandbox.extract_text_bounded(data, filename=name).text.strip(), name
-    assert sandbox.extract_text_bounded(files["stock.csv"], filename="stock.csv") == extraction.Extracted(
+    assert sandbox.extract_text_bounded(files["stock.csv"], filename="stock.csv") == readers.Extracted(
         "name | qty\nrope | 3", "csv"
     )
 
@@ -170,7 +171,7 @@ def test_ocr_past_the_time_limit_fails_and_leaves_no_tesseract_behind(settings: 
 
 def test_unsupported_files_are_refused_before_any_child_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox.subprocess, "Popen", lambda *a, **k: pytest.fail("no child for text"))
-    with pytest.raises(extraction.ExtractionError, match="a program"):
+    with pytest.raises(readers.ExtractionError, match="a program"):
         sandbox.extract_text_bounded(b"\x7fELF" + b"\x00" * 64, filename="x.pdf")
     assert sandbox.extract_text_bounded(b"Plain words.", filename="a.txt").text == "Plain words."
 

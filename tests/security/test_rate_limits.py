@@ -19,10 +19,10 @@ from django_ratelimit.core import _get_window
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import limits
 from accounts.models import Tier
 from accounts.tests.factories import UserFactory
 from conftest import PASSWORD, make_project
+from core import ratelimit
 from tests.servers import call, web_server
 from tests.worker import database_url
 
@@ -285,7 +285,7 @@ def test_ipv6_callers_are_counted_per_64_block(settings: Any) -> None:
 
 
 def test_the_policy_lives_in_accounts_limits_only() -> None:
-    """No view may carry its own limit: every counter goes through accounts/limits.py."""
+    """No view may carry its own limit: every counter goes through core/ratelimit.py."""
     offenders = []
     pattern = re.compile(r"django_ratelimit|\bthrottle_classes\b|\bthrottle_scope\b|DEFAULT_THROTTLE_RATES")
     sources = [
@@ -295,17 +295,17 @@ def test_the_policy_lives_in_accounts_limits_only() -> None:
     ]
     for path in sources:
         rel = path.relative_to(ROOT).as_posix()
-        if "/tests/" in rel or rel == "accounts/limits.py":
+        if "/tests/" in rel or rel == "core/ratelimit.py":
             continue
         if pattern.search(path.read_text(encoding="utf-8")):
             offenders.append(rel)
     assert offenders == []
-    assert django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == ["accounts.limits.PolicyThrottle"]
+    assert django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == ["core.ratelimit.PolicyThrottle"]
 
 
 def test_every_limit_has_a_setting_and_an_environment_variable() -> None:
     source = (ROOT / "config" / "settings.py").read_text(encoding="utf-8")
-    for limit in limits.ALL:
+    for limit in ratelimit.ALL:
         assert limit.name in django_settings.RATE_LIMITS
         if limit.tiered:
             for tier in Tier.values:
@@ -398,9 +398,9 @@ def test_api_requests_counted_in_one_round_trip_land_in_django_ratelimits_own_co
     user = UserFactory()
     request = RequestFactory().get("/api/v1/users/me")
     for _ in range(3):
-        assert limits.hit(limits.API, request, user=user) is None
+        assert ratelimit.hit(ratelimit.API, request, user=user) is None
     # django-ratelimit's read path (the one `peek` and the pages use) sees the same count...
-    count, allowance, left = limits._usage(limits.API, request, user=user, increment=False)
+    count, allowance, left = ratelimit._usage(ratelimit.API, request, user=user, increment=False)
     assert (count, allowance) == (3, 100)
     # ...in its own key, which expires with the window.
     value = f"user:{user.pk}"

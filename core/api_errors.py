@@ -13,7 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts import limits
+from core import ratelimit
 
 
 class Conflict(exceptions.APIException):
@@ -36,13 +36,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Conflict(detail) if _is_conflict(exc) else exceptions.ValidationError(detail)
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         # Refused before DRF's throttle ran: still counts against the anonymous allowance.
-        refusal = limits.unauthenticated_refusal(context.get("request"))
+        refusal = ratelimit.unauthenticated_refusal(context.get("request"))
         if refusal is not None:
-            exc = limits.RateLimited(refusal)
+            exc = ratelimit.RateLimited(refusal)
     response = drf_exception_handler(exc, context)
     if response is not None and response.status_code == status.HTTP_404_NOT_FOUND:
         response.data = {"detail": "Not found."}
-    if response is not None and isinstance(exc, limits.RateLimited):
+    if response is not None and isinstance(exc, ratelimit.RateLimited):
         response.data = {"detail": str(exc.detail), "limit": exc.limit}
     return response
 
@@ -57,7 +57,7 @@ def _is_api(request: HttpRequest) -> bool:
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         # A body past DATA_UPLOAD_MAX_MEMORY_SIZE that no Content-Length announced: the upload limit.
-        from config.uploads import too_large_response
+        from core.uploads import too_large_response
 
         return too_large_response(request)
     if _is_api(request):

@@ -129,7 +129,7 @@ def delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     return redirect("projects:detail", pk=project_id)
 
 
-# --- project-scoped (mounted by projects.urls) -------------------------------
+# --- project-scoped (under the project page: workspace/urls.py) ---------------
 
 
 @require_GET

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config import heap
 from config.tests.processes import python
+from core import heap
 from tests.servers import call, web_server
 
 # Loads the web application and runs the worker hook as gunicorn does, then loads the

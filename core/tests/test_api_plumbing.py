@@ -11,9 +11,9 @@ from django_filters import FilterSet
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
-from config.filters import FilterBackend
-from config.pagination import Paginator
 from conftest import api_for, make_project
+from core.filters import FilterBackend
+from core.pagination import Paginator
 from projects.api import ProjectViewSet
 from projects.models import Project, ProjectStatus
 

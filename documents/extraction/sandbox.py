@@ -11,7 +11,7 @@ whole process group. Whatever goes wrong there becomes an `ExtractionError` a
 person can read, and the document fails with it. Plain text and Markdown only
 need decoding, which the upload size already bounds, so they are read in-process.
 
-The child is `python -m documents.sandbox MEMORY_MB CPU_S`: it reads a JSON
+The child is `python -m documents.extraction.sandbox MEMORY_MB CPU_S`: it reads a JSON
 header line (the file name and the reader limits from the settings) and the
 file's bytes on stdin, and writes one JSON object on stdout. It imports neither
 Django nor the project's settings.
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from documents import extraction
+from documents.extraction import readers
 
 # Formats whose parsers can blow up; the others only decode text.
 SANDBOXED_FORMATS = frozenset(
@@ -45,11 +45,11 @@ def _limits() -> tuple[float, int]:
     return float(settings.EXTRACT_TIMEOUT_S), int(settings.EXTRACT_MEMORY_MB)
 
 
-def reader_limits() -> extraction.ReaderLimits:
+def reader_limits() -> readers.ReaderLimits:
     """The readers' bounds from the settings (OCR pages and languages, image pixels, sheet cells)."""
     from django.conf import settings
 
-    return extraction.ReaderLimits(
+    return readers.ReaderLimits(
         ocr_max_pages=int(settings.OCR_MAX_PAGES),
         ocr_languages=str(settings.OCR_LANGUAGES),
         image_max_pixels=int(settings.IMAGE_MAX_PIXELS),
@@ -57,15 +57,15 @@ def reader_limits() -> extraction.ReaderLimits:
     )
 
 
-def extract_text_bounded(data: bytes, *, filename: str = "") -> extraction.Extracted:
-    """`extraction.extract_text`, with every format but text and Markdown read in a limited child process."""
-    fmt = extraction.sniff_format(data, filename)
+def extract_text_bounded(data: bytes, *, filename: str = "") -> readers.Extracted:
+    """`readers.extract_text`, with every format but text and Markdown read in a limited child process."""
+    fmt = readers.sniff_format(data, filename)
     if fmt not in SANDBOXED_FORMATS:
-        return extraction.extract_text(data, filename=filename)
+        return readers.extract_text(data, filename=filename)
     timeout_s, memory_mb = _limits()
     cpu_s = max(1, int(timeout_s) + 1)
     header = {"filename": filename, "limits": dataclasses.asdict(reader_limits())}
-    command = [sys.executable, "-m", "documents.sandbox", str(memory_mb), str(cpu_s)]
+    command = [sys.executable, "-m", "documents.extraction.sandbox", str(memory_mb), str(cpu_s)]
     done = _run_child(command, json.dumps(header).encode() + b"\n" + bytes(data), timeout_s)
     return _result(done, timeout_s=timeout_s, memory_mb=memory_mb)
 
@@ -110,15 +110,15 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _took_too_long(timeout_s: float) -> extraction.ExtractionError:
-    return extraction.ExtractionError(
+def _took_too_long(timeout_s: float) -> readers.ExtractionError:
+    return readers.ExtractionError(
         f"Reading the file took longer than {timeout_s:g} seconds, the limit per document; "
         "it may be damaged or built to exhaust the reader."
     )
 
 
-def _too_big(memory_mb: int) -> extraction.ExtractionError:
-    return extraction.ExtractionError(
+def _too_big(memory_mb: int) -> readers.ExtractionError:
+    return readers.ExtractionError(
         f"Reading the file needed more than {memory_mb:,} MB of memory, the limit per document; "
         "it may be damaged or built to exhaust the reader (a zip bomb, or a stream that expands enormously)."
     )
@@ -126,7 +126,7 @@ def _too_big(memory_mb: int) -> extraction.ExtractionError:
 
 def _result(
     done: subprocess.CompletedProcess[bytes], *, timeout_s: float, memory_mb: int
-) -> extraction.Extracted:
+) -> readers.Extracted:
     if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise _took_too_long(timeout_s)
     if done.returncode == _MEMORY_EXIT or (done.returncode != 0 and b"MemoryError" in done.stderr):
@@ -136,11 +136,11 @@ def _result(
     except ValueError:
         reply = {}
     if done.returncode == 0 and reply.get("ok") is True:
-        return extraction.Extracted(text=str(reply["text"]), format=str(reply["format"]))
+        return readers.Extracted(text=str(reply["text"]), format=str(reply["format"]))
     if done.returncode == 0 and reply.get("ok") is False:
-        raise extraction.ExtractionError(str(reply.get("error") or "The file could not be read."))
+        raise readers.ExtractionError(str(reply.get("error") or "The file could not be read."))
     how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
-    raise extraction.ExtractionError(
+    raise readers.ExtractionError(
         f"The reader stopped on this file ({how}); it may be damaged or built to exhaust the reader."
     )
 
@@ -159,12 +159,12 @@ def _child(memory_mb: int, cpu_s: int) -> int:
         header = json.loads(stdin.readline() or b"{}")
         data = stdin.read()
         # A fresh process, reading one file: the module-wide limits are this file's.
-        extraction.LIMITS = extraction.ReaderLimits(**header.get("limits", {}))
-        result = extraction.extract_text(data, filename=str(header.get("filename", "")))
+        readers.LIMITS = readers.ReaderLimits(**header.get("limits", {}))
+        result = readers.extract_text(data, filename=str(header.get("filename", "")))
         reply = {"ok": True, "text": result.text, "format": result.format}
     except MemoryError:
         return _MEMORY_EXIT
-    except extraction.ExtractionError as exc:
+    except readers.ExtractionError as exc:
         # Parsers that catch everything report a MemoryError as a damaged file.
         if isinstance(exc.__cause__, MemoryError) or "MemoryError" in str(exc):
             return _MEMORY_EXIT

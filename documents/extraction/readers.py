@@ -72,7 +72,7 @@ OCR_DPI = 200
 _OCR_MIN_PIXELS = 16 * 16
 # How deep form XObjects are searched for the images of a scanned page.
 _XOBJECT_DEPTH = 3
-# The name a web page fetched by URL is stored under ends with this (documents.fetching).
+# The name a web page fetched by URL is stored under ends with this (documents.extraction.fetching).
 WEB_PAGE_SUFFIX = ".web.html"
 # Small members (a styles part full of repeated XML) compress far better than
 # 100:1 and are harmless; only members big enough to hurt are ratio-checked.

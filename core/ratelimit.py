@@ -9,7 +9,7 @@ variables). Three hooks apply the policy:
   against `api` (per user, by tier) or `anon` (per IP), and creating a run or
   a document also against `runs` or `uploads`; a token refresh counts against
   the token owner's `api`, and a request refused with 401 before the throttle
-  ran is counted by config.api_errors against `anon`;
+  ran is counted by core.api_errors against `anon`;
 - `PageLimitMiddleware` counts the page forms that create runs and documents
   against the same `runs` and `uploads` allowances;
 - the sign-in, sign-up and password-reset views call `signin_refusal`,
@@ -113,7 +113,7 @@ class Refusal:
 
 
 class RateLimited(exceptions.Throttled):
-    """The API's 429: DRF adds Retry-After, config.api_errors adds the `limit` field."""
+    """The API's 429: DRF adds Retry-After, core.api_errors adds the `limit` field."""
 
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(wait=refusal.retry_after_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -19,22 +18,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents import presenting, selectors, services, streams
 from agents.api import RUN_TARGET_GONE
-from agents.models import RunKind
 from documents import selectors as document_selectors
 from projects import access
-from projects.forms import AskForm
-
-
-class RunCreateForm(forms.Form):
-    """What the ask form, the follow-up form and the run buttons post."""
-
-    project = forms.UUIDField()
-    kind = forms.ChoiceField(choices=RunKind.choices)
-    question = forms.CharField(required=False, max_length=services.QUESTION_MAX)
-    document = forms.UUIDField(required=False)
-    parent = forms.UUIDField(required=False)
-    thread = forms.UUIDField(required=False)
-    next = forms.CharField(required=False, max_length=2000)
+from workspace.forms import AskForm, RunCreateForm
 
 
 def _wants_json(request: HttpRequest) -> bool:

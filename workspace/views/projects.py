@@ -1,0 +1,103 @@
+"""The project page (documents, imports, runs and conversations) and adding documents to it."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.selectors import runs_visible_to, threads_visible_to
+from documents import search as document_search
+from documents import selectors as document_selectors
+from documents import services as document_services
+from documents.models import DocumentStatus
+from projects import access
+from projects.forms import add_service_errors
+from projects.models import Project, Role
+from workspace.forms import AskForm, UploadForm
+
+DOCUMENTS_PER_PAGE = 50
+RECENT_RUNS = 10
+UNFINISHED = {DocumentStatus.PENDING, DocumentStatus.PROCESSING}
+
+
+def _detail_context(request: HttpRequest, project: Project, **overrides: Any) -> dict[str, Any]:
+    role = access.require(request.user, project, Role.VIEWER)
+    documents = project.documents.defer("text", "pasted_text").order_by("-created_at")
+    page = Paginator(documents, DOCUMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    unfinished = [str(d.pk) for d in page.object_list if d.status in UNFINISHED]
+    runs = runs_visible_to(request.user).filter(project=project).order_by("-created_at")[:RECENT_RUNS]
+    threads = threads_visible_to(request.user).filter(project=project).order_by("-updated_at")[:RECENT_RUNS]
+    context: dict[str, Any] = {
+        "project": project,
+        "role": role,
+        "can_edit": access.has_role(role, Role.EDITOR),
+        "is_owner": access.has_role(role, Role.OWNER),
+        "page": page,
+        "documents": page.object_list,
+        "poll_documents": bool(unfinished),
+        "runs": runs,
+        "threads": threads,
+        "upload_form": UploadForm(),
+        "ask_form": AskForm(),
+        "search_modes": document_search.MODES,
+    }
+    context.update(overrides)
+    return context
+
+
+@require_GET
+@login_required
+def project_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk)
+    imports = document_selectors.imports_recent(project)
+    context = _detail_context(
+        request, project, imports=imports, imports_running=any(not i.finished for i in imports)
+    )
+    return render(request, "projects/project_detail.html", context)
+
+
+@require_POST
+@login_required
+def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
+    project = access.project_for(request.user, pk, need=Role.EDITOR)
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["file"]:
+                doc = document_services.document_create_from_file(
+                    user=request.user,
+                    project=project,
+                    upload=data["file"],
+                    title=data["title"],
+                )
+            elif data["url"].strip():
+                doc = document_services.document_create_from_url(
+                    user=request.user,
+                    project=project,
+                    url=data["url"],
+                    title=data["title"],
+                )
+            else:
+                doc = document_services.document_create_from_text(
+                    user=request.user,
+                    project=project,
+                    title=data["title"],
+                    text=data["text"],
+                )
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text", "url": "url"})
+        else:
+            messages.success(request, f"“{doc.title}” was added and is being processed.")
+            return redirect(reverse("projects:detail", args=[project.pk]) + "#documents")
+    context = _detail_context(request, project, upload_form=form, upload_failed=True)
+    return render(request, "projects/project_detail.html", context, status=400)
