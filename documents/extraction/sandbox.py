@@ -34,7 +34,7 @@ from documents.extraction import readers
 SANDBOXED_FORMATS = frozenset(
     {"pdf", "docx", "pptx", "xlsx", "epub", "html", "web", "csv", "png", "jpeg", "tiff"}
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root, where `-m documents.extraction.sandbox` resolves
 _MEMORY_EXIT = 3
 _CRASH_EXIT = 4
 
