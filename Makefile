@@ -8,7 +8,7 @@ PORT ?= 8000
 PGVECTOR_PORT ?= 5433
 
 
-.PHONY: run test test-services install lint serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
+.PHONY: run test test-services install lint typecheck serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ beat: install
 # The whole suite twice: on the embedded defaults, then on PostgreSQL (+ pgvector) and
 # Redis, a fresh database per run. Without Redis the second pass is skipped, except
 # under CI, where it must run.
-test: install
+test: install lint typecheck
 	@if [ -x /usr/bin/chromium ] || [ -n "$$CI" ]; then \
 	  $(PY) -m pytest -m "not services"; \
 	else \
@@ -79,6 +79,10 @@ test-services: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy with django-stubs on the services, selectors and core (the files are listed in mypy.ini).
+typecheck: install
+	$(VENV)/bin/mypy
 
 bench-retrieval: install
 	$(PY) bench/retrieval.py --fresh

@@ -22,7 +22,7 @@ def as_float32(value: Any) -> np.ndarray[Any, Any]:
     return np.asarray(value, dtype="<f4").reshape(-1)
 
 
-class VectorField(models.Field):  # type: ignore[type-arg]
+class VectorField(models.Field):
     description = "An L2-normalised float32 vector"
 
     def db_type(self, connection: Any) -> str:

@@ -54,14 +54,19 @@ def parse_project_id(project_id: Any) -> UUID:
         raise Http404("No such project.") from None
 
 
+def _column(field: Any) -> str:
+    """A concrete field's column (the fields named here are all concrete)."""
+    return str(field.column)
+
+
 @cache
 def _project_and_role_sql() -> str:
     """SELECT a project's columns and the caller's role in it, written from the models' metadata."""
     qn = connection.ops.quote_name
     project, membership = Project._meta, Membership._meta
     columns = ", ".join(f"p.{qn(field.column)}" for field in project.concrete_fields)
-    role, project_fk, user_fk = (membership.get_field(name).column for name in ("role", "project", "user"))
-    pk = qn(project.pk.column)
+    role, project_fk, user_fk = (_column(membership.get_field(name)) for name in ("role", "project", "user"))
+    pk = qn(_column(project.pk))
     # Only identifiers from the models, quoted; the values go in as parameters.
     sql = f"SELECT {columns}, m.{qn(role)} AS role_of_caller FROM {qn(project.db_table)} p "  # noqa: S608
     sql += f"INNER JOIN {qn(membership.db_table)} m ON m.{qn(project_fk)} = p.{pk} "
