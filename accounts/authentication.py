@@ -16,18 +16,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
-from rest_framework_simplejwt.utils import aware_utcnow, get_md5_hash_password
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 
 @functools.cache
@@ -50,43 +48,9 @@ def user_cache_forget(user_id: Any) -> None:
     cache.set(_keys(user_id)[1], secrets.token_hex(8), timeout=None)
 
 
-# Access tokens this process has verified, by their exact bytes (a client sends the same
-# one for its whole 15 minutes): the signature of those bytes holds for good, the
-# expiry is checked again on every use.
-_verified: OrderedDict[bytes, Token] = OrderedDict()
-_verified_lock = threading.Lock()
-VERIFIED_TOKENS_KEPT = 4096
-
-
 class CachedJWTAuthentication(JWTAuthentication):
-    """simplejwt's JWTAuthentication with verified tokens remembered in the process and the
+    """simplejwt's JWTAuthentication (its token checks and error bodies as they are) with the
     user row read through the shared cache."""
-
-    def get_validated_token(self, raw_token: bytes) -> Token:
-        with _verified_lock:
-            token = _verified.get(raw_token)
-            if token is not None:
-                _verified.move_to_end(raw_token)
-        if token is None:
-            token = super().get_validated_token(raw_token)  # signature, type and expiry
-            with _verified_lock:
-                _verified[raw_token] = token
-                while len(_verified) > VERIFIED_TOKENS_KEPT:
-                    _verified.popitem(last=False)
-            return token
-        try:
-            token.check_exp(current_time=aware_utcnow())
-        except TokenError as exc:
-            # The answer simplejwt gives for a token that expired before its first use.
-            message = {
-                "token_class": type(token).__name__,
-                "token_type": token.token_type,
-                "message": exc.args[0],
-            }
-            raise InvalidToken(
-                {"detail": "Given token not valid for any token type", "messages": [message]}
-            ) from exc
-        return token
 
     def get_user(self, validated_token: Token) -> Any:
         if settings.AUTH_USER_CACHE_S <= 0:

@@ -112,22 +112,26 @@ def test_a_row_read_before_a_change_and_stored_after_it_is_never_served(
     assert client.get("/api/v1/users/me").status_code == 401  # its late copy is not used
 
 
-def test_a_token_verified_earlier_is_refused_once_it_expires(
+def test_a_token_that_served_earlier_is_refused_with_simplejwts_answer_once_it_expires(
     member: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import timedelta
 
+    from rest_framework_simplejwt import tokens
     from rest_framework_simplejwt.utils import aware_utcnow
-
-    from accounts import authentication
 
     client = bearer(member)
     assert client.get("/api/v1/users/me").status_code == 200
     later = aware_utcnow() + timedelta(minutes=16)
-    monkeypatch.setattr(authentication, "aware_utcnow", lambda: later)
+    monkeypatch.setattr(tokens, "aware_utcnow", lambda: later)
     expired = client.get("/api/v1/users/me")
     assert expired.status_code == 401
-    assert expired.json()["code"] == "token_not_valid"
-    fresh = bearer(member)
+    body = expired.json()
+    assert body["code"] == "token_not_valid"
+    assert body["detail"] == "Given token not valid for any token type"
+    assert body["messages"] == [
+        {"token_class": "AccessToken", "token_type": "access", "message": "Token 'exp' claim has expired"}
+    ]
     monkeypatch.undo()
+    fresh = bearer(member)
     assert fresh.get("/api/v1/users/me").status_code == 200
