@@ -57,6 +57,7 @@ __all__ = [
     "extract_xlsx",
     "normalise",
     "sniff_format",
+    "tidy_title",
 ]
 
 MAX_PDF_PAGES = 2000
@@ -101,6 +102,8 @@ class ExtractionError(Exception):
 class Extracted:
     text: str
     format: str
+    # The title the file gives itself (PDF or Office metadata, an HTML <title>, a Markdown H1), if any.
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1134,6 +1137,181 @@ def _too_long() -> ExtractionError:
     return ExtractionError(f"The extracted text is too long (the limit is {MAX_TEXT_CHARS:,} characters).")
 
 
+# --------------------------------------------------------------------------
+# Titles
+# --------------------------------------------------------------------------
+
+# Longer titles are cut with an ellipsis (the document's own limit, documents.services.TITLE_MAX).
+MAX_TITLE_CHARS = 300
+# A title sits near the top of a page or a Markdown file; only this much is searched for one,
+# so that a file the text reader barely got through is not parsed a second time in full.
+_TITLE_SCAN_BYTES = 256 * 1024
+_TITLE_SCAN_CHARS = 64 * 1024
+_METADATA_PART_MAX_BYTES = 1024 * 1024
+# What producers write when nobody gave the document a title.
+_PLACEHOLDER_TITLES = frozenset(
+    {
+        "untitled",
+        "untitled document",
+        "no title",
+        "title",
+        "document",
+        "new document",
+        "presentation",
+        "powerpoint presentation",
+        "slide 1",
+        "blank",
+        "default",
+        "none",
+        "null",
+        "unknown",
+        "anonymous",
+    }
+)
+_PLACEHOLDER_TITLE_RE = re.compile(
+    # "Microsoft Word - report.doc", "Microsoft PowerPoint - deck.ppt": the printer driver's name.
+    r"^microsoft\s+(?:office\s+)?(?:word|powerpoint|excel)\s*-"
+    # "Document1", "Presentation 3", "Untitled-2", "Book1": an application's unsaved file.
+    r"|^(?:untitled|document|presentation|book|sheet|slide)\s*-?\s*\d+$"
+    # A path or a bare file name: "C:\\Users\\x\\report.docx", "/tmp/a.pdf", "final_v2.doc".
+    r"|^[a-z]:[\\/]|^/|^file:"
+    r"|^\S+\.(?:docx?|pdf|pptx?|xlsx?|rtf|odt|txt|md|html?|tex|dvi|ps|indd|qxd)$",
+    re.IGNORECASE,
+)
+
+
+def tidy_title(raw: Any) -> str | None:
+    """A title on one line with no control characters, at most MAX_TITLE_CHARS; None for a placeholder."""
+    if not isinstance(raw, str):
+        return None
+    title = " ".join(unicodedata.normalize("NFC", _STRIP_RE.sub("", " ".join(raw.split()))).split())
+    if not any(ch.isalpha() for ch in title):
+        return None
+    if title.lower() in _PLACEHOLDER_TITLES or _PLACEHOLDER_TITLE_RE.search(title):
+        return None
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+    return title
+
+
+def _first_title(candidates: Iterable[Any]) -> str | None:
+    for candidate in candidates:
+        title = tidy_title(candidate)
+        if title:
+            return title
+    return None
+
+
+def _pdf_title(data: bytes, raw: str) -> str | None:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        # Only a PDF that opens with the empty password gets this far (extract_pdf).
+        reader.decrypt("")
+    metadata = reader.metadata
+    return metadata.title if metadata is not None else None
+
+
+def _core_properties_title(data: bytes) -> str | None:
+    """dc:title of an Office Open XML package's core properties (docProps/core.xml)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        try:
+            info = zf.getinfo("docProps/core.xml")
+        except KeyError:
+            return None
+        if info.file_size > _METADATA_PART_MAX_BYTES:
+            return None
+        root = _parse_xml(zf.read(info))
+    return _first_title("".join(element.itertext()) for element in _xml_elements(root, "title"))
+
+
+def _docx_title(data: bytes, raw: str) -> str | None:
+    return _core_properties_title(data)
+
+
+_FIRST_SLIDE_TITLE_RE = re.compile(r"\ASlide 1: (.+)$", re.MULTILINE)
+
+
+def _pptx_title(data: bytes, raw: str) -> str | None:
+    """The core properties' title, else the first slide's (the first line _slide_blocks wrote)."""
+    first_slide = _FIRST_SLIDE_TITLE_RE.match(raw)
+    return _first_title([_core_properties_title(data), first_slide.group(1) if first_slide else None])
+
+
+def _epub_title(data: bytes, raw: str) -> str | None:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        package = _parse_xml(zf.read(_epub_package_path(zf, set(zf.namelist()))))
+    return _first_title(
+        "".join(title.itertext())
+        for metadata in _xml_elements(package, "metadata")
+        for title in _xml_elements(metadata, "title")
+    )
+
+
+def _html_title(data: bytes, raw: str) -> str | None:
+    """<title>, else og:title, else the first <h1>, read from the top of the page."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data[:_TITLE_SCAN_BYTES], "lxml")
+    # In the head only: an inline SVG's <title> names an icon, not the page.
+    title = soup.head.find("title") if soup.head else None
+    og_title = soup.find("meta", attrs={"property": "og:title"})
+    h1 = soup.find("h1")
+    return _first_title(
+        [
+            title.get_text() if title else None,
+            og_title.get("content") if og_title else None,
+            h1.get_text(" ") if h1 else None,
+        ]
+    )
+
+
+def _markdown_title(data: bytes, raw: str) -> str | None:
+    """The text of the first heading when it is an H1 (``# Title`` or ``Title`` underlined with ``=``)."""
+    from markdown_it import MarkdownIt
+
+    text = raw[:_TITLE_SCAN_CHARS]
+    if len(text) < len(raw):
+        text = text.rsplit("\n", 1)[0]
+    tokens = MarkdownIt("commonmark", {"html": False}).parse(text)
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open":
+            continue
+        if token.tag != "h1":
+            return None  # the document opens with a section, not a title
+        inline = tokens[index + 1]
+        return "".join(
+            " " if child.type in ("softbreak", "hardbreak") else child.content
+            for child in inline.children or []
+            if child.type in ("text", "code_inline", "softbreak", "hardbreak")
+        )
+    return None
+
+
+# Formats that can carry a title. A web page fetched by URL has one already: the fetch took it.
+_TITLE_READERS: dict[str, Callable[[bytes, str], str | None]] = {
+    "pdf": _pdf_title,
+    "docx": _docx_title,
+    "pptx": _pptx_title,
+    "xlsx": _docx_title,
+    "epub": _epub_title,
+    "html": _html_title,
+    "md": _markdown_title,
+}
+
+
+def _read_title(fmt: str, data: bytes, raw: str) -> str | None:
+    reader = _TITLE_READERS.get(fmt)
+    if reader is None:
+        return None
+    try:
+        return tidy_title(reader(data, raw))
+    except Exception as exc:  # noqa: BLE001 - a title is a nicety: an unreadable one never costs the text
+        logger.info("no title read from the %s file: %s", fmt, _reason(exc))
+        return None
+
+
 _EXTRACTORS: dict[str, Callable[[bytes], str]] = {
     "pdf": extract_pdf,
     "docx": extract_docx,
@@ -1194,4 +1372,4 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
         raise ExtractionError(
             f"The extracted text is too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})."
         )
-    return Extracted(text=text, format=fmt)
+    return Extracted(text=text, format=fmt, title=_read_title(fmt, data, raw))

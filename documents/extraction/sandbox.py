@@ -13,8 +13,8 @@ need decoding, which the upload size already bounds, so they are read in-process
 
 The child is `python -m documents.extraction.sandbox MEMORY_MB CPU_S`: it reads a JSON
 header line (the file name and the reader limits from the settings) and the
-file's bytes on stdin, and writes one JSON object on stdout. It imports neither
-Django nor the project's settings.
+file's bytes on stdin, and writes one JSON object on stdout (the text, its format and
+the title the file gives, if any). It imports neither Django nor the project's settings.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from documents.extraction import readers
 SANDBOXED_FORMATS = frozenset(
     {"pdf", "docx", "pptx", "xlsx", "epub", "html", "web", "csv", "png", "jpeg", "tiff"}
 )
-ROOT = Path(__file__).resolve().parents[2]  # the project root, where `-m documents.extraction.sandbox` resolves
+# The project root, where `python -m documents.extraction.sandbox` resolves.
+ROOT = Path(__file__).resolve().parents[2]
 _MEMORY_EXIT = 3
 _CRASH_EXIT = 4
 
@@ -136,7 +137,9 @@ def _result(
     except ValueError:
         reply = {}
     if done.returncode == 0 and reply.get("ok") is True:
-        return readers.Extracted(text=str(reply["text"]), format=str(reply["format"]))
+        return readers.Extracted(
+            text=str(reply["text"]), format=str(reply["format"]), title=readers.tidy_title(reply.get("title"))
+        )
     if done.returncode == 0 and reply.get("ok") is False:
         raise readers.ExtractionError(str(reply.get("error") or "The file could not be read."))
     how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
@@ -161,7 +164,7 @@ def _child(memory_mb: int, cpu_s: int) -> int:
         # A fresh process, reading one file: the module-wide limits are this file's.
         readers.LIMITS = readers.ReaderLimits(**header.get("limits", {}))
         result = readers.extract_text(data, filename=str(header.get("filename", "")))
-        reply = {"ok": True, "text": result.text, "format": result.format}
+        reply = {"ok": True, "text": result.text, "format": result.format, "title": result.title}
     except MemoryError:
         return _MEMORY_EXIT
     except readers.ExtractionError as exc:

@@ -324,7 +324,7 @@ def test_deeply_nested_html_does_not_crash() -> None:
 def test_markdown_is_kept_as_written() -> None:
     data = b"# Heading\n\nSome *emphasis* and `code`.\n"
     result = extract_text(data, filename="notes.md")
-    assert result == Extracted(text="# Heading\n\nSome *emphasis* and `code`.", format="md")
+    assert result == Extracted(text="# Heading\n\nSome *emphasis* and `code`.", format="md", title="Heading")
 
 
 def test_markdown_long_extension_is_markdown() -> None:

@@ -43,7 +43,7 @@ def readers_only_in_the_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def ingest(name: str, data: bytes) -> Document:
     owner = UserFactory(password=None)
     project = make_project(owner)
-    doc = services.document_create_from_file(
+    doc = services.document_create(
         user=owner,
         project=project,
         upload=SimpleUploadedFile(name, data, content_type="application/octet-stream"),
@@ -105,7 +105,7 @@ def test_ordinary_files_read_in_the_child_give_the_same_text() -> None:
         "The tide turns at noon.", "pdf"
     )
     assert sandbox.extract_text_bounded(html, filename="t.html") == readers.Extracted(
-        "Tides\n\nThe tide turns at noon.", "html"
+        "Tides\n\nThe tide turns at noon.", "html", "Tides"
     )
 
 
