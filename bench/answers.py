@@ -131,7 +131,7 @@ def build_project(paragraphs: list[str]) -> tuple[Any, Any]:
     user = get_user_model().objects.create_user(email=BENCH_EMAIL, password=None)
     project = project_create(user=user, title=PROJECT_TITLE)
     for index, text in enumerate(paragraphs):
-        doc = documents_services.document_create_from_text(
+        doc = documents_services.document_create(
             user=user,
             project=project,
             title=f"Rhine, paragraph {index + 1}",

@@ -161,14 +161,14 @@ import django, statistics, time
 django.setup()
 from accounts.models import User
 from documents.models import Document
-from documents.services import document_create_from_text
+from documents.services import document_create
 from projects.models import Project
 user = User.objects.get(email="ingest@docent.invalid")
 project = Project.objects.get(pk="{project}")
 took = []
 for i in range(5):
     started = time.monotonic()
-    doc = document_create_from_text(user=user, project=project, title=f"Single {{i}}", text="A lone upload about tides and the moon.")
+    doc = document_create(user=user, project=project, title=f"Single {{i}}", text="A lone upload about tides and the moon.")
     while Document.objects.filter(pk=doc.pk, status="ready").count() == 0:
         time.sleep(0.01)
     took.append(time.monotonic() - started)

@@ -33,11 +33,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from documents import chunking, embedder, search
+from documents import chunking, embedder, search, services
 from documents.extraction import readers, sandbox
 from documents.models import Chunk, Document, DocumentStatus
 from documents.search import index_text
-from projects.services import project_touch_documents
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,8 @@ def claim(*, token: str, limit: int | None = None, max_bytes: int | None = None)
                 .select_for_update(skip_locked=True, of=("self",))
                 .values_list("pk", "size_bytes")[: limit - len(rows)]
             )
-        ids, total = [], 0
+        ids: list[Any] = []
+        total = 0
         for pk, size in rows:
             if ids and total + size > max_bytes:
                 break
@@ -146,7 +146,7 @@ def _take(ids: list[Any], still: Q, *, token: str, now: Any) -> list[Claim]:
 def _touch(project_ids: set[Any]) -> None:
     # Sorted, so two claimers lock the same projects in the same order.
     for project_id in sorted(project_ids, key=str):
-        project_touch_documents(project_id=project_id)
+        services.documents_changed(project_id=project_id)
 
 
 @dataclass(eq=False)
@@ -158,6 +158,11 @@ class _Prepared:
     content_hash: str
     spans: list[chunking.ChunkSpan] | None  # None: content unchanged, keep the chunks
     vectors: Any = None
+    title: str | None = None  # the file's own title, replacing one defaulted from the file name
+
+    @property
+    def index_title(self) -> str:
+        return self.title or self.doc.title
 
 
 def _document_bytes(doc: Document) -> bytes:
@@ -174,6 +179,7 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
     except OSError:
         raise readers.ExtractionError("The stored file could not be read; upload it again.") from None
     content_hash = hashlib.sha256(data).hexdigest()
+    title: str | None = None
     if doc.pasted_text:
         text, fmt = readers.normalise(doc.pasted_text), "txt"
         if not text:
@@ -182,14 +188,33 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
         # In a child process with bounded memory and time: hostile files fail, the worker lives.
         extracted = sandbox.extract_text_bounded(data, filename=doc.original_filename)
         text, fmt = extracted.text, extracted.format
-    if content_hash == doc.indexed_hash and doc.chunk_count > 0 and doc.chunks.exists():
+        title = _file_title(doc, extracted.title)
+    # A new title is embedded with every chunk, so it is re-embedded even when the bytes are the same.
+    if content_hash == doc.indexed_hash and doc.chunk_count > 0 and title is None and doc.chunks.exists():
         return _Prepared(doc, attempt, text, fmt, content_hash, None)
     spans = chunking.chunk_text(
         text, max_tokens=settings.CHUNK_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS
     )
     if not spans:
         raise readers.ExtractionError("The document contains no text to index.")
-    return _Prepared(doc, attempt, text, fmt, content_hash, spans)
+    return _Prepared(doc, attempt, text, fmt, content_hash, spans, title=title)
+
+
+def _file_title(doc: Document, found: str | None) -> str | None:
+    """The title the file gives, when it should replace the document's; None to keep it.
+
+    Only a title defaulted from the file name is replaced (an upload or import without
+    one): a title a person typed, or edited since, is theirs, and re-indexing keeps it.
+    """
+    if not found or not doc.original_filename:
+        return None
+    # An upload's default title is its stored file name; an import's, the name before it was made safe.
+    if services.safe_filename(doc.title) != doc.original_filename:
+        return None
+    title = " ".join(found.split())
+    if len(title) > services.TITLE_MAX:
+        title = title[: services.TITLE_MAX - 1].rstrip() + "…"
+    return title if title and title != doc.title else None
 
 
 def _crash_reason(exc: BaseException) -> str:
@@ -205,7 +230,7 @@ def _embed(items: list[_Prepared]) -> dict[str, str]:
     todo = [item for item in items if item.spans is not None]
     if not todo:
         return {}
-    texts = [index_text(item.doc.title, s.text) for item in todo for s in item.spans or []]
+    texts = [index_text(item.index_title, s.text) for item in todo for s in item.spans or []]
     try:
         vectors = embedder.encode(texts)
     except Exception:
@@ -220,7 +245,7 @@ def _embed(items: list[_Prepared]) -> dict[str, str]:
     failures: dict[str, str] = {}
     for item in todo:
         try:
-            item.vectors = embedder.encode([index_text(item.doc.title, s.text) for s in item.spans or []])
+            item.vectors = embedder.encode([index_text(item.index_title, s.text) for s in item.spans or []])
         except Exception as exc:
             log.exception("document embedding crashed", extra={"document_id": str(item.doc.pk)})
             failures[str(item.doc.pk)] = _crash_reason(exc)
@@ -237,7 +262,7 @@ def fail(document_id: Any, attempt: int, reason: str) -> bool:
         )
         if failed:
             project_id = Document.objects.filter(pk=document_id).values_list("project_id", flat=True).first()
-            project_touch_documents(project_id=project_id)
+            services.documents_changed(project_id=project_id)
     log.warning(
         "document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason}
     )
@@ -299,6 +324,9 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
             if item.spans is not None:
                 fields["chunk_count"] = len(item.spans)
             Document.objects.filter(pk=item.doc.pk).update(**fields)
+            if item.title is not None:
+                # Only if the title is still the one read at the claim: an edit made meanwhile wins.
+                Document.objects.filter(pk=item.doc.pk, title=item.doc.title).update(title=item.title)
             outcomes[str(item.doc.pk)] = DocumentStatus.READY
         _touch({item.doc.project_id for item in held})
     for item in held:

@@ -12,19 +12,35 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import importing
+from documents import importing, tasks
 from documents.extraction import fetching, readers
 from documents.models import Document, DocumentStatus, ImportBatch, IngestPriority
 from projects.access import require
 from projects.models import Project, Role
-from projects.services import project_touch_documents
 
 log = logging.getLogger(__name__)
 
 TITLE_MAX = 300
+
+# What the page and the API both answer when the source of a new document is not one thing.
+SOURCE_MISSING = "Choose a file, paste some text or give a web address."
+SOURCE_SEVERAL = "Choose a file, paste text or give a web address, not more than one."
+TITLE_WITH_TEXT = "A title is required with pasted text."
+URL_MISSING = "Give the address of a web page."
+
+
+def documents_changed(*, project_id: Any) -> int:
+    """Bump the project's documents version, so its cached list pages go stale (inside the change's transaction).
+
+    Returns the rows updated: 0 when the project is gone. The update also locks the
+    project's row, so document changes of one project take turns with each other and
+    wait for a delete of the project in progress.
+    """
+    return Project.objects.filter(pk=project_id).update(documents_version=F("documents_version") + 1)
 
 
 def _clean_title(title: str, field: str = "title") -> str:
@@ -61,21 +77,61 @@ def read_upload(upload: IO[bytes] | Any) -> bytes:
     return data
 
 
-def document_create_from_file(
+def document_create(
     *,
     user: Any,
     project: Project,
-    upload: Any,
+    upload: Any = None,
+    text: str | None = None,
+    url: str | None = None,
     title: str = "",
     external_id: str = "",
     source: str = "",
     batch: ImportBatch | None = None,
+    enqueue: bool = True,
 ) -> Document:
-    """Store an uploaded file as a new pending document (ingest runs after commit).
+    """A new pending document from exactly one of a file (`upload`), pasted `text` or a web page's `url`.
 
-    A document of an import `batch` is bulk work: ingest takes interactive uploads first.
+    The page's upload form, the API, the admin and `import_documents` all create through
+    here. Errors are ValidationErrors keyed by field. The document is queued for
+    ingest once the transaction commits, unless `enqueue` is false (a caller that
+    ingests it itself, `import_documents --sync`). A document of an import `batch`
+    is bulk work: ingest takes interactive uploads first.
     """
     require(user, project, Role.EDITOR)
+    # None: not sent. Blank: sent empty, which is no source beside another one, and an error alone.
+    sent_text, sent_url = text is not None, url is not None
+    text = text if text and text.strip() else None
+    url = (url or "").strip() or None
+    given = [name for name, value in (("file", upload), ("text", text), ("url", url)) if value is not None]
+    if not given:
+        if sent_text:
+            raise ValidationError({"text": "The text is empty."})
+        raise ValidationError({"url": URL_MISSING} if sent_url else {"file": SOURCE_MISSING})
+    if len(given) > 1:
+        raise ValidationError({given[-1]: SOURCE_SEVERAL})
+    common: dict[str, Any] = {"external_id": external_id, "enqueue": enqueue}
+    if upload is not None:
+        return _from_file(user, project, upload, title=title, source=source, batch=batch, **common)
+    if text is not None:
+        if not (title or "").strip():
+            raise ValidationError({"title": TITLE_WITH_TEXT})
+        return _from_text(user, project, text, title=title, source=source, batch=batch, **common)
+    assert url is not None
+    return _from_url(user, project, url, title=title, **common)
+
+
+def _from_file(
+    user: Any,
+    project: Project,
+    upload: Any,
+    *,
+    title: str,
+    external_id: str,
+    source: str,
+    batch: ImportBatch | None,
+    enqueue: bool,
+) -> Document:
     data = read_upload(upload)
     filename = safe_filename(getattr(upload, "name", "") or "upload")
     try:
@@ -93,22 +149,22 @@ def document_create_from_file(
         fmt=fmt,
         content_type=getattr(upload, "content_type", "") or "",
         batch=batch,
+        enqueue=enqueue,
     )
 
 
-def document_create_from_text(
-    *,
+def _from_text(
     user: Any,
     project: Project,
-    title: str,
     text: str,
-    external_id: str = "",
-    source: str = "",
-    batch: ImportBatch | None = None,
+    *,
+    title: str,
+    external_id: str,
+    source: str,
+    batch: ImportBatch | None,
+    enqueue: bool,
 ) -> Document:
-    """Store pasted text as a new pending document (bulk work when part of an import `batch`)."""
-    require(user, project, Role.EDITOR)
-    if not (text or "").strip():
+    if not text.strip():
         raise ValidationError({"text": "The text is empty."})
     data = text.encode("utf-8")
     if len(data) > settings.MAX_UPLOAD_BYTES:
@@ -127,22 +183,17 @@ def document_create_from_text(
         content_type="text/plain",
         pasted=text,
         batch=batch,
+        enqueue=enqueue,
     )
 
 
-def document_create_from_url(
-    *,
-    user: Any,
-    project: Project,
-    url: str,
-    title: str = "",
-    external_id: str = "",
+def _from_url(
+    user: Any, project: Project, url: str, *, title: str, external_id: str, enqueue: bool
 ) -> Document:
-    """Fetch a web page now (errors go to the `url` field) and store it as a new pending document.
+    """Fetch a web page now (errors go to the `url` field); its bytes are the document's file.
 
-    The page's bytes are the document's file; ingest reads its main content (trafilatura).
+    Ingest reads the page's main content (trafilatura).
     """
-    require(user, project, Role.EDITOR)
     try:
         fetched = fetching.fetch_page(url)
     except fetching.FetchError as exc:
@@ -163,6 +214,7 @@ def document_create_from_url(
         filename=filename,
         fmt=fmt,
         content_type=fetched.content_type or "text/html",
+        enqueue=enqueue,
     )
 
 
@@ -187,6 +239,7 @@ def _create(
     content_type: str,
     pasted: str = "",
     batch: ImportBatch | None = None,
+    enqueue: bool = True,
 ) -> Document:
     external_id = (external_id or "").strip()
     if len(external_id) > 300:
@@ -213,13 +266,15 @@ def _create(
             # First, as it locks the project's row: creations in one project take turns, so
             # the check below sees a twin committed a moment ago, and a project deleted
             # meanwhile is noticed here instead of failing the insert.
-            if not project_touch_documents(project_id=project.pk):
+            if not documents_changed(project_id=project.pk):
                 raise ValidationError({"project": PROJECT_GONE})
             if external_id and Document.objects.filter(project=project, external_id=external_id).exists():
                 raise _duplicate_external_id()
             if filename:
                 doc.file.save(filename, ContentFile(data), save=False)
             doc.save()
+            if enqueue:
+                _enqueue_after_commit(doc.pk)
     except BaseException as exc:
         # Nothing was stored: neither is the file (it was written before the row).
         if doc.file.name:
@@ -235,6 +290,11 @@ def _create(
 
 
 PROJECT_GONE = "The project was deleted."
+
+
+def _enqueue_after_commit(document_id: Any) -> None:
+    """Wake a worker for the document once it is committed (documents.tasks)."""
+    transaction.on_commit(lambda: tasks.enqueue_ingest(document_id))
 
 
 def _duplicate_external_id() -> ValidationError:
@@ -255,7 +315,7 @@ def document_reindex(*, user: Any, document: Document) -> Document:
 
 
 def document_requeue(*, document: Document, force: bool = False) -> Document:
-    """Put a document back to pending; the signal enqueues it after commit."""
+    """Put a document back to pending; it is queued for ingest after commit."""
     if force:
         document.indexed_hash = ""
     document.status = DocumentStatus.PENDING
@@ -263,7 +323,8 @@ def document_requeue(*, document: Document, force: bool = False) -> Document:
     document.status_changed_at = timezone.now()
     with transaction.atomic():
         document.save(update_fields=["status", "error", "indexed_hash", "status_changed_at", "updated_at"])
-        project_touch_documents(project_id=document.project_id)
+        documents_changed(project_id=document.project_id)
+        _enqueue_after_commit(document.pk)
     log.info("document requeued", extra={"document_id": str(document.pk), "status": "pending"})
     return document
 
@@ -272,7 +333,7 @@ def document_save_metadata(*, document: Document) -> None:
     """Store a document's changed metadata (tags, keywords, entities from an extract run)."""
     with transaction.atomic():
         document.save(update_fields=["metadata", "updated_at"])
-        project_touch_documents(project_id=document.project_id)
+        documents_changed(project_id=document.project_id)
 
 
 def document_save_edits(*, document: Document, fields: list[str]) -> None:
@@ -281,7 +342,7 @@ def document_save_edits(*, document: Document, fields: list[str]) -> None:
         return
     with transaction.atomic():
         document.save(update_fields=[*fields, "updated_at"])
-        project_touch_documents(project_id=document.project_id)
+        documents_changed(project_id=document.project_id)
     log.info("document edited", extra={"document_id": str(document.pk), "fields": fields})
 
 
@@ -390,7 +451,7 @@ def documents_import(
 
     BEIR records are matched by external id, files by the sha256 of their bytes,
     so importing the same source again creates nothing. Each document commits on
-    its own (the signal enqueues its ingest); `sync` also ingests it right here.
+    its own and is queued for ingest after commit; with `sync` it is ingested right here instead.
     `progress`, if given, is called with an `importing.ImportEvent` per record.
     The import is recorded as an `ImportBatch` (its documents are bulk work for
     ingest), whose counters the project page shows while it runs.
@@ -464,7 +525,7 @@ def _import_records(
                 if record.external_id in known_ids:
                     outcome = importing.SKIPPED
                 else:
-                    doc = document_create_from_text(
+                    doc = document_create(
                         user=user,
                         project=project,
                         title=_import_title(record.title, record.external_id),
@@ -472,6 +533,7 @@ def _import_records(
                         external_id=record.external_id,
                         source=f"{record.path.name}:{record.line}",
                         batch=batch,
+                        enqueue=not sync,
                     )
                     known_ids.add(record.external_id)
             else:
@@ -484,13 +546,14 @@ def _import_records(
                         if digest in known_hashes:
                             outcome = importing.SKIPPED
                     if outcome != importing.SKIPPED:
-                        doc = document_create_from_file(
+                        doc = document_create(
                             user=user,
                             project=project,
                             upload=upload,
                             title=_import_title(Path(record.name).name, "upload"),
                             source=record.name,
                             batch=batch,
+                            enqueue=not sync,
                         )
                         known_hashes.add(doc.content_hash)
         except ValidationError as exc:
@@ -538,7 +601,7 @@ def document_purge(*, document: Document) -> None:
         # before (and is collected with it) or waits and finds it gone, never a broken reference.
         if list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True)):
             document.delete()
-            project_touch_documents(project_id=project_id)
+            documents_changed(project_id=project_id)
     if file_name:
         transaction.on_commit(lambda: document_files_remove(names=[file_name]))
     log.info("document purged", extra={"document_id": str(document_id), "project_id": str(project_id)})

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.http import Http404
 
 from projects.access import require, validate_role
@@ -128,16 +127,6 @@ def projects_release_for_deleted_user(*, user_id: Any) -> None:
                 heir.role = Role.OWNER
                 heir.save(update_fields=["role"])
                 log.info("project handed to a new owner", extra={"project_id": str(project_id)})
-
-
-def project_touch_documents(*, project_id: Any) -> int:
-    """Tell every process that the project's document list changed (call inside the change's transaction).
-
-    Returns the rows updated: 0 when the project is gone. The update also locks the
-    project's row, so document changes of one project take turns with each other and
-    wait for a delete of the project in progress.
-    """
-    return Project.objects.filter(pk=project_id).update(documents_version=F("documents_version") + 1)
 
 
 def _owner_count(project_id: Any) -> int:

@@ -50,17 +50,7 @@ class UploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["file"].help_text = self.fields["file"].help_text.format(settings.DOCENT_MAX_UPLOAD_MB)
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        upload, text, url = data.get("file"), data.get("text") or "", (data.get("url") or "").strip()
-        given = sum(1 for present in (bool(upload), bool(text.strip()), bool(url)) if present)
-        if given > 1:
-            raise forms.ValidationError("Choose a file, paste text or give a web address, not more than one.")
-        if not given and "file" not in self.errors:
-            raise forms.ValidationError("Choose a file, paste some text or give a web address.")
-        if text.strip() and not (data.get("title") or "").strip():
-            self.add_error("title", "A title is required with pasted text.")
-        return data
+    # Which one of file, text and url was given is checked by documents.services.document_create.
 
 
 class AskForm(forms.Form):

@@ -14,6 +14,7 @@ from documents import embedder, ingest, services, tasks
 from documents.models import Chunk, Document, DocumentStatus, IngestPriority
 from documents.tests.factories import DocumentFactory
 from projects.models import Project
+from projects.selectors import first_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -266,15 +267,24 @@ def test_an_embedding_crash_fails_the_document_with_a_reason(
     assert not Chunk.objects.filter(document=doc).exists()
 
 
+def _created(project: Project, n: int) -> list[Document]:
+    """Documents added as people add them: through the service, which queues each for ingest."""
+    owner = first_owner(project)
+    return [
+        services.document_create(user=owner, project=project, title=f"Note {i}", text=f"Note {i}. {TEXT}")
+        for i in range(n)
+    ]
+
+
 def test_new_documents_publish_one_wake_up_while_one_is_queued(
     project: Project, published: list[int], django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        _docs(project, 5)
+        _created(project, 5)
     assert len(published) == 1
     ingest.run(token="job-a", wake_others=False)  # a job starts: the next document wakes again
     with django_capture_on_commit_callbacks(execute=True):
-        _docs(project, 2)
+        _created(project, 2)
     assert len(published) == 2
 
 
@@ -285,7 +295,7 @@ def test_a_failed_publish_lets_the_next_document_try_again(
     monkeypatch.setattr(tasks, "publish_wakeup", lambda: attempts.append(1) and False)
     cache.delete(ingest.WAKE_KEY)
     with django_capture_on_commit_callbacks(execute=True):
-        _docs(project, 3)
+        _created(project, 3)
     assert len(attempts) == 3
 
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.selectors import runs_visible_to, threads_visible_to
+from core.uploads import too_large_message
 from documents import search as document_search
 from documents import selectors as document_selectors
 from documents import services as document_services
-from documents.models import DocumentStatus
+from documents.models import Document, DocumentStatus
 from projects import access
 from projects.forms import add_service_errors
 from projects.models import Project, Role
@@ -49,9 +51,40 @@ def _detail_context(request: HttpRequest, project: Project, **overrides: Any) ->
         "upload_form": UploadForm(),
         "ask_form": AskForm(),
         "search_modes": document_search.MODES,
+        "ask_blocked": _ask_blocked(project),
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        "too_large_message": too_large_message(),
     }
     context.update(overrides)
+    if context["ask_blocked"]:
+        context["ask_form"].fields["question"].disabled = True
     return context
+
+
+def _ask_blocked(project: Project) -> str:
+    """Why Ask and Summarize cannot run yet (empty when they can): they answer only from ready documents."""
+    statuses = set(project.documents.values_list("status", flat=True).distinct())
+    if not statuses:
+        return "Add a document first."
+    if DocumentStatus.READY in statuses:
+        return ""
+    if statuses & UNFINISHED:
+        return "Documents are still being processed."
+    return "None of the documents could be read; add another."
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    """The drop zone's script asks for JSON; the plain form gets the page."""
+    return request.headers.get("Accept", "").startswith("application/json")
+
+
+def _document_answer(doc: Document) -> dict[str, Any]:
+    return {
+        "id": str(doc.pk),
+        "title": doc.title,
+        "url": reverse("documents:detail", args=[doc.pk]),
+        "status": doc.status,
+    }
 
 
 @require_GET
@@ -73,31 +106,25 @@ def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            if data["file"]:
-                doc = document_services.document_create_from_file(
-                    user=request.user,
-                    project=project,
-                    upload=data["file"],
-                    title=data["title"],
-                )
-            elif data["url"].strip():
-                doc = document_services.document_create_from_url(
-                    user=request.user,
-                    project=project,
-                    url=data["url"],
-                    title=data["title"],
-                )
-            else:
-                doc = document_services.document_create_from_text(
-                    user=request.user,
-                    project=project,
-                    title=data["title"],
-                    text=data["text"],
-                )
+            doc = document_services.document_create(
+                user=request.user,
+                project=project,
+                # The form sends every field; an empty one is not a source.
+                upload=data["file"],
+                text=data["text"] or None,
+                url=data["url"] or None,
+                title=data["title"],
+            )
         except ValidationError as exc:
             add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text", "url": "url"})
         else:
+            if _wants_json(request):
+                return JsonResponse(_document_answer(doc), status=201)
             messages.success(request, f"“{doc.title}” was added and is being processed.")
             return redirect(reverse("projects:detail", args=[project.pk]) + "#documents")
+    if _wants_json(request):
+        return JsonResponse(
+            {"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400
+        )
     context = _detail_context(request, project, upload_form=form, upload_failed=True)
     return render(request, "projects/project_detail.html", context, status=400)

@@ -11,8 +11,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,18 +19,17 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models.signals import post_save
 from django.http import Http404
 from django.urls import reverse
 from tqdm import tqdm
 
-from documents import importing, services, signals
+from documents import importing, services
 from documents.management.progress import BAR_FORMAT, POLL_BATCH, rate_text, wait_until_finished
 from documents.models import Document, DocumentStatus
+from projects import selectors as project_selectors
 from projects.access import require
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
 
-ENQUEUE_UID = "documents.enqueue_ingest"  # the receiver in documents/signals.py
 SHOW_FAILURES = 20
 
 
@@ -87,8 +85,8 @@ class Command(BaseCommand):
         restore = _quiet_logs() if verbosity < 2 else None
         try:
             started = time.monotonic()
-            with _ingest_here() if sync else nullcontext():
-                report = self._import(user=user, project=project, paths=paths, sync=sync, quiet=quiet)
+            # With --sync each document is ingested here, so none is published to a worker.
+            report = self._import(user=user, project=project, paths=paths, sync=sync, quiet=quiet)
             imported_s = time.monotonic() - started
             self._report_failures(report)
 
@@ -120,22 +118,17 @@ class Command(BaseCommand):
             pid = UUID(str(raw))
         except ValueError:
             raise CommandError(f"Unknown project id {raw!r}: not a UUID.") from None
-        project = Project.objects.filter(pk=pid).first()
+        project = project_selectors.project_get(pid)
         if project is None:
             raise CommandError(f"Unknown project id {raw}: no such project.")
         return project
 
     def _user(self, project: Project, email: str) -> Any:
         if not email:
-            owner = (
-                Membership.objects.filter(project=project, role=Role.OWNER)
-                .select_related("user")
-                .order_by("created_at")
-                .first()
-            )
+            owner = project_selectors.first_owner(project)
             if owner is None:
                 raise CommandError(f"Project {project.pk} has no owner; name the importing user with --user.")
-            return owner.user
+            return owner
         user = get_user_model().objects.filter(email__iexact=email.strip(), is_active=True).first()
         if user is None:
             raise CommandError(f"User not found: no active user has the email {email!r}.")
@@ -244,20 +237,6 @@ def _ingest_failures(ids: list[str], limit: int) -> list[tuple[str, str]]:
             .values_list("title", "error")[: limit - len(found)]
         )
     return found
-
-
-@contextmanager
-def _ingest_here() -> Iterator[None]:
-    """For --sync: this process ingests each document, so nothing is published to a worker.
-
-    Publishing as well would only leave a job per document that later finds
-    it already ingested (and a broker to reach on a machine without one).
-    """
-    post_save.disconnect(sender=Document, dispatch_uid=ENQUEUE_UID)
-    try:
-        yield
-    finally:
-        post_save.connect(signals.enqueue_ingest, sender=Document, dispatch_uid=ENQUEUE_UID)
 
 
 def _quiet_logs() -> Callable[[], None]:
