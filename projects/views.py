@@ -137,14 +137,17 @@ def members(request: HttpRequest, pk: UUID) -> HttpResponse:
                 days = settings.INVITATION_DAYS
                 messages.success(request, invitations.INVITED.format(email=invitation.email, days=days))
                 return redirect("projects:members", pk=project.pk)
-    memberships = selectors.memberships_of(project)
+    memberships = list(selectors.memberships_of(project))
     rows = [(m, MemberRoleForm(initial={"role": m.role}, prefix=f"m{m.pk}")) for m in memberships]
+    # The service refuses to let the last owner leave; the page does not offer it.
+    owners = [m.user_id for m in memberships if m.role == Role.OWNER]
     pending = list(invitations.invitations_pending_of(project)) if is_owner else []
     context = {
         "project": project,
         "is_owner": is_owner,
         "form": form,
         "rows": rows,
+        "sole_owner": owners == [request.user.pk],
         "invitations": pending,
         "now": timezone.now(),
     }

@@ -6,6 +6,15 @@
  * updated in place. The endpoint answers {items: [{id, status, status_label,
  * error, chunk_count?, finished}], finished}. With data-poll-reload the page
  * reloads once when everything has finished, so the server renders the result.
+ * With data-poll-refresh="<part> ..." those [data-part] elements of the page are
+ * fetched afresh instead (the project page's Ask card, once documents are ready).
+ *
+ * Drop zone: a form with data-dropzone takes files dropped on it, chosen with its
+ * picker or pasted anywhere on the page, and posts each one on its own (XHR, so
+ * its row shows upload progress) asking for JSON: 201 {id, title, url, status}
+ * or 4xx {errors: {field: [message]}}. When all are done the page's
+ * [data-part="documents"] list is fetched afresh. Without script the drop zone
+ * stays hidden and the plain upload form posts one file.
  *
  * Refreshing panels: an element with data-refresh-url is replaced every 2 s by
  * the HTML fragment that URL answers (the import panel on the project page),
@@ -53,11 +62,13 @@
   function startPolling(container) {
     var base = container.getAttribute("data-poll-url");
     var reload = container.hasAttribute("data-poll-reload");
+    var refresh = (container.getAttribute("data-poll-refresh") || "").split(" ").filter(Boolean);
     var failures = 0;
 
     function schedule(delay) { window.setTimeout(tick, delay); }
 
     function tick() {
+      if (!container.isConnected) { return; } // replaced by a fresh copy, which polls itself
       var waiting = unfinishedItems(container);
       if (!waiting.length) { return; }
       if (document.hidden) { schedule(INTERVAL_MS); return; }
@@ -88,6 +99,8 @@
             schedule(INTERVAL_MS);
           } else if (reload) {
             window.location.reload();
+          } else if (refresh.length) {
+            refreshParts(refresh);
           }
         })
         .catch(function () {
@@ -274,10 +287,212 @@
       });
   }
 
+  // --- parts of a page fetched afresh ----------------------------------------
+
+  function refreshParts(names) {
+    return fetch(window.location.href, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+      cache: "no-store"
+    })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        names.forEach(function (name) {
+          var selector = '[data-part="' + name + '"]';
+          var old = document.querySelector(selector);
+          var twin = fresh.querySelector(selector);
+          if (!old || !twin) { return; }
+          var adopted = document.importNode(twin, true);
+          old.replaceWith(adopted);
+          if (adopted.hasAttribute("data-poll-url")) { startPolling(adopted); }
+          Array.prototype.forEach.call(adopted.querySelectorAll("[data-poll-url]"), startPolling);
+        });
+      });
+  }
+
+  // --- the drop zone ---------------------------------------------------------
+
+  var UPLOADS_AT_ONCE = 2;
+
+  function hasFiles(event) {
+    var types = event.dataTransfer && event.dataTransfer.types;
+    return !!types && Array.prototype.indexOf.call(types, "Files") !== -1;
+  }
+
+  function uploadRow(list, file) {
+    var row = document.createElement("li");
+    row.className = "upload-row";
+    row.setAttribute("data-state", "waiting");
+    var name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = file.name || "Pasted file";
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Upload of " + name.textContent);
+    var note = document.createElement("span");
+    note.className = "upload-note";
+    note.setAttribute("data-field", "upload-note");
+    note.textContent = "Waiting…";
+    row.appendChild(name);
+    row.appendChild(bar);
+    row.appendChild(note);
+    list.appendChild(row);
+    return { row: row, name: name, bar: bar, note: note };
+  }
+
+  function settleRow(row, ok, message) {
+    row.row.setAttribute("data-state", ok ? "added" : "failed");
+    row.note.textContent = message;
+    if (ok) { row.bar.value = row.bar.max; }
+  }
+
+  function uploadError(xhr, zone) {
+    var data = null;
+    try { data = JSON.parse(xhr.responseText); } catch (ignored) { data = null; }
+    if (data && data.errors) {
+      var found = [];
+      Object.keys(data.errors).forEach(function (field) { found = found.concat(data.errors[field]); });
+      if (found.length) { return found.join(" "); }
+    }
+    if (data && data.detail) { return data.detail; }
+    if (xhr.status === 413) { return zone.getAttribute("data-too-large"); }
+    if (xhr.status === 403) { return "Not allowed: you may be signed out or no longer an editor. Reload the page."; }
+    if (xhr.status === 429) { return "Too many uploads just now; wait a moment and try again."; }
+    return "The upload failed (HTTP " + xhr.status + "); try again.";
+  }
+
+  function sendFile(zone, file, row) {
+    return new Promise(function (resolve) {
+      var max = Number(zone.getAttribute("data-max-bytes")) || 0;
+      if (max && file.size > max) {
+        // The server refuses it unread; sending it all first would only waste the wait.
+        settleRow(row, false, zone.getAttribute("data-too-large"));
+        resolve(false);
+        return;
+      }
+      var token = zone.querySelector("input[name=csrfmiddlewaretoken]");
+      var body = new FormData();
+      body.append("csrfmiddlewaretoken", token ? token.value : "");
+      body.append("file", file, file.name || "pasted");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", zone.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable) { row.bar.value = Math.round((100 * event.loaded) / event.total); }
+      });
+      xhr.addEventListener("load", function () {
+        if (xhr.status !== 201) {
+          settleRow(row, false, uploadError(xhr, zone));
+          resolve(false);
+          return;
+        }
+        var doc = {};
+        try { doc = JSON.parse(xhr.responseText); } catch (ignored) { doc = {}; }
+        if (doc.url) {
+          var link = document.createElement("a");
+          link.href = doc.url;
+          link.textContent = doc.title || row.name.textContent;
+          row.name.textContent = "";
+          row.name.appendChild(link);
+        }
+        settleRow(row, true, doc.status === "ready" ? "Added — ready" : "Added — processing");
+        resolve(true);
+      });
+      xhr.addEventListener("error", function () {
+        settleRow(row, false, "The upload was interrupted; check the connection and try again.");
+        resolve(false);
+      });
+      row.row.setAttribute("data-state", "uploading");
+      row.note.textContent = "Uploading…";
+      xhr.send(body);
+    });
+  }
+
+  function startDropzone(zone) {
+    var list = zone.querySelector('[data-field="upload-rows"]');
+    var picker = zone.querySelector("input[type=file]");
+    var queue = [];
+    var active = 0;
+    var added = 0;
+
+    function finished() {
+      zone.removeAttribute("aria-busy");
+      if (!added) { return; }
+      added = 0;
+      var parts = ["documents", "documents-count"];
+      Array.prototype.forEach.call(document.querySelectorAll("[data-part][data-part-waiting]"), function (el) {
+        parts.push(el.getAttribute("data-part"));
+      });
+      refreshParts(parts).catch(function () { window.location.reload(); });
+    }
+
+    function pump() {
+      while (active < UPLOADS_AT_ONCE && queue.length) {
+        var job = queue.shift();
+        active += 1;
+        sendFile(zone, job.file, job.row).then(function (ok) {
+          active -= 1;
+          if (ok) { added += 1; }
+          if (queue.length || active) { pump(); } else { finished(); }
+        });
+      }
+    }
+
+    function take(files) {
+      var chosen = Array.prototype.slice.call(files || []);
+      if (!chosen.length) { return; }
+      list.hidden = false;
+      zone.setAttribute("aria-busy", "true");
+      chosen.forEach(function (file) { queue.push({ file: file, row: uploadRow(list, file) }); });
+      pump();
+    }
+
+    function isOtherFileInput(target) {
+      return target instanceof HTMLInputElement && target.type === "file" && target !== picker;
+    }
+
+    zone.hidden = false;
+    zone.addEventListener("submit", function (event) { event.preventDefault(); });
+    picker.addEventListener("change", function () {
+      take(picker.files);
+      picker.value = "";
+    });
+    // Files dropped anywhere on the page (but on another file field) go to the zone,
+    // rather than the browser opening them in place of the page.
+    document.addEventListener("dragover", function (event) {
+      if (!hasFiles(event) || isOtherFileInput(event.target)) { return; }
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      zone.classList.add("is-dragover");
+    });
+    document.addEventListener("dragleave", function (event) {
+      if (!event.relatedTarget) { zone.classList.remove("is-dragover"); }
+    });
+    document.addEventListener("drop", function (event) {
+      zone.classList.remove("is-dragover");
+      if (!hasFiles(event) || isOtherFileInput(event.target)) { return; }
+      event.preventDefault();
+      take(event.dataTransfer.files);
+    });
+    // Pasted files upload; pasted text goes on into the field it was pasted in.
+    document.addEventListener("paste", function (event) {
+      var files = event.clipboardData && event.clipboardData.files;
+      if (!files || !files.length) { return; }
+      event.preventDefault();
+      take(files);
+    });
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-poll-url]"), startPolling);
     Array.prototype.forEach.call(document.querySelectorAll("[data-refresh-url]"), startRefreshing);
     Array.prototype.forEach.call(document.querySelectorAll("[data-events-url]"), streamTurn);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-dropzone]"), startDropzone);
     document.addEventListener("submit", askInThread);
     document.addEventListener("submit", confirmBeforeSubmit);
     // A page restored from the back/forward cache must not keep disabled buttons.
