@@ -136,7 +136,7 @@ def test_sign_up_upload_search_ask_follow_a_citation_and_log_out(
     page.get_by_role("button", name="Search").click()
     first = page.locator(".result").first
     expect(first).to_contain_text("lighthouse keeper lit the lamp")
-    expect(first.get_by_role("link", name="harbour.md")).to_have_attribute(
+    expect(first.get_by_role("link", name="Harbour notes")).to_have_attribute(
         "href", re.compile(r"\?start=\d+&end=\d+#passage$")
     )
 
