@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+E2E_STAMP := tests/e2e/node_modules/.installed
 PORT ?= 8000
 PGVECTOR_PORT ?= 5433
 
@@ -23,6 +24,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# axe-core for the browser tests' accessibility audits (tests/e2e/pages.py), pinned by its lock file.
+$(E2E_STAMP): tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --silent
+	touch $(E2E_STAMP)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -52,7 +58,7 @@ beat: install
 # The whole suite twice: on the embedded defaults, then on PostgreSQL (+ pgvector) and
 # Redis, a fresh database per run. Without Redis the second pass is skipped, except
 # under CI, where it must run.
-test: install lint typecheck
+test: install lint typecheck $(E2E_STAMP)
 	@if [ -x /usr/bin/chromium ] || [ -n "$$CI" ]; then \
 	  $(PY) -m pytest -m "not services"; \
 	else \

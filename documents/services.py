@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
@@ -314,8 +315,27 @@ def document_reindex(*, user: Any, document: Document) -> Document:
     return document_requeue(document=document, force=True)
 
 
-def document_requeue(*, document: Document, force: bool = False) -> Document:
-    """Put a document back to pending; it is queued for ingest after commit."""
+def documents_reindex(
+    *, documents: Iterable[Document], sync: bool = False, progress: Callable[[Document], None] | None = None
+) -> int:
+    """Extract and embed `documents` again from scratch (staff and `reindex_documents`; callers check who).
+
+    Each is queued for a worker after its own commit, or with `sync` ingested right
+    here instead (nothing is published). `progress` is called after each; returns how many.
+    """
+    count = 0
+    for document in documents:
+        document_requeue(document=document, force=True, enqueue=not sync)
+        if sync:
+            document_ingest(document_id=document.pk)
+        count += 1
+        if progress is not None:
+            progress(document)
+    return count
+
+
+def document_requeue(*, document: Document, force: bool = False, enqueue: bool = True) -> Document:
+    """Put a document back to pending; it is queued for ingest after commit (unless not `enqueue`)."""
     if force:
         document.indexed_hash = ""
     document.status = DocumentStatus.PENDING
@@ -324,7 +344,8 @@ def document_requeue(*, document: Document, force: bool = False) -> Document:
     with transaction.atomic():
         document.save(update_fields=["status", "error", "indexed_hash", "status_changed_at", "updated_at"])
         documents_changed(project_id=document.project_id)
-        _enqueue_after_commit(document.pk)
+        if enqueue:
+            _enqueue_after_commit(document.pk)
     log.info("document requeued", extra={"document_id": str(document.pk), "status": "pending"})
     return document
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.tests.factories import UserFactory
 from conftest import api_for
 from documents import importing, services
 from documents.models import Document, DocumentStatus
-from projects.models import Membership, Role
+from projects.models import Role
+from projects.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,7 @@ def test_importing_the_same_corpus_again_creates_nothing(project: Any, corpus: P
     assert Document.objects.filter(project=project).count() == 3
 
 
-def test_without_sync_the_signal_enqueues_ingest_after_each_commit(
+def test_without_sync_each_document_is_queued_after_its_commit(
     project: Any, corpus: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -105,10 +105,11 @@ def test_without_sync_the_signal_enqueues_ingest_after_each_commit(
 def test_a_folder_imports_its_visible_files_recursively(project: Any, folder: Path) -> None:
     out, _ = run_import("--project", str(project.pk), "--sync", str(folder))
 
-    docs = Document.objects.filter(project=project).order_by("title")
+    docs = Document.objects.filter(project=project).order_by("source")
+    # b.md's H1 becomes its title: none was given.
     assert [(d.title, d.source, d.format) for d in docs] == [
         ("a.txt", "a.txt", "txt"),
-        ("b.md", "sub/b.md", "md"),
+        ("Plan", "sub/b.md", "md"),
     ]
     assert {d.status for d in docs} == {DocumentStatus.READY}
     assert "2 created" in out
@@ -209,8 +210,7 @@ def test_a_missing_path_is_a_command_error(project: Any, tmp_path: Path) -> None
 
 
 def test_the_importing_user_must_exist_and_be_an_editor(project: Any, corpus: Path) -> None:
-    viewer = UserFactory(email="viewer@example.com")
-    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    MembershipFactory(project=project, user__email="viewer@example.com", role=Role.VIEWER)
 
     with pytest.raises(CommandError, match="User not found"):
         run_import("--project", str(project.pk), "--user", "nobody@example.com", str(corpus))
@@ -220,8 +220,7 @@ def test_the_importing_user_must_exist_and_be_an_editor(project: Any, corpus: Pa
 
 
 def test_an_editor_named_with_user_is_recorded_as_uploader(project: Any, corpus: Path) -> None:
-    editor = UserFactory(email="editor@example.com")
-    Membership.objects.create(project=project, user=editor, role=Role.EDITOR)
+    editor = MembershipFactory(project=project, user__email="editor@example.com", role=Role.EDITOR).user
 
     run_import(
         "--project",
@@ -259,10 +258,10 @@ def test_sync_ingests_here_and_publishes_no_jobs(
     with django_capture_on_commit_callbacks() as during:
         run_import("--project", str(project.pk), "--sync", str(corpus))
     with django_capture_on_commit_callbacks() as after:
-        services.document_create_from_text(user=user, project=project, title="Later", text="Added later.")
+        services.document_create(user=user, project=project, title="Later", text="Added later.")
 
     assert during == []
-    assert len(after) == 1  # the enqueue signal is connected again
+    assert len(after) == 1  # nothing process-wide was switched off: the next document is queued
     assert set(Document.objects.filter(external_id__gt="").values_list("status", flat=True)) == {
         DocumentStatus.READY
     }

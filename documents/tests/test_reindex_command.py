@@ -40,6 +40,26 @@ def test_failed_only_picks_failed_documents(project: Project) -> None:
     assert Document.objects.get(pk=ok.pk).chunk_count == 0  # not re-indexed
 
 
+def test_reindex_queues_each_document_for_a_worker_and_sync_publishes_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from documents import tasks
+
+    queued: list[Any] = []
+    monkeypatch.setattr(tasks, "enqueue_ingest", queued.append)
+    docs = [DocumentFactory(project=project, status=DocumentStatus.READY) for _ in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reindex_documents", "--no-wait", stdout=StringIO(), stderr=StringIO())
+    assert sorted(queued) == sorted(d.pk for d in docs)
+    assert set(Document.objects.values_list("status", flat=True)) == {DocumentStatus.PENDING}
+
+    queued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reindex_documents", "--sync", stdout=StringIO(), stderr=StringIO())
+    assert queued == []
+    assert set(Document.objects.values_list("status", flat=True)) == {DocumentStatus.READY}
+
+
 def test_bad_project_id_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="UUID"):
         call_command("reindex_documents", "--project", "nope", stdout=StringIO())

@@ -29,6 +29,15 @@
 (function () {
   "use strict";
 
+  // GET a URL afresh (never from the HTTP cache): its JSON when `accept` asks for JSON, else its text.
+  function getFresh(url, accept) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: accept }, cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return accept === "application/json" ? response.json() : response.text();
+      });
+  }
+
   var INTERVAL_MS = 1500;
   var MAX_BACKOFF_MS = 15000;
   var MAX_FAILURES = 40;
@@ -74,15 +83,7 @@
       if (document.hidden) { schedule(INTERVAL_MS); return; }
       var url = new URL(base, window.location.href);
       waiting.forEach(function (el) { url.searchParams.append("id", el.getAttribute("data-item")); });
-      fetch(url.toString(), {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-        cache: "no-store"
-      })
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
+      getFresh(url.toString(), "application/json")
         .then(function (data) {
           failures = 0;
           var byId = {};
@@ -138,15 +139,7 @@
     function tick() {
       if (!panel.isConnected) { return; }
       if (document.hidden) { schedule(REFRESH_MS); return; }
-      fetch(panel.getAttribute("data-refresh-url"), {
-        credentials: "same-origin",
-        headers: { Accept: "text/html" },
-        cache: "no-store"
-      })
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.text();
-        })
+      getFresh(panel.getAttribute("data-refresh-url"), "text/html")
         .then(function (html) {
           failures = 0;
           var holder = document.createElement("div");
@@ -188,11 +181,7 @@
   }
 
   function replaceTurn(turn, url) {
-    return fetch(url, { credentials: "same-origin", cache: "no-store" })
-      .then(function (response) {
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
-        return response.text();
-      })
+    return getFresh(url, "text/html")
       .then(function (html) {
         var holder = document.createElement("div");
         holder.innerHTML = html.trim();
@@ -290,15 +279,7 @@
   // --- parts of a page fetched afresh ----------------------------------------
 
   function refreshParts(names) {
-    return fetch(window.location.href, {
-      credentials: "same-origin",
-      headers: { Accept: "text/html" },
-      cache: "no-store"
-    })
-      .then(function (response) {
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
-        return response.text();
-      })
+    return getFresh(window.location.href, "text/html")
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html");
         names.forEach(function (name) {

@@ -13,9 +13,9 @@ from uuid import UUID
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from documents import services
+from documents import selectors, services
 from documents.management.progress import wait_until_finished
-from documents.models import Document, DocumentStatus
+from documents.models import DocumentStatus
 
 
 class Command(BaseCommand):
@@ -33,15 +33,13 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default: 3600)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        documents = Document.objects.order_by("created_at").only("pk", "status")
+        project_ids = None
         if options["project"]:
             try:
-                ids = [UUID(p) for p in options["project"]]
+                project_ids = [UUID(p) for p in options["project"]]
             except ValueError:
                 raise CommandError("--project takes project ids (UUIDs).") from None
-            documents = documents.filter(project_id__in=ids)
-        if options["failed_only"]:
-            documents = documents.filter(status=DocumentStatus.FAILED)
+        documents = selectors.documents_for_reindex(project_ids=project_ids, failed_only=options["failed_only"])
         quiet = int(options["verbosity"]) == 0
         ids = [str(pk) for pk in documents.values_list("pk", flat=True)]
         if not ids:
@@ -54,11 +52,11 @@ class Command(BaseCommand):
             disable=quiet,
             file=sys.stderr,
         ) as bar:
-            for doc in documents.iterator(chunk_size=500):
-                services.document_requeue(document=doc, force=True)
-                if options["sync"]:
-                    services.document_ingest(document_id=doc.pk)
-                bar.update(1)
+            services.documents_reindex(
+                documents=documents.iterator(chunk_size=500),
+                sync=options["sync"],
+                progress=lambda _doc: bar.update(1),
+            )
         if not (options["wait"] or options["sync"]):
             self.stdout.write(f"Queued {len(ids)} documents; the worker re-indexes them.")
             return
