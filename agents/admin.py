@@ -5,27 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.text import Truncator
 
 from agents import services
-from agents.models import AgentRun, RunStatus, Thread
+from agents.models import AgentRun, Thread
+
+QUESTION_CHARS = 80
 
 
 @admin.register(AgentRun)
 class AgentRunAdmin(admin.ModelAdmin):
     list_display = (
-        "id",
         "kind",
+        "question_excerpt",
         "project",
+        "user_email",
         "status",
         "provider",
         "degraded",
-        "latency_ms",
         "created_at",
     )
+    list_display_links = ("question_excerpt",)
     list_filter = ("kind", "status", "provider", "degraded")
-    search_fields = ("question", "answer")
-    list_select_related = ("project",)
+    search_fields = ("question", "answer", "created_by__email")
+    list_select_related = ("project", "created_by")
     date_hierarchy = "created_at"
     actions = ("rerun_failed",)
     fieldsets = (
@@ -105,15 +110,24 @@ class AgentRunAdmin(admin.ModelAdmin):
         # Runs are created by people asking, through the pages and the API.
         return False
 
+    @admin.display(description="question", ordering="question")
+    def question_excerpt(self, obj: AgentRun) -> str:
+        return Truncator(" ".join(obj.question.split())).chars(QUESTION_CHARS) or "—"
+
+    @admin.display(description="user", ordering="created_by__email")
+    def user_email(self, obj: AgentRun) -> str:
+        return obj.created_by.email if obj.created_by else "—"
+
     @admin.action(description="Re-run selected failed runs", permissions=["change"])
     def rerun_failed(self, request: Any, queryset: QuerySet[AgentRun]) -> None:
         requeued = skipped = 0
         for run in queryset:
-            if run.status != RunStatus.FAILED:
+            try:
+                services.run_retry(run=run)  # the service refuses a run that has not failed
+            except ValidationError:
                 skipped += 1
-                continue
-            services.run_retry(run=run)
-            requeued += 1
+            else:
+                requeued += 1
         message = f"Re-queued {requeued} failed run{'s' if requeued != 1 else ''}."
         if skipped:
             message += f" Skipped {skipped} that had not failed."

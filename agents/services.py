@@ -168,14 +168,25 @@ def _join_thread(
     return locked, last
 
 
+RETRY_NOT_FAILED = "Only a failed run can be run again."
+
+
 def run_retry(*, run: AgentRun) -> AgentRun:
-    """Queue a failed run again (admin action)."""
+    """Queue a failed run again; a run that has not failed is refused (ValidationError)."""
+    from agents import tasks
+
+    now = timezone.now()
+    # Conditional, so a run re-run twice at once (or finished meanwhile) is queued once at most.
+    queued = AgentRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
+        status=RunStatus.QUEUED, error="", status_changed_at=now, updated_at=now
+    )
+    if not queued:
+        raise ValidationError({"status": RETRY_NOT_FAILED})
+    run.status, run.error, run.status_changed_at, run.updated_at = RunStatus.QUEUED, "", now, now
     events.forget(run.pk)
-    run.status = RunStatus.QUEUED
-    run.error = ""
-    run.status_changed_at = timezone.now()
-    run.save(update_fields=["status", "error", "status_changed_at", "updated_at"])
-    log.info("run requeued", extra={"run_id": str(run.pk), "status": "queued"})
+    pk = run.pk
+    transaction.on_commit(lambda: tasks.enqueue_run(pk))
+    log.info("run requeued", extra={"run_id": str(pk), "status": "queued"})
     return run
 
 
@@ -274,19 +285,19 @@ def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> tuple[list[Passa
         .defer("embedding", "document__text", "document__pasted_text")
         .order_by("document__created_at", "index")
     )
-    chunks = list(chunks_qs[: PROJECT_SUMMARY_PASSAGES * 4])
-    if len(chunks) > PROJECT_SUMMARY_PASSAGES:
-        step = len(chunks) / PROJECT_SUMMARY_PASSAGES
-        chunks = [chunks[int(i * step)] for i in range(PROJECT_SUMMARY_PASSAGES)]
-    return [_passage(c, c.document.title) for c in chunks], ""
+    opening = list(chunks_qs[: PROJECT_SUMMARY_PASSAGES * 4])
+    if len(opening) > PROJECT_SUMMARY_PASSAGES:
+        step = len(opening) / PROJECT_SUMMARY_PASSAGES
+        opening = [opening[int(i * step)] for i in range(PROJECT_SUMMARY_PASSAGES)]
+    return [_passage(c, c.document.title) for c in opening], ""
 
 
 def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], int]:
     """Keep only citations whose quote is exactly the cited span of the document."""
     if not citations:
         return [], 0
-    texts = dict(Document.objects.filter(pk__in={c.document_id for c in citations}).values_list("pk", "text"))
-    texts = {str(k): v for k, v in texts.items()}
+    rows = Document.objects.filter(pk__in={c.document_id for c in citations}).values_list("pk", "text")
+    texts = {str(pk): text for pk, text in rows}
     chunk_ids = set(
         Chunk.objects.filter(pk__in={c.chunk_id for c in citations}).values_list("pk", "document_id")
     )

@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from documents import services
+from documents import selectors, services
 from documents.models import Chunk, Document, ImportBatch
 
 TEXT_PREVIEW_CHARS = 2000
@@ -32,6 +38,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "format",
         "chunk_count",
         "external_id",
+        "file_link",
         "created_at",
     )
     list_filter = ("status", "format", "project")
@@ -48,7 +55,7 @@ class DocumentAdmin(admin.ModelAdmin):
             "Content",
             {
                 "fields": (
-                    "file",
+                    "file_link",
                     "original_filename",
                     "content_type",
                     "format",
@@ -82,7 +89,7 @@ class DocumentAdmin(admin.ModelAdmin):
     readonly_fields = (
         "id",
         "project",
-        "file",
+        "file_link",
         "original_filename",
         "content_type",
         "format",
@@ -109,13 +116,37 @@ class DocumentAdmin(admin.ModelAdmin):
         # (No select_related here: it would switch off list_select_related.)
         qs = super().get_queryset(request)
         match = request.resolver_match
-        if match and (match.url_name or "").endswith("_changelist"):
+        if match and (match.url_name or "").endswith(("_changelist", "_download")):
             qs = qs.defer("text", "pasted_text")
         return qs
 
     def has_add_permission(self, request: Any) -> bool:
         # Documents come in through uploads, the API and import_documents, which hash and enqueue.
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<path:object_id>/download/",
+            self.admin_site.admin_view(self.download_view),
+            name="documents_document_download",
+        )
+        return [download, *super().get_urls()]  # before the catch-all "<path:object_id>/"
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """The stored file, for staff who may view the document (uploads are not served at MEDIA_URL)."""
+        doc = self.get_object(request, unquote(object_id))
+        if doc is None:
+            raise Http404("No such document.")
+        if not self.has_view_or_change_permission(request, doc):
+            raise PermissionDenied
+        return selectors.document_file_download(document=doc)
+
+    @admin.display(description="file")
+    def file_link(self, obj: Document) -> str:
+        if not obj.file:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:documents_document_download", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.original_filename or "Download")
 
     @admin.display(description="extracted text")
     def text_preview(self, obj: Document) -> str:
@@ -127,10 +158,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-index selected documents", permissions=["change"])
     def reindex_documents(self, request: Any, queryset: QuerySet[Document]) -> None:
-        count = 0
-        for doc in queryset.defer("text", "pasted_text"):
-            services.document_requeue(document=doc, force=True)
-            count += 1
+        count = services.documents_reindex(documents=queryset.defer("text", "pasted_text"))
         self.message_user(
             request,
             f"Queued {count} document{'s' if count != 1 else ''} for re-indexing.",

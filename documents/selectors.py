@@ -10,7 +10,7 @@ from uuid import UUID
 
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from documents.models import Chunk, Document, DocumentStatus, ImportBatch
@@ -217,3 +217,32 @@ def _progress(
         failures=failures,
         more_failures=max(0, failed + batch.failed_records - len(failures)),
     )
+
+
+def document_file_download(*, document: Document) -> FileResponse:
+    """The document's stored file as an attachment under its original name; Http404 when it has none or it is gone."""
+    if not document.file:
+        raise Http404("The document has no stored file.")
+    try:
+        handle = document.file.open("rb")
+    except OSError:
+        raise Http404("The document's file is gone.") from None
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=document.original_filename or "document",
+        content_type="application/octet-stream",
+    )
+    # An upload can be HTML or SVG: the browser is to save it, never render it as a page of ours.
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def documents_for_reindex(*, project_ids: list[Any] | None = None, failed_only: bool = False) -> QuerySet[Document]:
+    """Documents to extract and embed again, oldest first: all, or of `project_ids`, or only failed ones."""
+    documents = Document.objects.order_by("created_at").only("pk", "status", "project_id")
+    if project_ids:
+        documents = documents.filter(project_id__in=project_ids)
+    if failed_only:
+        documents = documents.filter(status=DocumentStatus.FAILED)
+    return documents

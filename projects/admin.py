@@ -176,9 +176,26 @@ class MembershipAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, f"{obj.user}: {_first_message(exc)}", messages.ERROR)
 
-    def delete_queryset(self, request: Any, queryset: QuerySet[Membership]) -> None:
+    actions = ["remove_selected"]
+
+    def get_actions(self, request: Any) -> Any:
+        # Django's bulk delete says "Successfully deleted" even for the ones the service refused.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Remove the selected memberships", permissions=["delete"])
+    def remove_selected(self, request: Any, queryset: QuerySet[Membership]) -> None:
+        removed = 0
         for membership in queryset.select_related("user"):
-            self.delete_model(request, membership)
+            try:
+                services.member_remove_by_staff(membership=membership)
+            except ValidationError as exc:
+                self.message_user(request, f"{membership.user}: {_first_message(exc)}", messages.ERROR)
+            else:
+                removed += 1
+        if removed:
+            self.message_user(request, f"Removed {removed} membership{'s' if removed != 1 else ''}.")
 
     def delete_view(self, request: Any, object_id: str, extra_context: Any = None) -> Any:
         membership = self.get_object(request, object_id)

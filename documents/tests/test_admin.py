@@ -39,7 +39,7 @@ def _chunk(document: Document, index: int = 0, text: str = "Coral reefs bleach i
 def ready_document(user: Any, project: Any, django_capture_on_commit_callbacks: Any) -> Document:
     """A document really ingested (tasks run eagerly once the creating transaction commits)."""
     with django_capture_on_commit_callbacks(execute=True):
-        doc = services.document_create_from_text(
+        doc = services.document_create(
             user=user,
             project=project,
             title="Coral reefs",
@@ -214,3 +214,69 @@ def test_imports_are_listed_read_only_with_their_failures(admin_client: Any, use
     assert posted.status_code == 403
     batch.refresh_from_db()
     assert batch.created == 3
+
+
+def _stored(project: Any, content: bytes = b"%PDF-1.4 field notes", name: str = "notes.pdf") -> Document:
+    from django.core.files.base import ContentFile
+
+    return DocumentFactory(
+        project=project, pasted_text="", original_filename=name, file=ContentFile(content, name=name)
+    )
+
+
+def test_staff_download_the_stored_file_as_an_attachment(admin_client: Any, project: Any) -> None:
+    doc = _stored(project)
+
+    response = admin_client.get(reverse("admin:documents_document_download", args=[doc.pk]))
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"%PDF-1.4 field notes"
+    assert response["Content-Disposition"] == 'attachment; filename="notes.pdf"'
+    assert response["Content-Type"] == "application/octet-stream"  # never rendered inline
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_document_pages_link_the_file_to_the_admin_download_not_to_media(
+    admin_client: Any, project: Any
+) -> None:
+    doc = _stored(project)
+    url = reverse("admin:documents_document_download", args=[doc.pk])
+
+    change = admin_client.get(reverse("admin:documents_document_change", args=[doc.pk]))
+    changelist = admin_client.get(reverse("admin:documents_document_changelist"))
+
+    for page in (change, changelist):
+        assert f'href="{url}"'.encode() in page.content
+        assert b'href="/media/' not in page.content
+
+
+def test_download_is_refused_to_accounts_that_are_not_staff(client: Any, user: Any, project: Any) -> None:
+    doc = _stored(project)
+    url = reverse("admin:documents_document_download", args=[doc.pk])
+    client.force_login(user)  # the project's owner, but not staff
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_download_is_refused_to_staff_without_the_view_permission(client: Any, project: Any) -> None:
+    from accounts.tests.factories import UserFactory
+
+    doc = _stored(project)
+    client.force_login(UserFactory(is_staff=True))
+
+    assert client.get(reverse("admin:documents_document_download", args=[doc.pk])).status_code == 403
+
+
+def test_download_is_404_without_a_document_or_its_file(admin_client: Any, project: Any) -> None:
+    import uuid
+
+    pasted = DocumentFactory(project=project)
+    gone = _stored(project)
+    gone.file.storage.delete(gone.file.name)
+
+    for pk in (uuid.uuid4(), "not-a-uuid", pasted.pk, gone.pk):
+        response = admin_client.get(reverse("admin:documents_document_download", args=[pk]))
+        assert response.status_code == 404, pk
