@@ -189,9 +189,7 @@ def indexed(project: Project, user: Any, django_capture_on_commit_callbacks: Any
     docs = []
     with django_capture_on_commit_callbacks(execute=True):
         for title, text in texts.items():
-            docs.append(
-                services.document_create_from_text(user=user, project=project, title=title, text=text)
-            )
+            docs.append(services.document_create(user=user, project=project, title=title, text=text))
     for d in docs:
         d.refresh_from_db()
         assert d.status == DocumentStatus.READY, d.error
@@ -210,7 +208,7 @@ def test_search_page_lists_passages_with_links_to_them(
     first = re.search(r'<li class="result">(.*?)</li>', body, re.DOTALL)
     assert first, body
     assert "Lighthouse log" in first.group(1)
-    assert "lighthouse keeper lit the lamp" in first.group(1)
+    assert "lighthouse keeper lit the lamp" in re.sub(r"</?mark>", "", first.group(1))
     link = re.search(r'href="(/documents/[^"]+)"', first.group(1)).group(1)
     link = html.unescape(link)
     assert link.startswith(f"/documents/{lighthouse.pk}/?start=") and link.endswith("#passage")
@@ -259,7 +257,7 @@ def test_search_of_all_projects_names_the_project_and_shows_only_mine(
 
     theirs = make_project(other_user, "Their kitchen")
     with django_capture_on_commit_callbacks(execute=True):
-        services.document_create_from_text(
+        services.document_create(
             user=other_user, project=theirs, title="Their bread", text="Sourdough fermentation secrets."
         )
     body = owner_client.get("/search/", {"q": "sourdough fermentation", "mode": "lexical"}).content.decode()

@@ -328,7 +328,7 @@ def test_asking_from_the_project_page_answers_with_a_cited_passage(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        document_services.document_create_from_text(
+        document_services.document_create(
             user=user,
             project=project,
             title="Lighthouse log",

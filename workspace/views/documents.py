@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -13,12 +14,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from agents import presenting
+from agents.models import RunKind, RunStatus
 from agents.selectors import runs_visible_to
+from documents import embedder, selectors, services
 from documents import search as document_search
-from documents import selectors, services
-from documents.models import Document, DocumentStatus
+from documents.models import Chunk, Document, DocumentStatus
 from projects import access
 from projects.models import Role
+from workspace import search_presenting
+from workspace.rendering import markdown_html
 
 SEARCH_RESULTS = 20
 QUERY_MAX = 500
@@ -80,8 +85,20 @@ def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     else:
         before, marked, after = text, "", ""
     metadata = doc.metadata if isinstance(doc.metadata, dict) else {}
+    # Markdown is shown formatted, except around a highlighted passage: offsets are into the plain text.
+    is_markdown = doc.format == "md"
+    formatted = markdown_html(text) if is_markdown and text and not span else None
+    summary = (
+        runs_visible_to(request.user)
+        .filter(document=doc, kind=RunKind.SUMMARIZE, status=RunStatus.SUCCEEDED)
+        .order_by("-created_at")
+        .first()
+    )
     context = {
         "doc": doc,
+        "is_markdown": is_markdown,
+        "formatted": formatted,
+        "summary": presenting.turn(request.user, summary) if summary is not None else None,
         "project": doc.project,
         "can_edit": access.has_role(role, Role.EDITOR),
         "finished": doc.status in FINISHED,
@@ -163,26 +180,56 @@ def project_imports(request: HttpRequest, pk: UUID) -> HttpResponse:
     return render(request, "includes/import_panel.html", context)
 
 
+def _search_request(request: HttpRequest) -> tuple[str, str]:
+    """The query (whitespace folded, bounded) and a known mode (hybrid by default)."""
+    query = " ".join(request.GET.get("q", "").split())[:QUERY_MAX]
+    mode = request.GET.get("mode", "hybrid")
+    return query, mode if mode in document_search.MODES else "hybrid"
+
+
+def _search_results(query: str, mode: str, hits: list[document_search.Hit]) -> dict[str, Any]:
+    """The hits worth showing, each with its best sentence, and how many weaker ones were left out."""
+    terms = search_presenting.query_terms(query)
+
+    def cosines(chunk_ids: list[int]) -> dict[int, float]:
+        vector = embedder.encode([query])[0]
+        rows = Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "embedding")
+        return {pk: float(vector @ emb) for pk, emb in rows if emb is not None and len(emb) == len(vector)}
+
+    kept, left_out = search_presenting.cut_weak_hits(
+        hits, mode=mode, terms=terms, rrf_k=settings.SEARCH_RRF_K, cosines=cosines
+    )
+    rows = Chunk.objects.filter(pk__in=[hit.chunk_id for hit in kept]).values_list(
+        "pk", "index", "document__chunk_count"
+    )
+    positions = {pk: (index, count) for pk, index, count in rows}
+    return {
+        "hits": search_presenting.present_hits(kept, terms=terms, positions=positions),
+        "left_out": left_out,
+    }
+
+
 @require_GET
 @login_required
 def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     project = access.project_for(request.user, pk)
-    query = " ".join(request.GET.get("q", "").split())[:QUERY_MAX]
-    mode = request.GET.get("mode", "hybrid")
-    if mode not in document_search.MODES:
-        mode = "hybrid"
+    query, mode = _search_request(request)
     hits = (
         document_search.search(project_ids=[project.pk], query=query, k=SEARCH_RESULTS, mode=mode)
         if query
         else []
     )
+    # Failed documents never become searchable; say so apart from those still on their way.
+    documents = project.documents
+    processing = documents.filter(status__in=[DocumentStatus.PENDING, DocumentStatus.PROCESSING]).count()
     context = {
         "project": project,
         "query": query,
         "mode": mode,
         "modes": document_search.MODES,
-        "hits": hits,
-        "not_ready": project.documents.exclude(status=DocumentStatus.READY).count(),
+        **_search_results(query, mode, hits),
+        "processing": processing,
+        "failed": documents.filter(status=DocumentStatus.FAILED).count(),
     }
     return render(request, "documents/search.html", context)
 
@@ -191,14 +238,16 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
 @login_required
 def search_all(request: HttpRequest) -> HttpResponse:
     """Search every project the user can read; each hit names its project."""
-    query = " ".join(request.GET.get("q", "").split())[:QUERY_MAX]
-    mode = request.GET.get("mode", "hybrid")
-    if mode not in document_search.MODES:
-        mode = "hybrid"
+    query, mode = _search_request(request)
     hits = (
         document_search.search_for(user=request.user, query=query, k=SEARCH_RESULTS, mode=mode)
         if query
         else []
     )
-    context = {"query": query, "mode": mode, "modes": document_search.MODES, "hits": hits}
+    context = {
+        "query": query,
+        "mode": mode,
+        "modes": document_search.MODES,
+        **_search_results(query, mode, hits),
+    }
     return render(request, "documents/search_all.html", context)
