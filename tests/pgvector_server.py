@@ -58,6 +58,9 @@ def is_up(port: int) -> bool:
 
 def ensure_running(data_dir: Path = DEFAULT_DIR, port: int = DEFAULT_PORT) -> str:
     """Start the server if it is not up (initialising `data_dir` when empty); return its URL."""
+    from tests.pgvector_portable import ensure_portable
+
+    ensure_portable()  # before any backend loads pgvector: the wheel's build needs AVX-512
     if is_up(port):
         return url(port)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,8 @@ def drop_database(name: str, port: int = DEFAULT_PORT) -> None:
 
 
 def main() -> int:
+    if str(ROOT) not in sys.path:  # run as a script: `tests.` modules resolve from the project root
+        sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
