@@ -11,7 +11,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
+from projects.tests.factories import MembershipFactory
 
 PASSWORD = "correct-horse-battery"
 
@@ -58,7 +59,7 @@ def make_project(owner: Any, title: str = "Research", **members: Any) -> Project
     project = project_create(user=owner, title=title)
     for role, users in members.items():
         for user in users if isinstance(users, list) else [users]:
-            Membership.objects.create(project=project, user=user, role=Role(role))
+            MembershipFactory(project=project, user=user, role=Role(role))
     return project
 
 

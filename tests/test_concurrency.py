@@ -25,8 +25,9 @@ import pytest
 from accounts.tests.factories import UserFactory
 from conftest import make_project
 from documents.models import Document, DocumentStatus
-from documents.services import document_create_from_text
+from documents.services import document_create
 from projects.models import Membership, Project, Role
+from projects.tests.factories import MembershipFactory
 from tests.races import together, token
 from tests.servers import call, web_server
 from tests.worker import database_url
@@ -108,10 +109,9 @@ def two_owners() -> tuple[Project, dict[str, str], dict[str, Membership]]:
     """A project with two owners: their tokens and memberships by name."""
     first, second = UserFactory(), UserFactory()
     project = make_project(first)
-    Membership.objects.create(project=project, user=second, role=Role.OWNER)
     members = {
         "first": Membership.objects.get(project=project, user=first),
-        "second": Membership.objects.get(project=project, user=second),
+        "second": MembershipFactory(project=project, user=second, role=Role.OWNER),
     }
     return project, {"first": token(first), "second": token(second)}, members
 
@@ -205,7 +205,7 @@ def test_five_uploads_with_one_external_id_end_as_one_document_and_four_409s(
 def run_during_document_delete(server: str) -> None:
     owner = UserFactory()
     project = make_project(owner)
-    doc = document_create_from_text(user=owner, project=project, title="Doc", text="Some text to summarise.")
+    doc = document_create(user=owner, project=project, title="Doc", text="Some text to summarise.")
     Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.READY)
     access = token(owner)
     body = {"project": str(project.pk), "kind": "summarize", "document": str(doc.pk)}

@@ -39,6 +39,41 @@ def log_events(path: Path, message: str, document_id: str) -> list[dict[str, Any
     return events
 
 
+def logged(path: Path, message: str) -> bool:
+    return path.exists() and bool(_events(path, message))
+
+
+def ingest_jobs_in_flight() -> int:
+    """Ingest jobs the Redis broker holds: queued, or handed out and not yet acknowledged.
+
+    Tasks are acknowledged late, so a running job counts, and so does a killed worker's
+    until the broker hands it out again. The jobs carry no priority: one list per queue.
+    """
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        with client.pipeline() as pipe:  # MULTI: both keys as of one instant
+            queued, unacked = pipe.lrange("ingest", 0, -1).hvals("unacked").execute()
+    finally:
+        client.close()
+    messages = [json.loads(raw) for raw in queued] + [json.loads(raw)[0] for raw in unacked]
+    return sum(message["headers"].get("task") == "documents.ingest" for message in messages)
+
+
+def steadily(predicate: Any, polls: int = 3) -> Any:
+    """A predicate for wait_for that holds once `predicate` held on `polls` polls in a row:
+    a job moves between the broker's keys in steps that one look could fall between."""
+    streak = 0
+
+    def check() -> bool:
+        nonlocal streak
+        streak = streak + 1 if predicate() else 0
+        return streak >= polls
+
+    return check
+
+
 def test_upload_and_run_survive_an_unreachable_broker(tmp_path: Path, settings: Any) -> None:
     settings.LLM_PROVIDER = "offline"
     owner = UserFactory()
@@ -175,13 +210,16 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_document_ends_ready_onc
     with celery_worker(tmp_path, extra_env=env, name="first") as first:
         # The big one first, so the batch is still embedding when the kill comes.
         ids = upload_batch(client, project, [6000] + [40] * 20)
+        # Killed inside the embedding of a few hundred chunks: the model is loaded and at work.
         wait_for(
-            lambda: Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).count() > 1,
+            lambda: (
+                Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).count() > 1
+                and logged(tmp_path / "first.log", "loading embedding model")
+            ),
             timeout=120,
             interval=0.05,
             log=tmp_path / "first.log",
         )
-        time.sleep(2)  # well inside the embedding of a few hundred chunks
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     held = list(
@@ -197,7 +235,8 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_document_ends_ready_onc
             timeout=600,
             log=tmp_path / "second.log",
         )
-        time.sleep(3)  # let any duplicate delivery run and find nothing to do
+        # Any duplicate delivery (a job outlasting the visibility timeout) has run and found nothing.
+        wait_for(steadily(lambda: ingest_jobs_in_flight() == 0), timeout=120, log=tmp_path / "second.log")
     assert time.monotonic() - started < 600
     assert_ingested_exactly_once(ids, [tmp_path / "first.log", tmp_path / "second.log"])
     # Resumed by the same job (its task id), not taken over as stale.
@@ -232,13 +271,16 @@ def test_database_connections_cut_mid_ingest_resume_without_waiting_for_a_stale_
     env = {**FAST_SWEEP, "DOCENT_STUCK_AFTER_S": "3600"}
     with celery_worker(tmp_path, extra_env=env, name="worker"):
         ids = upload_batch(client, project, [3000] + [40] * 10)
+        # Cut mid-ingest: documents claimed and the model at work on them.
         wait_for(
-            lambda: Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).exists(),
+            lambda: (
+                Document.objects.filter(pk__in=ids, status=DocumentStatus.PROCESSING).exists()
+                and logged(tmp_path / "worker.log", "loading embedding model")
+            ),
             timeout=120,
             interval=0.05,
             log=tmp_path / "worker.log",
         )
-        time.sleep(1)
         with connection.cursor() as cursor:  # what a PostgreSQL restart does to the worker's connections
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

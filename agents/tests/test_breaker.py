@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from agents.providers.base import (
 )
 from agents.tests.fake_gemini import reply_json, reply_text, status
 from agents.tests.fakes import hashed_bow_encode
+from tests.worker import wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -86,7 +86,8 @@ def test_failures_older_than_the_window_do_not_count(clock):
         clock=clock,
     )
     breaker.record_failure()
-    time.sleep(1.1)  # the counter's expiry runs on the cache's own clock
+    # The counter's expiry runs on the cache's own clock, not the fake one: wait for it.
+    wait_for(lambda: breaker.cache.get(f"breaker:{breaker.name}:failures") is None, timeout=5, interval=0.05)
 
     breaker.record_failure()
 

@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from agents import events, streams
-from agents.models import AgentRun, RunKind, RunStatus
+from agents.models import AgentRun, RunStatus
+from agents.tests.factories import AgentRunFactory
 from projects.models import Project
 
 pytestmark = pytest.mark.django_db
@@ -33,12 +34,6 @@ def api_token(user: Any) -> str:
     from rest_framework_simplejwt.tokens import AccessToken
 
     return str(AccessToken.for_user(user))
-
-
-def make_run(project: Project, user: Any, **fields: Any) -> AgentRun:
-    values: dict[str, Any] = {"kind": RunKind.ASK, "question": "Who designed the pump?", "created_by": user}
-    values.update(fields)
-    return AgentRun.objects.create(project=project, **values)
 
 
 def parse(body: bytes) -> list[dict[str, Any]]:
@@ -60,11 +55,9 @@ def stream(client: Client | APIClient, run: AgentRun, path: str = "/runs/{}/even
     return response
 
 
-def test_a_finished_run_streams_its_final_state_and_ends(
-    owner_client: Client, project: Project, user: Any
-) -> None:
-    run = make_run(
-        project, user, status=RunStatus.SUCCEEDED, answer="Ada did [1].", output={"answered": True}
+def test_a_finished_run_streams_its_final_state_and_ends(owner_client: Client, project: Project) -> None:
+    run = AgentRunFactory(
+        project=project, status=RunStatus.SUCCEEDED, answer="Ada did [1].", output={"answered": True}
     )
     response = stream(owner_client, run)
     assert response.status_code == 200
@@ -78,9 +71,9 @@ def test_a_finished_run_streams_its_final_state_and_ends(
 
 
 def test_the_log_is_replayed_in_order_then_done_carries_the_row(
-    owner_client: Client, project: Project, user: Any
+    owner_client: Client, project: Project
 ) -> None:
-    run = make_run(project, user, status=RunStatus.GENERATING)
+    run = AgentRunFactory(project=project, status=RunStatus.GENERATING)
     events.publish(run.pk, "status", status="generating", label="Generating")
     events.publish(run.pk, "delta", text="Ada ")
     events.publish(run.pk, "delta", text="designed it.")
@@ -97,9 +90,9 @@ def test_the_log_is_replayed_in_order_then_done_carries_the_row(
 
 
 def test_last_event_id_resumes_after_it_and_after_done_there_is_nothing(
-    owner_client: Client, project: Project, user: Any
+    owner_client: Client, project: Project
 ) -> None:
-    run = make_run(project, user, status=RunStatus.SUCCEEDED, output={"answered": True})
+    run = AgentRunFactory(project=project, status=RunStatus.SUCCEEDED, output={"answered": True})
     for text in ["one ", "two ", "three"]:
         events.publish(run.pk, "delta", text=text)
     events.publish(run.pk, "done", status="succeeded")
@@ -120,22 +113,22 @@ def test_last_event_id_resumes_after_it_and_after_done_there_is_nothing(
         assert "Last-Event-ID" in refused.json()["detail"]
 
 
-def test_a_live_run_streams_events_as_they_are_published(
-    owner_client: Client, project: Project, user: Any
-) -> None:
-    run = make_run(project, user, status=RunStatus.QUEUED)
+def test_a_live_run_streams_events_as_they_are_published(owner_client: Client, project: Project) -> None:
+    run = AgentRunFactory(project=project, status=RunStatus.QUEUED)
 
     def worker() -> None:
-        time.sleep(0.3)
         events.publish(run.pk, "status", status="generating", label="Generating")
         events.publish(run.pk, "delta", text="Hello")
         events.publish(run.pk, "reset")
         events.publish(run.pk, "delta", text="Hi")
         events.publish(run.pk, "done", status="failed")
 
+    pieces = iter(stream(owner_client, run).streaming_content)
+    # The retry line, then the row's status: the stream is open and has read the empty log.
+    opening = next(pieces) + next(pieces)
     thread = threading.Thread(target=worker)
     thread.start()
-    frames = parse(b"".join(stream(owner_client, run).streaming_content))
+    frames = parse(opening + b"".join(pieces))
     thread.join()
     # Nothing was logged when the stream opened: the row's status comes first, without an id.
     assert frames[0] == {"event": "status", "data": {"status": "queued", "label": "Queued"}}
@@ -143,10 +136,10 @@ def test_a_live_run_streams_events_as_they_are_published(
 
 
 def test_a_run_deleted_while_streaming_ends_the_stream(
-    owner_client: Client, project: Project, user: Any, monkeypatch: pytest.MonkeyPatch
+    owner_client: Client, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(streams, "ROW_CHECK_S", 0.2)
-    run = make_run(project, user, status=RunStatus.GENERATING)
+    run = AgentRunFactory(project=project, status=RunStatus.GENERATING)
     events.publish(run.pk, "delta", text="partial")
     response = stream(owner_client, run)
     pieces = iter(response.streaming_content)
@@ -158,8 +151,8 @@ def test_a_run_deleted_while_streaming_ends_the_stream(
     assert frames[-1]["data"]["run"] is None
 
 
-def test_only_members_may_listen(project: Project, user: Any) -> None:
-    run = make_run(project, user, status=RunStatus.SUCCEEDED)
+def test_only_members_may_listen(project: Project) -> None:
+    run = AgentRunFactory(project=project, status=RunStatus.SUCCEEDED)
     stranger = Client()
     stranger.force_login(UserFactory())
     assert stream(stranger, run).status_code == 404
@@ -171,8 +164,10 @@ def test_only_members_may_listen(project: Project, user: Any) -> None:
     assert "detail" in response.json()
 
 
-def test_the_api_stream_takes_a_bearer_token(project: Project, user: Any, api_token: str) -> None:
-    run = make_run(project, user, status=RunStatus.SUCCEEDED, answer="Yes.", output={"answered": False})
+def test_the_api_stream_takes_a_bearer_token(project: Project, api_token: str) -> None:
+    run = AgentRunFactory(
+        project=project, status=RunStatus.SUCCEEDED, answer="Yes.", output={"answered": False}
+    )
     bearer = APIClient()
     bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token}")
     response = bearer.get(f"/api/v1/runs/{run.pk}/events/", HTTP_ACCEPT="text/event-stream")
@@ -189,14 +184,14 @@ def test_the_api_stream_takes_a_bearer_token(project: Project, user: Any, api_to
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_asgi_server_passes_each_event_on_while_the_run_goes_on(
-    project: Project, user: Any, tmp_path: Path, api_token: str
+    project: Project, tmp_path: Path, api_token: str
 ) -> None:
     """uvicorn workers under gunicorn, a client reading the raw socket: every delta
     arrives before the next one is even published, and the stream holds no thread."""
     from tests.servers import web_server
     from tests.worker import database_url
 
-    run = make_run(project, user, status=RunStatus.GENERATING)
+    run = AgentRunFactory(project=project, status=RunStatus.GENERATING)
     env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path)}
     with web_server(env, tmp_path / "web.log") as base:
         host, port = base.removeprefix("http://").split(":")

@@ -17,7 +17,8 @@ from agents.models import AgentRun, RunKind, RunStatus, Thread
 from conftest import make_project
 from documents import services as document_services
 from documents.models import Document
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
+from projects.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +35,7 @@ PUMP = (
 def pump(user: Any, project: Project, settings: Any, django_capture_on_commit_callbacks: Any) -> Document:
     settings.LLM_PROVIDER = "offline"
     with django_capture_on_commit_callbacks(execute=True):
-        doc = document_services.document_create_from_text(
-            user=user, project=project, title="Pump notes", text=PUMP
-        )
+        doc = document_services.document_create(user=user, project=project, title="Pump notes", text=PUMP)
     doc.refresh_from_db()
     return doc
 
@@ -156,9 +155,8 @@ def test_the_thread_api_lists_threads_and_shows_every_turn(
     assert refused.status_code == 404
 
 
-def test_a_viewer_follows_up_in_a_thread_but_a_stranger_cannot_see_it(user: Any, project: Project) -> None:
-    viewer = UserFactory()
-    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+def test_a_viewer_follows_up_in_a_thread(user: Any, project: Project) -> None:
+    viewer = MembershipFactory(project=project, role=Role.VIEWER).user
     first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who?")
     client = Client()
     client.force_login(viewer)
@@ -172,10 +170,6 @@ def test_a_viewer_follows_up_in_a_thread_but_a_stranger_cannot_see_it(user: Any,
     assert reply["thread"] == str(first.thread_id)
     assert reply["events_url"] == f"/runs/{reply['id']}/events"
     assert AgentRun.objects.get(pk=reply["id"]).created_by == viewer
-    stranger = Client()
-    stranger.force_login(UserFactory())
-    assert stranger.get(f"/runs/threads/{first.thread_id}/").status_code == 404
-    assert stranger.get(f"/runs/{first.pk}/turn/").status_code == 404
 
 
 def test_the_json_ask_reports_errors_as_json(owner_client: Client, project: Project) -> None:

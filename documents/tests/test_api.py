@@ -9,12 +9,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from accounts.tests.factories import UserFactory
 from conftest import api_for, assert_same_as_drf, make_project
 from documents import search
 from documents.api import DOCUMENT_OUT_COLUMNS, HitOut
 from documents.models import Chunk, Document, DocumentStatus
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
+from projects.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_multipart_upload_is_judged_by_content_not_name(
         )
     assert response.status_code == 201, response.content
     doc = Document.objects.get(pk=response.json()["id"])
-    assert doc.title == "notes.txt"
+    assert doc.title == "Tides"  # read as HTML, its first h1: no title was given
     assert doc.status == DocumentStatus.READY
     assert doc.format == "html"
     assert "moon pulls" in doc.text
@@ -131,20 +131,11 @@ def test_corrupt_pdf_ends_failed_with_a_reason(
     assert auth_api.get(f"/api/v1/documents/{doc.pk}/").json()["error"] == doc.error
 
 
-def test_create_in_a_project_i_cannot_see_is_404(other_user: Any, project: Project) -> None:
-    response = api_for(other_user).post(
-        "/api/v1/documents/", {"project": str(project.pk), "title": "x", "text": "y"}, format="json"
-    )
-    assert response.status_code == 404
-    assert Document.objects.count() == 0
-
-
 def test_viewer_cannot_upload_reindex_or_delete(
     project: Project, auth_api: APIClient, django_capture_on_commit_callbacks: Any
 ) -> None:
     doc = paste(auth_api, project, django_capture_on_commit_callbacks)
-    viewer = UserFactory()
-    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    viewer = MembershipFactory(project=project, role=Role.VIEWER).user
     client = api_for(viewer)
     assert (
         client.post(
@@ -155,22 +146,6 @@ def test_viewer_cannot_upload_reindex_or_delete(
     assert client.post(f"/api/v1/documents/{doc['id']}/reindex/").status_code == 403
     assert client.delete(f"/api/v1/documents/{doc['id']}/").status_code == 403
     assert client.get(f"/api/v1/documents/{doc['id']}/").status_code == 200
-
-
-def test_outsider_gets_404_on_every_document_endpoint(
-    project: Project, auth_api: APIClient, other_user: Any, django_capture_on_commit_callbacks: Any
-) -> None:
-    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
-    client = api_for(other_user)
-    base = f"/api/v1/documents/{doc['id']}/"
-    assert client.get(base).status_code == 404
-    assert client.delete(base).status_code == 404
-    assert client.post(f"{base}reindex/").status_code == 404
-    assert client.get(f"{base}download/").status_code == 404
-    assert client.get(f"{base}chunks/").status_code == 404
-    assert client.get(f"/api/v1/documents/?project={project.pk}").status_code == 404
-    assert client.get("/api/v1/documents/").json()["count"] == 0
-    assert Document.objects.filter(pk=doc["id"]).exists()
 
 
 def test_list_filters_by_project_and_status_and_searches_titles(
@@ -388,11 +363,6 @@ def test_search_of_all_projects_names_each_hits_project_and_reads_only_mine(
         owner_api.get("/api/v1/search/", {"q": "chlorophyll", "project": str(secret.pk)}).json()["results"]
         == []
     )
-
-
-def test_search_in_a_project_i_cannot_see_is_404(other_user: Any, project: Project) -> None:
-    response = api_for(other_user).get(f"/api/v1/projects/{project.pk}/search/", {"q": "anything"})
-    assert response.status_code == 404
 
 
 def test_search_of_an_empty_project_returns_no_results(auth_api: APIClient, project: Project) -> None:

@@ -373,7 +373,7 @@ def test_a_document_is_created_from_a_url_and_indexed_for_its_main_content(
     server: str, user: Any, project: Project
 ) -> None:
     url = server + "/articles/tides.html"
-    doc = services.document_create_from_url(user=user, project=project, url=url)
+    doc = services.document_create(user=user, project=project, url=url)
     assert doc.title == "Tide tables | Harbour News"
     assert doc.source == url
     assert doc.original_filename == "tides" + readers.WEB_PAGE_SUFFIX
@@ -391,7 +391,7 @@ def test_a_document_is_created_from_a_url_and_indexed_for_its_main_content(
 @pytest.mark.usefixtures("allow_private")
 def test_a_failed_fetch_is_a_validation_error_on_url(server: str, user: Any, project: Project) -> None:
     with pytest.raises(ValidationError) as caught:
-        services.document_create_from_url(user=user, project=project, url=server + "/missing")
+        services.document_create(user=user, project=project, url=server + "/missing")
     assert caught.value.message_dict == {"url": ["The page was not found (HTTP 404)."]}
     assert not Document.objects.exists()
 
@@ -399,7 +399,7 @@ def test_a_failed_fetch_is_a_validation_error_on_url(server: str, user: Any, pro
 @pytest.mark.django_db
 def test_the_default_refuses_a_loopback_url_at_creation(server: str, user: Any, project: Project) -> None:
     with pytest.raises(ValidationError) as caught:
-        services.document_create_from_url(user=user, project=project, url=server + "/")
+        services.document_create(user=user, project=project, url=server + "/")
     assert "private, local or reserved network" in caught.value.message_dict["url"][0]
 
 

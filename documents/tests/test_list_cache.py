@@ -17,8 +17,9 @@ from agents.models import RunKind
 from conftest import api_for, make_project
 from documents import ingest, services
 from documents.models import Document, DocumentStatus
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
 from projects.services import member_remove
+from projects.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,13 +45,13 @@ def entry(page: dict[str, Any], doc: Document) -> dict[str, Any]:
 
 @pytest.fixture
 def doc(user: Any, project: Project) -> Document:
-    return services.document_create_from_text(user=user, project=project, title="Reefs", text=TEXT)
+    return services.document_create(user=user, project=project, title="Reefs", text=TEXT)
 
 
 @pytest.fixture
 def ready(user: Any, project: Project, django_capture_on_commit_callbacks: Any) -> Document:
     with django_capture_on_commit_callbacks(execute=True):
-        created = services.document_create_from_text(user=user, project=project, title="Ready", text=TEXT)
+        created = services.document_create(user=user, project=project, title="Ready", text=TEXT)
     created.refresh_from_db()
     assert created.status == DocumentStatus.READY
     return created
@@ -69,7 +70,7 @@ def test_a_repeated_list_request_reads_no_documents_from_the_database(
 
 def test_every_filter_and_page_is_cached_apart(auth_api: APIClient, user: Any, project: Project) -> None:
     for i in range(3):
-        services.document_create_from_text(user=user, project=project, title=f"Note {i}", text=TEXT)
+        services.document_create(user=user, project=project, title=f"Note {i}", text=TEXT)
     assert listing(auth_api, project)["count"] == 3
     assert listing(auth_api, project, search="Note 1")["count"] == 1
     assert listing(auth_api, project, status="ready")["count"] == 0
@@ -83,7 +84,7 @@ def test_every_filter_and_page_is_cached_apart(auth_api: APIClient, user: Any, p
 
 def test_page_links_follow_the_host_the_client_used(auth_api: APIClient, user: Any, project: Project) -> None:
     for i in range(51):
-        services.document_create_from_text(user=user, project=project, title=f"Note {i}", text=f"{TEXT} {i}")
+        services.document_create(user=user, project=project, title=f"Note {i}", text=f"{TEXT} {i}")
     local = listing(auth_api, project)
     other = auth_api.get("/api/v1/documents/", {"project": str(project.pk)}, HTTP_HOST="localhost").json()
     assert local["next"].startswith("http://testserver/")
@@ -138,7 +139,7 @@ def test_created_and_deleted_documents_show_in_the_next_list(
     auth_api: APIClient, user: Any, project: Project, doc: Document
 ) -> None:
     assert listing(auth_api, project)["count"] == 1
-    second = services.document_create_from_text(user=user, project=project, title="Tides", text=TEXT)
+    second = services.document_create(user=user, project=project, title="Tides", text=TEXT)
     assert listing(auth_api, project)["count"] == 2
     assert auth_api.delete(f"/api/v1/documents/{second.pk}/").status_code == 204
     page = listing(auth_api, project)
@@ -169,11 +170,10 @@ def test_a_staff_edit_in_the_admin_shows_in_the_next_list_and_in_search(
 
 
 def test_access_is_checked_before_the_cache_is_asked(user: Any, project: Project, doc: Document) -> None:
-    viewer = UserFactory()
-    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
-    client = api_for(viewer)
+    membership = MembershipFactory(project=project, role=Role.VIEWER)
+    client = api_for(membership.user)
     assert listing(client, project)["count"] == 1
-    member_remove(user=user, membership=Membership.objects.get(project=project, user=viewer))
+    member_remove(user=user, membership=membership)
     assert client.get("/api/v1/documents/", {"project": str(project.pk)}).status_code == 404
     outsider = api_for(UserFactory())
     assert outsider.get("/api/v1/documents/", {"project": str(project.pk)}).status_code == 404
@@ -183,7 +183,7 @@ def test_pages_of_two_projects_never_mix(
     auth_api: APIClient, user: Any, project: Project, doc: Document
 ) -> None:
     other = make_project(user, title="Other")
-    services.document_create_from_text(user=user, project=other, title="Elsewhere", text=TEXT)
+    services.document_create(user=user, project=other, title="Elsewhere", text=TEXT)
     assert [r["title"] for r in listing(auth_api, project)["results"]] == ["Reefs"]
     assert [r["title"] for r in listing(auth_api, other)["results"]] == ["Elsewhere"]
 

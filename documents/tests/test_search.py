@@ -18,6 +18,7 @@ from conftest import make_project
 from documents import embedder, search
 from documents.models import Chunk, Document, DocumentStatus
 from documents.services import document_purge
+from documents.tests.factories import ChunkFactory
 from projects.models import Project
 from projects.services import project_delete
 
@@ -40,15 +41,8 @@ def add_document(
     offset = 0
     for index, (text, vector) in enumerate(chunks):
         unit = np.asarray(vector, dtype=np.float32)
-        Chunk.objects.create(
-            document=doc,
-            project=project,
-            index=index,
-            text=text,
-            start=offset,
-            end=offset + len(text),
-            embedding=unit / np.linalg.norm(unit),
-            dim=DIM,
+        ChunkFactory(
+            document=doc, index=index, text=text, start=offset, embedding=unit / np.linalg.norm(unit), dim=DIM
         )
         offset += len(text) + 1
     return doc

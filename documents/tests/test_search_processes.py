@@ -23,6 +23,7 @@ from conftest import make_project
 from documents import search
 from documents.models import Chunk, Document, DocumentStatus
 from documents.services import document_purge
+from documents.tests.factories import ChunkFactory
 from tests.worker import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def add_chunks(project: Any, title: str, texts: list[str], *, external_id: str, 
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     Chunk.objects.bulk_create(
         [
-            Chunk(document=doc, project=project, index=i, text=t, start=0, end=len(t), embedding=v, dim=384)
+            ChunkFactory.build(document=doc, index=i, text=t, embedding=v)
             for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
         ],
         batch_size=500,

@@ -71,9 +71,7 @@ def stack(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     settings.LLM_PROVIDER = "offline"
     user = UserFactory(email="asker@example.com", password=PASSWORD)
     project = make_project(user, title="Pumps")
-    document = document_services.document_create_from_text(
-        user=user, project=project, title="Pump notes", text=NOTES
-    )
+    document = document_services.document_create(user=user, project=project, title="Pump notes", text=NOTES)
     document.refresh_from_db()
     assert document.status == DocumentStatus.READY, document.error
     fake = FakeOpenAI(piece_size=3, piece_delay_s=0.04, responder=model)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -14,11 +13,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
-from agents.models import AgentRun, RunKind, RunStatus, Thread
-from documents.models import Chunk, Document, DocumentStatus
-from documents.services import document_create_from_file
+from agents.models import AgentRun, RunStatus, Thread
+from agents.tests.factories import AgentRunFactory
+from documents.models import Document, DocumentStatus
+from documents.services import document_create
+from documents.tests.factories import ChunkFactory
 from projects.models import Invitation, Membership, Project, Role
 from projects.services import project_create
+from projects.tests.factories import MembershipFactory
 
 ROLES = ("anonymous", "outsider", "viewer", "editor", "owner", "staff")
 
@@ -79,8 +81,8 @@ def build_world() -> World:
     project = project_create(user=users["owner"], title="Secret plans")
     memberships = {"owner": Membership.objects.get(project=project, user=users["owner"])}
     for role, name in ((Role.EDITOR, "editor"), (Role.VIEWER, "viewer"), (Role.VIEWER, "bystander")):
-        memberships[name] = Membership.objects.create(project=project, user=users[name], role=role)
-    document = document_create_from_file(
+        memberships[name] = MembershipFactory(project=project, user=users[name], role=role)
+    document = document_create(
         user=users["owner"],
         project=project,
         upload=SimpleUploadedFile("plans.txt", b"The launch is on Tuesday.", content_type="text/plain"),
@@ -90,25 +92,9 @@ def build_world() -> World:
     )
     document.refresh_from_db()
     # One searchable chunk (no encoder: a fixed unit vector), so searches have something to leak.
-    vector = np.zeros(384, dtype=np.float32)
-    vector[0] = 1.0
-    Chunk.objects.create(
-        document=document,
-        project=project,
-        index=0,
-        text=document.text,
-        start=0,
-        end=len(document.text),
-        embedding=vector,
-        dim=384,
-    )
-    run = AgentRun.objects.create(
-        project=project,
-        kind=RunKind.ASK,
-        question="When is the launch?",
-        status=RunStatus.SUCCEEDED,
-        answer="On Tuesday.",
-        created_by=users["owner"],
+    ChunkFactory(document=document, text=document.text)
+    run = AgentRunFactory(
+        project=project, question="When is the launch?", status=RunStatus.SUCCEEDED, answer="On Tuesday."
     )
     run.thread = Thread.objects.create(
         project=project, created_by=users["owner"], title=run.question, turn_count=1

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 
 from accounts.tests.factories import UserFactory
-from agents.models import AgentRun, RunKind, RunStatus
+from agents.models import RunStatus
+from agents.tests.factories import AgentRunFactory
 from conftest import make_project
 from documents.models import Document, DocumentStatus
 
@@ -34,15 +35,13 @@ def hostile_world() -> dict[str, Any]:
         error=XSS,
         metadata={"tags": [XSS], "keywords": [XSS], "entities": [{"text": XSS, "type": XSS}]},
     )
-    run = AgentRun.objects.create(
+    run = AgentRunFactory(
         project=project,
-        kind=RunKind.ASK,
         question=XSS,
         status=RunStatus.SUCCEEDED,
         answer=XSS,
         citations=[{"document": str(doc.pk), "chunk": 1, "start": 7, "end": 7 + len(XSS), "quote": XSS}],
         output={"tags": [XSS], "keywords": [XSS], "entities": [{"text": XSS, "type": XSS}]},
-        created_by=owner,
     )
     client = Client()
     client.force_login(owner)

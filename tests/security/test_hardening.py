@@ -26,9 +26,10 @@ from agents.models import AgentRun
 from config.tests.processes import clean_env
 from conftest import PASSWORD, make_project
 from documents.models import Document, DocumentStatus
-from documents.services import document_create_from_file, document_create_from_text
+from documents.services import document_create
 from projects import services as project_services
 from projects.models import Membership, Project, Role
+from projects.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -321,22 +322,22 @@ def test_a_twin_created_between_the_check_and_the_insert_is_a_conflict_with_no_f
 
     user = UserFactory()
     project = make_project(user)
-    document_create_from_text(user=user, project=project, title="First", text="x", external_id="e-1")
-    real_touch = document_services.project_touch_documents
+    document_create(user=user, project=project, title="First", text="x", external_id="e-1")
+    real_touch = document_services.documents_changed
     calls: list[Any] = []
 
     def touch_after_a_twin_landed(*, project_id: Any) -> int:
         calls.append(project_id)
         return real_touch(project_id=project_id)
 
-    monkeypatch.setattr(document_services, "project_touch_documents", touch_after_a_twin_landed)
+    monkeypatch.setattr(document_services, "documents_changed", touch_after_a_twin_landed)
     monkeypatch.setattr(
         document_services.Document.objects,
         "filter",
         _filter_missing_the_first_check(document_services.Document.objects.filter),
     )
     with pytest.raises(document_services.ValidationError) as caught:
-        document_create_from_file(
+        document_create(
             user=user,
             project=project,
             upload=SimpleUploadedFile("b.txt", b"More text.", content_type="text/plain"),
@@ -371,7 +372,7 @@ def test_a_document_added_to_a_project_deleted_meanwhile_is_refused_with_no_file
     stale = Project.objects.get(pk=project.pk)  # what the request loaded before the delete
     project_services.project_delete(user=user, project=project)
     with pytest.raises(project_services.ValidationError) as caught:
-        document_create_from_file(
+        document_create(
             user=user,
             project=stale,
             upload=SimpleUploadedFile("c.txt", b"Text.", content_type="text/plain"),
@@ -390,7 +391,7 @@ def test_a_run_whose_document_vanished_during_create_is_a_409_not_a_500(
 
     user = UserFactory()
     project = make_project(user)
-    doc = document_create_from_text(user=user, project=project, title="Doc", text="Some text.")
+    doc = document_create(user=user, project=project, title="Doc", text="Some text.")
     Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.READY)
 
     def deleted_meanwhile(**kwargs: Any) -> Any:
@@ -483,7 +484,7 @@ def test_pasted_text_over_the_limit_gets_the_limit_in_words(settings: Any) -> No
 
 
 def _upload(user: Any, project: Project, name: str) -> Document:
-    return document_create_from_file(
+    return document_create(
         user=user, project=project, upload=SimpleUploadedFile(name, b"Bytes of " + name.encode())
     )
 
@@ -620,9 +621,8 @@ def test_a_demotion_and_a_removal_in_turn_keep_one_owner() -> None:
     """The service's rule, played in order: what the race on PostgreSQL must also end in."""
     first, second = UserFactory(), UserFactory()
     project = make_project(first)
-    Membership.objects.create(project=project, user=second, role=Role.OWNER)
+    m_second = MembershipFactory(project=project, user=second, role=Role.OWNER)
     m_first = Membership.objects.get(project=project, user=first)
-    m_second = Membership.objects.get(project=project, user=second)
     project_services.member_remove(user=first, membership=m_second)
     with pytest.raises(Exception) as caught:  # noqa: PT011  (Http404: the remover is no longer a member)
         project_services.member_remove(user=second, membership=m_first)

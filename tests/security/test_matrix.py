@@ -3,7 +3,8 @@
 Each case names the exact status for anonymous, outsider, viewer, editor,
 owner and staff. Outsiders (and staff, who are outsiders to projects: they
 work in the admin) get 404 for another project's objects, never its data.
-Two guards keep the matrix complete: every operation in the OpenAPI schema and
+A refused write (any 4xx) leaves every project, document, membership,
+invitation and run as it was. Two guards keep the matrix complete: every operation in the OpenAPI schema and
 every named URL must appear in a case, so a new endpoint fails here until
 someone decides who may use it.
 """
@@ -22,6 +23,9 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from agents.models import AgentRun
+from documents.models import Document
+from projects.models import Invitation, Membership, Project
 from tests.security.conftest import ROLES, World
 
 pytestmark = pytest.mark.django_db
@@ -702,6 +706,19 @@ for _case in PAGE_CASES:
 CASES = API_CASES + PAGE_CASES
 
 
+def stored_state() -> dict[str, list[Any]]:
+    """What a refused request must leave untouched."""
+    return {
+        "projects": list(Project.objects.order_by("pk").values_list("pk", "title", "description", "status")),
+        "documents": list(Document.objects.order_by("pk").values_list("pk", "title", "status", "attempts")),
+        "memberships": list(
+            Membership.objects.order_by("pk").values_list("pk", "project_id", "user_id", "role")
+        ),
+        "invitations": list(Invitation.objects.order_by("pk").values_list("pk", "status")),
+        "runs": list(AgentRun.objects.order_by("pk").values_list("pk", "status")),
+    }
+
+
 def _fill(text: str, world: World, role: str) -> str:
     return text.format(**world.ids(role))
 
@@ -724,8 +741,12 @@ def send(world: World, role: str, case: Case) -> Any:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_each_caller_gets_exactly_the_expected_status(world: World, case: Case, role: str) -> None:
+    refused = case.expected[role] >= 400
+    before = stored_state() if refused and case.method != "GET" else None
     response = send(world, role, case)
     assert response.status_code == case.expected[role], (case.name, role, response.content[:300])
+    if before is not None:
+        assert stored_state() == before, (case.name, role)
     if role == "anonymous" and case.page and response.status_code == 302 and case.expected["outsider"] != 302:
         assert response["Location"].startswith(LOGIN)
     if role in {"anonymous", "outsider", "staff"}:
