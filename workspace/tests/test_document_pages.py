@@ -152,15 +152,6 @@ def test_viewer_sees_no_reindex_or_delete_and_gets_403_on_them(project: Project,
     assert Document.objects.filter(pk=doc.pk).exists()
 
 
-def test_outsider_gets_404_on_every_document_page(doc: Document, other_user: Any) -> None:
-    outsider = client_for(other_user)
-    for path in ["", "status.json", "?start=0&end=5"]:
-        assert outsider.get(f"/documents/{doc.pk}/{path}").status_code == 404
-    for path in ["reindex/", "delete/"]:
-        assert outsider.post(f"/documents/{doc.pk}/{path}").status_code == 404
-    assert Document.objects.filter(pk=doc.pk).exists()
-
-
 def test_editor_reindexes_and_deletes_a_document(owner_client: Client, doc: Document) -> None:
     response = owner_client.post(f"/documents/{doc.pk}/reindex/")
     assert response["Location"] == f"/documents/{doc.pk}/"
