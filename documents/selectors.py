@@ -238,7 +238,9 @@ def document_file_download(*, document: Document) -> FileResponse:
     return response
 
 
-def documents_for_reindex(*, project_ids: list[Any] | None = None, failed_only: bool = False) -> QuerySet[Document]:
+def documents_for_reindex(
+    *, project_ids: list[Any] | None = None, failed_only: bool = False
+) -> QuerySet[Document]:
     """Documents to extract and embed again, oldest first: all, or of `project_ids`, or only failed ones."""
     documents = Document.objects.order_by("created_at").only("pk", "status", "project_id")
     if project_ids:

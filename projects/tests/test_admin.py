@@ -197,7 +197,9 @@ def test_deleting_the_last_owner_is_refused_with_a_message(admin_client: Any, us
         assert response.status_code == 302
         errors = [str(m) for m in get_messages(response.wsgi_request) if m.level == ERROR]
         assert any(services.LAST_OWNER_REMOVED in e for e in errors), errors
-        assert not any("Removed" in str(m) or "Successfully" in str(m) for m in get_messages(response.wsgi_request))
+        assert not any(
+            "Removed" in str(m) or "Successfully" in str(m) for m in get_messages(response.wsgi_request)
+        )
     assert _roles(project) == {"owner@example.com": "owner", "viewer@example.com": "viewer"}
 
 

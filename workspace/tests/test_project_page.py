@@ -88,9 +88,7 @@ def test_json_upload_with_nothing_names_the_missing_source(owner_client: Client,
     response = owner_client.post(upload_url(project), {}, **JSON)
 
     assert response.status_code == 400
-    assert response.json() == {
-        "errors": {"file": ["Choose a file, paste some text or give a web address."]}
-    }
+    assert response.json() == {"errors": {"file": ["Choose a file, paste some text or give a web address."]}}
 
 
 def test_plain_form_upload_still_redirects_to_the_documents(owner_client: Client, project: Project) -> None:

@@ -39,7 +39,9 @@ class Command(BaseCommand):
                 project_ids = [UUID(p) for p in options["project"]]
             except ValueError:
                 raise CommandError("--project takes project ids (UUIDs).") from None
-        documents = selectors.documents_for_reindex(project_ids=project_ids, failed_only=options["failed_only"])
+        documents = selectors.documents_for_reindex(
+            project_ids=project_ids, failed_only=options["failed_only"]
+        )
         quiet = int(options["verbosity"]) == 0
         ids = [str(pk) for pk in documents.values_list("pk", flat=True)]
         if not ids:
