@@ -610,10 +610,11 @@ def test_the_membership_admin_cannot_demote_or_delete_the_last_owner() -> None:
     assert project_services.LAST_OWNER_REMOVED in admin.get(delete["Location"]).content.decode()
     bulk = admin.post(
         reverse("admin:projects_membership_changelist"),
-        {"action": "delete_selected", "_selected_action": [str(membership.pk)], "post": "yes"},
+        {"action": "remove_selected", "_selected_action": [str(membership.pk)]},
         follow=True,
     )
     assert project_services.LAST_OWNER_REMOVED in bulk.content.decode()
+    assert "Removed" not in bulk.content.decode()
     assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
 
 
