@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium package: `playwright install` cannot download here
 AXE_JS = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 VIEWPORTS: dict[str, dict[str, int]] = {
     "desktop": {"width": 1366, "height": 900},
@@ -30,6 +33,23 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 # Any WCAG A/AA violation fails, whatever axe's impact: "minor" still means a criterion is not met.
 FAILING_IMPACTS = frozenset({"minor", "moderate", "serious", "critical"})
 INSTALL_HINT = "npm ci --prefix tests/e2e --no-audit --no-fund"
+
+
+@contextmanager
+def chromium_page(viewport: dict[str, int] | None = None) -> Iterator[Page]:
+    """A page in the system Chromium, headless, at the desktop width unless told otherwise."""
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport=viewport or VIEWPORTS["desktop"])
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
 
 
 def screenshots_dir() -> Path:

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from agents import tasks as agent_tasks
 from documents import tasks as document_tasks
+from tests.e2e.pages import chromium_page
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-battery"
 NOTES = b"""# Harbour notes
 
@@ -36,22 +36,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Page]:
     # `make test` deselects browser tests on a machine without Chromium (CI installs it).
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     # Playwright's sync API runs an event loop in this thread; the test also
     # uses the ORM here, which Django would otherwise refuse.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 class Held:

@@ -24,7 +24,6 @@ no page of their own, their results are the pages below):
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
@@ -51,11 +50,11 @@ from tests.e2e.pages import (
     Findings,
     assert_accessible,
     check_page,
+    chromium_page,
     layout_faults,
     write_report,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 # Long on purpose: it shows in the nav, the run and document details, conversations and tables.
 EMAIL = "marguerite.featherstonehaugh@coastal-navigation-research.example.org"
 PASSWORD = "correct-horse-battery"
@@ -88,22 +87,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Page]:
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     # Playwright's sync API runs an event loop in this thread, which also uses the ORM.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.LLM_PROVIDER = "offline"  # answers without a model server, deterministically
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport=VIEWPORTS["desktop"])
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def emailed_link(pattern: str) -> str:

@@ -9,21 +9,21 @@ citation chip, and see a question the documents cannot answer declined.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from accounts.tests.factories import UserFactory
 from agents.tests.fake_openai import Behaviour, FakeOpenAI, ReceivedRequest, reply_json, reply_text
 from conftest import make_project
 from documents import services as document_services
 from documents.models import DocumentStatus
-from tests.e2e.test_browser import CHROMIUM, PASSWORD, screenshot
+from tests.e2e.pages import chromium_page
+from tests.e2e.test_browser import PASSWORD, screenshot
 from tests.servers import web_server
 from tests.worker import celery_worker, database_url
 
@@ -66,7 +66,6 @@ def model(request: ReceivedRequest) -> Behaviour:
 
 @pytest.fixture
 def stack(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop shares this thread
     settings.LLM_PROVIDER = "offline"
     user = UserFactory(email="asker@example.com", password=PASSWORD)
@@ -91,17 +90,8 @@ def stack(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 @pytest.fixture
 def page(stack: dict[str, Any]) -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 WATCH = """() => {

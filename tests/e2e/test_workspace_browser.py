@@ -9,13 +9,12 @@ them. Screenshots at 1366x900 go to var/screenshots/ (tests/e2e/pages.py).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from accounts.tests.factories import UserFactory
 from agents import tasks as agent_tasks
@@ -25,8 +24,8 @@ from documents import tasks as document_tasks
 from documents.models import Document, DocumentStatus
 from documents.tests.factories import DocumentFactory
 from projects.models import Membership, Project, Role
-from tests.e2e.pages import VIEWPORTS, assert_accessible, audit, screenshot
-from tests.e2e.test_browser import CHROMIUM, PASSWORD, Held
+from tests.e2e.pages import VIEWPORTS, assert_accessible, audit, chromium_page, screenshot
+from tests.e2e.test_browser import PASSWORD, Held
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -82,22 +81,12 @@ ONE_LINE = """(selector) => Array.from(document.querySelectorAll(selector)).map(
 
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Page]:
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     # Playwright's sync API runs an event loop in this thread, which also uses the ORM.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.LLM_PROVIDER = "offline"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport=VIEWPORTS["desktop"])
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 @pytest.fixture
