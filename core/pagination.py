@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
+from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -14,17 +15,26 @@ class Paginator(DjangoPaginator):
     missing, the page is the whole list and its length is the count, so most lists
     (a user's projects, a run's history) cost one query instead of two."""
 
+    # The length of the whole list, once reading the first page has seen all of it.
+    first_page_total: int | None = None
+
+    @cached_property
+    def count(self) -> int:
+        if self.first_page_total is not None:
+            return self.first_page_total
+        return super().count
+
     def page(self, number: Any) -> Page:
         try:
             first = int(number) == 1
         except (TypeError, ValueError):
             first = False
-        if not first or self.orphans or "count" in self.__dict__:
+        if not first or self.orphans or not self.allow_empty_first_page:
             return super().page(number)
         rows = list(self.object_list[: self.per_page + 1])
         if len(rows) <= self.per_page:
-            self.__dict__["count"] = len(rows)  # fills the cached_property
-        return self._get_page(rows[: self.per_page], 1, self)
+            self.first_page_total = len(rows)
+        return Page(rows[: self.per_page], 1, self)
 
 
 class Pagination(PageNumberPagination):

@@ -35,12 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django_ratelimit import ALL as ALL_METHODS
-from django_ratelimit import core as ratelimit_core
 from django_ratelimit.core import get_usage
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
@@ -82,13 +79,14 @@ ALL = (
     RESET_ACCOUNT,
 )
 
-# Requests that also count against a second allowance: (URL name, method) -> limit.
-# API routes (config/api_urls.py) and pages (agents/urls.py, projects/urls.py) alike.
+# The actions with an allowance of their own, on top of `api`: starting an agent run and
+# adding a document, through the API (config/api_urls.py) or a page form (workspace/urls.py)
+# alike. Keyed by the route's URL name and method; core/tests checks that every name resolves.
 COUNTED_ACTIONS: dict[tuple[str, str], Limit] = {
-    ("run-list", "POST"): RUNS,
-    ("document-list", "POST"): UPLOADS,
-    ("agents:create", "POST"): RUNS,
-    ("projects:upload", "POST"): UPLOADS,
+    ("run-list", "POST"): RUNS,  # POST /api/v1/runs/
+    ("agents:create", "POST"): RUNS,  # every page form that starts a run
+    ("document-list", "POST"): UPLOADS,  # POST /api/v1/documents/
+    ("projects:upload", "POST"): UPLOADS,  # the project page's file, text and URL form
 }
 
 
@@ -124,12 +122,14 @@ class RateLimited(exceptions.Throttled):
 
 def tier_of(user: Any) -> str:
     tier = getattr(user, "tier", "") or "free"
-    return tier if tier in settings.RATE_LIMITS[API.name] else "free"
+    rates: dict[str, Any] = settings.RATE_LIMITS
+    return tier if tier in rates[API.name] else "free"
 
 
 def allowance(limit: Limit, user: Any = None) -> int:
     """Requests per hour the limit allows (for the user's tier when it is tiered)."""
-    value = settings.RATE_LIMITS[limit.name]
+    rates: dict[str, Any] = settings.RATE_LIMITS
+    value = rates[limit.name]
     return int(value[tier_of(user)] if limit.tiered else value)
 
 
@@ -163,42 +163,17 @@ def _key(limit: Limit, request: HttpRequest, user: Any, account: str) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def _redis_hit(group: str, value: str, rate: str) -> tuple[int, int] | None:
-    """Count one request in django-ratelimit's own window and key, in one Redis round trip.
-
-    django-ratelimit adds the key, then increments it: two round trips on every
-    API request. With Redis, SET NX + INCR go in one pipeline to the same key,
-    so `peek` and the page limits (plain `get_usage`) read the same count.
-    None when the cache is not Redis.
-    """
-    if not settings.REDIS_URL or not getattr(settings, "RATELIMIT_ENABLE", True):
-        return None
-    from django_redis import get_redis_connection
-
-    window = ratelimit_core._get_window(value, HOUR_S)
-    key = cache.make_key(ratelimit_core._make_cache_key(group, window, rate, value, ALL_METHODS))
-    pipe = get_redis_connection("default").pipeline(transaction=False)
-    pipe.set(key, 0, ex=HOUR_S + ratelimit_core.EXPIRATION_FUDGE, nx=True)
-    pipe.incr(key)
-    _, count = pipe.execute()
-    return int(count), max(1, window - int(ratelimit_core.time.time()))  # the clock the window used
-
-
 def _usage(
     limit: Limit, request: HttpRequest, *, user: Any = None, account: str = "", increment: bool
 ) -> tuple[int, int, int]:
-    """(count so far, allowance, seconds until the window resets)."""
+    """(count so far, allowance, seconds until the window resets), from django-ratelimit's counter."""
     per_hour = allowance(limit, user)
     value = _key(limit, request, user, account)
-    group, rate = f"docent:{limit.name}", f"{per_hour}/h"
-    counted = _redis_hit(group, value, rate) if increment else None
-    if counted is not None:
-        return counted[0], per_hour, counted[1]
     usage = get_usage(
         request,
-        group=group,
+        group=f"docent:{limit.name}",
         key=lambda _group, _request: value,
-        rate=rate,
+        rate=f"{per_hour}/h",
         increment=increment,
     )
     if usage is None:  # RATELIMIT_ENABLE is off
@@ -282,7 +257,8 @@ def _token_owner(request: Any) -> Any:
     from rest_framework_simplejwt.tokens import UntypedToken
 
     try:
-        user_id = UntypedToken(raw).get(api_settings.USER_ID_CLAIM)
+        # simplejwt annotates its constructor's argument as a Token; it takes the encoded string.
+        user_id = UntypedToken(raw).get(api_settings.USER_ID_CLAIM)  # type: ignore[arg-type]
     except TokenError:
         return None
     try:

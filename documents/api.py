@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import tzinfo
-from functools import cached_property
+from collections.abc import Mapping
 from typing import Any
 
 import django_filters
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpResponse
-from django.utils import timezone
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -21,7 +19,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import page_cache
-from core.serialization import iso_datetime
 from documents import search, selectors, services
 from documents.extraction import fetching
 from documents.models import Chunk, Document, DocumentStatus
@@ -56,47 +53,10 @@ class DocumentOut(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_tags(self, obj: Document) -> list[str]:
-        return tags_of(obj.metadata)
-
-    @cached_property
-    def _zone(self) -> tzinfo:
-        # One lookup for a whole page: the child serializer is shared by its rows.
-        return timezone.get_current_timezone()
-
-    def to_representation(self, instance: Document | dict[str, Any]) -> dict[str, Any]:
-        # A list page serialises 50 of these, from `.values()` rows; building the
-        # dict directly costs a fraction of DRF's per-field machinery. test_api
-        # holds the result equal to DRF's, for model instances and rows alike.
-        row = (
-            instance
-            if isinstance(instance, dict)
-            else {c: getattr(instance, c) for c in DOCUMENT_OUT_COLUMNS}
-        )
-        metadata = row["metadata"]
-        return {
-            "id": str(row["id"]),
-            "project": str(row["project_id"]),
-            "title": row["title"],
-            "external_id": row["external_id"],
-            "source": row["source"],
-            "original_filename": row["original_filename"],
-            "format": row["format"],
-            "content_type": row["content_type"],
-            "size_bytes": row["size_bytes"],
-            "status": row["status"],
-            "error": row["error"],
-            "chunk_count": row["chunk_count"],
-            "content_hash": row["content_hash"],
-            "tags": tags_of(metadata),
-            "metadata": metadata,
-            "created_at": iso_datetime(row["created_at"], self._zone),
-            "updated_at": iso_datetime(row["updated_at"], self._zone),
-        }
-
-
-def tags_of(metadata: dict[str, Any] | None) -> list[str]:
-    return list((metadata or {}).get("tags", []))
+    def get_tags(self, obj: Document | Mapping[str, Any]) -> list[str]:
+        # A list page passes `.values(*DOCUMENT_OUT_COLUMNS)` rows, the other actions documents.
+        metadata = obj["metadata"] if isinstance(obj, Mapping) else obj.metadata
+        return list((metadata or {}).get("tags", []))
 
 
 # The columns DocumentOut reads: a list page loads nothing else.
@@ -118,22 +78,7 @@ class DocumentIn(serializers.Serializer):
         max_length=fetching.MAX_URL_CHARS,
         help_text="A web page to fetch now and add (instead of a file or text).",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        has_file = attrs.get("file") is not None
-        has_text = "text" in attrs
-        has_url = "url" in attrs
-        if has_url and (has_file or has_text):
-            raise serializers.ValidationError({"url": "Send one of a file, text or a url, not several."})
-        if has_file and has_text:
-            raise serializers.ValidationError({"text": "Send either a file or text, not both."})
-        if not has_file and not has_text and not has_url:
-            raise serializers.ValidationError(
-                {"file": "Send a file (multipart), a title and text, or a url."}
-            )
-        if has_text and not (attrs.get("title") or "").strip():
-            raise serializers.ValidationError({"title": "A title is required with pasted text."})
-        return attrs
+    # Which one of file, text and url was sent is checked by services.document_create.
 
 
 class ChunkOut(serializers.ModelSerializer):
@@ -214,30 +159,15 @@ class DocumentViewSet(
         data.is_valid(raise_exception=True)
         v = data.validated_data
         project = access.project_for(request.user, v["project"], need=Role.EDITOR)
-        if v.get("file") is not None:
-            doc = services.document_create_from_file(
-                user=request.user,
-                project=project,
-                upload=v["file"],
-                title=v.get("title", ""),
-                external_id=v.get("external_id", ""),
-            )
-        elif "url" in v:
-            doc = services.document_create_from_url(
-                user=request.user,
-                project=project,
-                url=v["url"],
-                title=v.get("title", ""),
-                external_id=v.get("external_id", ""),
-            )
-        else:
-            doc = services.document_create_from_text(
-                user=request.user,
-                project=project,
-                title=v["title"],
-                text=v["text"],
-                external_id=v.get("external_id", ""),
-            )
+        doc = services.document_create(
+            user=request.user,
+            project=project,
+            upload=v.get("file"),
+            text=v.get("text"),
+            url=v.get("url"),
+            title=v.get("title", ""),
+            external_id=v.get("external_id", ""),
+        )
         return Response(DocumentOut(doc).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -255,17 +185,9 @@ class DocumentViewSet(
     def download(self, request: Request, pk: str | None = None) -> HttpResponse:
         doc = self.get_object()
         if doc.file:
-            try:
-                handle = doc.file.open("rb")
-            except OSError:
-                raise Http404 from None
-            name = doc.original_filename or "document"
-            response: HttpResponse = FileResponse(
-                handle, as_attachment=True, filename=name, content_type="application/octet-stream"
-            )
-        else:
-            response = HttpResponse(doc.pasted_text, content_type="text/plain; charset=utf-8")
-            response["Content-Disposition"] = 'attachment; filename="document.txt"'
+            return selectors.document_file_download(document=doc)
+        response = HttpResponse(doc.pasted_text, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="document.txt"'
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -313,22 +235,6 @@ class HitOut(serializers.Serializer):
     start = serializers.IntegerField()
     end = serializers.IntegerField()
     score = serializers.FloatField()
-
-    def to_representation(self, instance: search.Hit) -> dict[str, Any]:
-        # Built directly, as DRF would field by field (test_api holds them equal): every
-        # search writes k of these.
-        return {
-            "document": instance.document_id,
-            "title": instance.document_title,
-            "external_id": instance.external_id,
-            "project": instance.project_id,
-            "project_title": instance.project_title,
-            "chunk": instance.chunk_id,
-            "text": instance.text,
-            "start": instance.start,
-            "end": instance.end,
-            "score": instance.score,
-        }
 
 
 class SearchView(APIView):

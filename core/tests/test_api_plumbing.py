@@ -77,6 +77,34 @@ def test_the_paginator_agrees_with_djangos_on_plain_lists() -> None:
         assert ours.count == 7 and ours.num_pages == page.paginator.num_pages
 
 
+def test_a_short_first_page_is_its_own_count_in_one_query(owner: Any) -> None:
+    for i in range(3):
+        make_project(owner, title=f"P{i}")
+    paginator = Paginator(Project.objects.order_by("title"), 5)
+    with CaptureQueriesContext(connection) as captured:
+        page = paginator.page(1)
+        assert [p.title for p in page] == ["P0", "P1", "P2"]
+        assert (paginator.count, paginator.num_pages, page.has_next()) == (3, 1, False)
+    assert len(captured) == 1
+
+
+def test_a_full_first_page_asks_the_database_for_the_count(owner: Any) -> None:
+    for i in range(3):
+        make_project(owner, title=f"P{i}")
+    paginator = Paginator(Project.objects.order_by("title"), 2)
+    page = paginator.page(1)
+    assert counts(lambda: paginator.count) != []
+    assert (paginator.count, paginator.num_pages, page.has_next()) == (3, 2, True)
+    assert [p.title for p in paginator.page(2)] == ["P2"]
+
+
+def test_a_count_read_before_the_first_page_is_kept(owner: Any) -> None:
+    make_project(owner, title="Only")
+    paginator = Paginator(Project.objects.order_by("title"), 5)
+    assert paginator.count == 1
+    assert [p.title for p in paginator.page(1)] == ["Only"] and paginator.count == 1
+
+
 def test_filters_still_apply_when_named(owner: Any) -> None:
     make_project(owner, title="Live")
     archived = make_project(owner, title="Old")
