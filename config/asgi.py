@@ -11,9 +11,6 @@ open a connection) for every one, at half the throughput (bench/results/streams.
 
 import os
 import re
-import sys
-
-sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

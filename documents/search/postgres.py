@@ -37,6 +37,15 @@ LEXICAL_CANDIDATES = 5_000
 PAIR_TERMS = 4
 # HNSW indexes more dimensions than this are not built by pgvector; such vectors are scanned.
 HNSW_MAX_DIM = 2000
+# Dense plans (dense_plan). Searched projects of up to this many chunks are ranked exactly:
+# their own rows through the project index, a few milliseconds, never a missed neighbour.
+EXACT_DENSE_MAX = 2_000
+# Larger ones go through the HNSW graph when they hold at least this share of the table's
+# chunks (the graph spans every project, and a filtered scan gives up after
+# hnsw.max_scan_tuples); below it the planner weighs the graph against the project's rows.
+# Left to itself at ef_search 400 the planner priced the graph above a sequential scan of a
+# 11,607-chunk table: 46 ms a query instead of 3 ms (bench/results/load.md, 2026-12-04).
+HNSW_MIN_SHARE = 0.05
 
 INSTALL = [
     """
@@ -224,25 +233,61 @@ def _ids(project_ids: list[UUID]) -> list[str]:
     return [str(p) for p in project_ids]
 
 
+def dense_plan(searched: int, total: int) -> str:
+    """How to rank `searched` chunks out of the table's `total`: "exact", "hnsw" or "planner"."""
+    if searched <= EXACT_DENSE_MAX:
+        return "exact"
+    if searched >= HNSW_MIN_SHARE * total:
+        return "hnsw"
+    return "planner"
+
+
+def dense_sql(dim: int) -> str:
+    """The dense ranking's statement: (vector literal, project ids, depth)."""
+    return (
+        f"SELECT id, embedding::vector({dim}) <=> %s::vector({dim}) AS distance "
+        f"FROM documents_chunk WHERE dim = {dim} AND project_id = ANY(%s::uuid[]) "
+        "ORDER BY distance LIMIT %s"
+    )
+
+
+def set_dense_plan(cursor: Any, plan: str, depth: int) -> None:
+    """Steer the planner to a dense_plan for the rest of the transaction (SET LOCAL)."""
+    if plan == "exact":
+        # No index scan: the projects' rows (a bitmap scan of the project index) and a sort.
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        return
+    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_HNSW_EF, depth))}")
+    if plan == "hnsw":
+        # The graph is the only ordered path left once these are off.
+        for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {knob} = off")
+
+
 def dense(
     project_ids: list[UUID], vector: np.ndarray[Any, Any], depth: int, *, exact: bool = False
 ) -> list[tuple[int, float]]:
-    """Chunks by cosine similarity to the vector, best first (HNSW; `exact` scans instead)."""
+    """Chunks by cosine similarity to the vector, best first (see dense_plan; `exact` forces a scan)."""
     dim = int(len(vector))
     literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()
     with transaction.atomic(), connection.cursor() as cursor:
-        if exact:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        else:
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_HNSW_EF, depth))}")
-        cursor.execute(
-            f"SELECT id, embedding::vector({dim}) <=> %s::vector({dim}) AS distance "
-            f"FROM documents_chunk WHERE dim = {dim} AND project_id = ANY(%s::uuid[]) "
-            "ORDER BY distance LIMIT %s",
-            [literal, _ids(project_ids), depth],
-        )
+        plan = "exact"
+        if not exact:
+            # The statistics the lexical triggers keep exact: one row per project.
+            cursor.execute(
+                "SELECT coalesce(sum(chunks) FILTER (WHERE project_id = ANY(%s::uuid[])), 0), "
+                "coalesce(sum(chunks), 0) FROM documents_lexical_project",
+                [_ids(project_ids)],
+            )
+            searched, total = cursor.fetchone()
+            plan = dense_plan(int(searched), int(total))
+        set_dense_plan(cursor, plan, depth)
+        cursor.execute(dense_sql(dim), [literal, _ids(project_ids), depth])
         rows = cursor.fetchall()
+        # Inside a caller's transaction this block is a savepoint, and releasing one keeps
+        # its SET LOCALs: roll it back (it wrote nothing) so the knobs end here.
+        transaction.set_rollback(True)
     # The relaxed scan may hand back near-ties out of order: sort exactly.
     found = [(int(pk), 1.0 - float(distance)) for pk, distance in rows]
     found.sort(key=lambda hit: (-hit[1], hit[0]))

@@ -373,3 +373,99 @@ def test_postgres_candidates_are_the_rarest_terms_or_two_of_them_when_all_are_co
     # Even the rarest is common: chunks with it and one of the next rarest.
     common = {"cell": budget * 3, "protein": budget * 2, "gene": budget + 1, "a'b": budget * 4}
     assert postgres.candidate_query(common) == "'gene' & ('protein' | 'cell' | 'a''b')"
+
+
+def test_postgres_dense_plan_is_exact_for_small_searches_and_the_graph_for_a_large_share() -> None:
+    from documents.search import postgres
+
+    small = postgres.EXACT_DENSE_MAX
+    assert postgres.dense_plan(0, 0) == "exact"
+    assert postgres.dense_plan(small, 10 * small) == "exact"
+    # A large project that is most of the table: the graph, whatever the planner would price.
+    assert postgres.dense_plan(small + 1, small + 1) == "hnsw"
+    share = int(postgres.HNSW_MIN_SHARE * 1_000_000)
+    assert postgres.dense_plan(share, 1_000_000) == "hnsw"
+    # A large project that is a sliver of a huge table: the planner weighs the graph's filter.
+    assert postgres.dense_plan(share - 1, 1_000_000) == "planner"
+
+
+def _plan_of(cursor: Any, plan: str, vector: list[float], project: Project) -> str:
+    from pgvector import Vector
+
+    from documents.search import postgres
+
+    postgres.set_dense_plan(cursor, plan, 100)
+    cursor.execute("EXPLAIN " + postgres.dense_sql(DIM), [Vector(vector).to_text(), [str(project.pk)], 100])
+    return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("postgresql_only")
+def test_postgres_dense_plans_steer_the_planner_to_the_graph_or_the_projects_rows(db: Any, user: Any) -> None:
+    from django.db import transaction
+
+    from documents.search import postgres
+
+    project = make_project(user)
+    rng = np.random.default_rng(3)
+    add_document(
+        project, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(300, DIM)))]
+    )
+    for plan in ("hnsw", "exact"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            explained = _plan_of(cursor, plan, [1, 0, 0, 0], project)
+            transaction.set_rollback(True)  # the test's own transaction keeps no SET LOCAL
+        if plan == "hnsw":
+            assert postgres.hnsw_index(DIM) in explained
+        else:
+            assert postgres.hnsw_index(DIM) not in explained and "Sort" in explained
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("postgresql_only")
+def test_postgres_dense_chooses_its_plan_from_the_searched_share_and_stays_exact(
+    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from documents.search import postgres
+
+    rng = np.random.default_rng(11)
+    big, other = make_project(user), make_project(user)
+    vectors = rng.normal(size=(300, DIM)).astype(np.float32)
+    add_document(big, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(vectors)])
+    add_document(other, "Few", [(f"other {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(5, DIM)))])
+    chosen: list[tuple[int, int, str]] = []
+    real_plan = postgres.dense_plan
+
+    def recording_plan(searched: int, total: int) -> str:
+        chosen.append((searched, total, real_plan(searched, total)))
+        return chosen[-1][2]
+
+    monkeypatch.setattr(postgres, "dense_plan", recording_plan)
+    monkeypatch.setattr(postgres, "EXACT_DENSE_MAX", 10)
+    query = rng.normal(size=DIM).astype(np.float32)
+    found = postgres.dense([big.pk], query / np.linalg.norm(query), 20)
+    assert chosen == [(300, 305, "hnsw")]
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = np.argsort(-(units @ (query / np.linalg.norm(query))), kind="stable")[:20]
+    texts = dict(Chunk.objects.filter(pk__in=[pk for pk, _ in found]).values_list("pk", "text"))
+    assert [int(texts[pk].split()[1]) for pk, _ in found] == expected.tolist()
+    postgres.dense([other.pk], query, 20)
+    assert chosen[-1] == (5, 305, "exact")
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("postgresql_only")
+def test_postgres_dense_leaves_no_planner_knob_in_the_callers_transaction(
+    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from documents.search import postgres
+
+    project = make_project(user)
+    add_document(project, "Many", [(f"chunk {i}", [1, i / 50, 0, 0]) for i in range(50)])
+    monkeypatch.setattr(postgres, "EXACT_DENSE_MAX", 10)
+    # The test runs inside a transaction, as a search inside a caller's atomic block does.
+    assert len(postgres.dense([project.pk], np.asarray([1, 0, 0, 0], dtype=np.float32), 5)) == 5
+    with connection.cursor() as cursor:
+        for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_indexscan"):
+            cursor.execute(f"SHOW {knob}")
+            assert cursor.fetchone()[0] == "on", knob
