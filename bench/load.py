@@ -550,7 +550,7 @@ class Server:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "config.wsgi",
+                "config.asgi",  # what `make serve` runs: uvicorn workers (config/gunicorn.py)
                 "--config",
                 "config/gunicorn.py",
                 "--bind",
@@ -654,10 +654,11 @@ def check_scenario(name: str, server: Server, token: str, paths: list[str], expe
 def warm_up(
     server: Server, token: str, search_paths: list[str], workers: int, threads: int
 ) -> dict[str, Any]:
-    """Waves of concurrent searches until every worker has built the project index and answers fast.
+    """Waves of concurrent searches until every worker has loaded the encoder and answers fast.
 
-    The first search in a worker loads the encoder and builds the index (seconds); the warm-up
-    ends when each worker logged its index and two waves in a row finished within 3 s.
+    The first search in a worker loads the query encoder (seconds); the index lives in the
+    database. The warm-up ends when each worker logged its encoder and two waves in a row
+    finished within 3 s.
     """
     started = time.monotonic()
     width = max(4, 2 * workers * threads)
@@ -676,24 +677,23 @@ def warm_up(
             sent += width
             failures += sum(1 for s in statuses if s != 200)
             fast_waves = fast_waves + 1 if time.monotonic() - wave_started < 3 else 0
-            # Above INFO the server logs no "search index built": rely on the timing alone.
+            # Above INFO the server logs no "loading embedding model": rely on the timing alone.
             logs_info = server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {"DEBUG", "INFO"}
-            built = server.log_count("search index built") >= workers or not logs_info
-            if built and fast_waves >= 2:
+            loaded = server.log_count("loading embedding model") >= workers or not logs_info
+            if loaded and fast_waves >= 2:
                 break
     info = {
         "seconds": round(time.monotonic() - started, 1),
         "requests": sent,
         "non200": failures,
         "models_loaded": server.log_count("loading embedding model"),
-        "indexes_built": server.log_count("search index built"),
     }
     say(f"warm-up: {info}")
-    if info["indexes_built"] < workers and server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {
+    if info["models_loaded"] < workers and server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {
         "DEBUG",
         "INFO",
     }:
-        say("WARNING: not every worker built the search index during warm-up")
+        say("WARNING: not every worker loaded the encoder during warm-up")
     return info
 
 
@@ -972,7 +972,7 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
             f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
             f"{m['kernel']}; load average before the run {m['loadavg_at_start']}",
             f"- gunicorn: {c['workers']} workers x {c['web_threads']} threads "
-            f"({'sync worker' if c['web_threads'] == 1 else 'gthread worker'}), "
+            "(uvicorn workers serving config.asgi, sync views in the thread pool), "
             f"config/gunicorn.py; wrk: {c['wrk_threads']} threads, {c['connections']} connections, "
             f"{c['duration_s']:g} s per scenario after {c['warmup_s']:g} s of warm-up load, "
             f"{c.get('rounds', 1)} interleaved rounds; the table shows the median round by req/s "
@@ -1087,7 +1087,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=20)
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
-    p.add_argument("--web-threads", type=int, default=int(os.environ.get("DOCENT_WEB_THREADS", "1")))
+    # config/asgi.py's default: the threads each worker serves ordinary requests on.
+    p.add_argument("--web-threads", type=int, default=int(os.environ.get("DOCENT_WEB_THREADS", "2")))
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
     p.add_argument(
         "--import-torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the import (not the server)"
