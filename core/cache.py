@@ -27,6 +27,8 @@ _LOCK = threading.Lock()
 
 
 class SharedDiskCache(DjangoCache):
+    _cache: FanoutCache
+
     def __init__(self, directory: str, params: dict[str, Any]) -> None:
         key = (str(directory), repr(sorted(params.items())))
         with _LOCK:
