@@ -661,6 +661,8 @@ def warm_up(
     finished within 3 s.
     """
     started = time.monotonic()
+    # Above INFO the server logs no "loading embedding model": rely on the timing alone.
+    logs_info = server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {"DEBUG", "INFO"}
     width = max(4, 2 * workers * threads)
     sent = 0
     failures = 0
@@ -677,8 +679,6 @@ def warm_up(
             sent += width
             failures += sum(1 for s in statuses if s != 200)
             fast_waves = fast_waves + 1 if time.monotonic() - wave_started < 3 else 0
-            # Above INFO the server logs no "loading embedding model": rely on the timing alone.
-            logs_info = server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {"DEBUG", "INFO"}
             loaded = server.log_count("loading embedding model") >= workers or not logs_info
             if loaded and fast_waves >= 2:
                 break
@@ -689,10 +689,7 @@ def warm_up(
         "models_loaded": server.log_count("loading embedding model"),
     }
     say(f"warm-up: {info}")
-    if info["models_loaded"] < workers and server.setup.env.get("DOCENT_LOG_LEVEL", "INFO") in {
-        "DEBUG",
-        "INFO",
-    }:
+    if info["models_loaded"] < workers and logs_info:
         say("WARNING: not every worker loaded the encoder during warm-up")
     return info
 

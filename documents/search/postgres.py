@@ -252,17 +252,21 @@ def dense_sql(dim: int) -> str:
 
 
 def set_dense_plan(cursor: Any, plan: str, depth: int) -> None:
-    """Steer the planner to a dense_plan for the rest of the transaction (SET LOCAL)."""
+    """Steer the planner to a dense_plan for the rest of the transaction, in one round trip
+    (`set_config(..., true)` is SET LOCAL)."""
     if plan == "exact":
         # No index scan: the projects' rows (a bitmap scan of the project index) and a sort.
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        return
-    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.SEARCH_HNSW_EF, depth))}")
+        knobs = {"enable_indexscan": "off"}
+    else:
+        knobs = {
+            "hnsw.iterative_scan": "relaxed_order",
+            "hnsw.ef_search": str(int(max(settings.SEARCH_HNSW_EF, depth))),
+        }
     if plan == "hnsw":
         # The graph is the only ordered path left once these are off.
-        for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
-            cursor.execute(f"SET LOCAL {knob} = off")
+        knobs.update(enable_seqscan="off", enable_bitmapscan="off", enable_sort="off")
+    calls = ", ".join("set_config(%s, %s, true)" for _ in knobs)
+    cursor.execute(f"SELECT {calls}", [part for pair in knobs.items() for part in pair])
 
 
 def dense(
@@ -271,6 +275,7 @@ def dense(
     """Chunks by cosine similarity to the vector, best first (see dense_plan; `exact` forces a scan)."""
     dim = int(len(vector))
     literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()
+    ids = _ids(project_ids)
     with transaction.atomic(), connection.cursor() as cursor:
         plan = "exact"
         if not exact:
@@ -278,12 +283,12 @@ def dense(
             cursor.execute(
                 "SELECT coalesce(sum(chunks) FILTER (WHERE project_id = ANY(%s::uuid[])), 0), "
                 "coalesce(sum(chunks), 0) FROM documents_lexical_project",
-                [_ids(project_ids)],
+                [ids],
             )
             searched, total = cursor.fetchone()
             plan = dense_plan(int(searched), int(total))
         set_dense_plan(cursor, plan, depth)
-        cursor.execute(dense_sql(dim), [literal, _ids(project_ids), depth])
+        cursor.execute(dense_sql(dim), [literal, ids, depth])
         rows = cursor.fetchall()
         # Inside a caller's transaction this block is a savepoint, and releasing one keeps
         # its SET LOCALs: roll it back (it wrote nothing) so the knobs end here.
