@@ -18,11 +18,14 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _shared_model_dir() -> None:
-    """Worker and web processes that tests start reuse this run's ONNX export of the encoder."""
+def _shared_with_child_processes() -> None:
+    """Worker and web processes that tests start reuse this run's ONNX export of the encoder
+    and its secret key."""
     from django.conf import settings
 
     os.environ.setdefault("DOCENT_MODEL_DIR", str(settings.MODEL_DIR))
+    # Servers and workers that tests start in their own data folders accept this run's tokens.
+    os.environ.setdefault("SECRET_KEY", settings.SECRET_KEY)
 
 
 @pytest.fixture(autouse=True)

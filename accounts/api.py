@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
@@ -21,7 +22,7 @@ from rest_framework_simplejwt.serializers import (
 )
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
-from rest_framework_simplejwt.tokens import UntypedToken
+from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
     TokenObtainPairView,
@@ -103,6 +104,7 @@ class EmailUnverified(exceptions.PermissionDenied):
 
     default_detail = verification.UNVERIFIED
     default_code = "email_unverified"
+    names_its_code = True  # the body carries {"code": "email_unverified"} (core/api_errors.py)
 
 
 class TokenObtainIn(TokenObtainPairSerializer):
@@ -178,10 +180,14 @@ class TokenObtainView(TokenObtainPairView):
         if refusal is not None:
             raise ratelimit.RateLimited(refusal)
         try:
-            return super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)
         except exceptions.AuthenticationFailed:
-            ratelimit.signin_failed(request, email)
+            raise  # a wrong password: it stays counted as a failure
+        except Exception:
+            ratelimit.signin_passed(request, email)  # refused for another reason (unconfirmed, malformed)
             raise
+        ratelimit.signin_passed(request, email)
+        return response
 
 
 def _active_user_exists(user_id: Any) -> bool:
@@ -191,8 +197,29 @@ def _active_user_exists(user_id: Any) -> bool:
         return False
 
 
+class SingleUseRefreshToken(RefreshToken):
+    """A refresh token that rotation can spend once: blacklisting it is a unique insert.
+
+    simplejwt checks the blacklist when the token is read and blacklists it with
+    get_or_create afterwards, so parallel refreshes with one token all passed the check
+    and each got a new pair. Here the insert decides: the request whose row lands wins,
+    every other one gets "Token is blacklisted" (401).
+    """
+
+    def blacklist(self) -> BlacklistedToken:
+        outstanding, _ = self.outstand()  # type: ignore[misc]  # simplejwt returns get_or_create's pair
+        try:
+            with transaction.atomic():
+                return BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError:
+            raise TokenError("Token is blacklisted") from None
+
+
 class TokenRefreshIn(TokenRefreshSerializer):
-    """simplejwt's refresh, with a 401 (not a crash) for a token whose user was deleted."""
+    """simplejwt's refresh, spending the token once, with a 401 (not a crash) for a token
+    whose user was deleted."""
+
+    token_class = SingleUseRefreshToken
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         token = self.token_class(attrs["refresh"])
@@ -256,9 +283,11 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             try:
                 services.user_update(user=request.user, **changes, base_url=request.build_absolute_uri("/"))
             except DjangoValidationError as exc:
-                if "current_password" in getattr(exc, "error_dict", {}):
-                    ratelimit.signin_failed(request, request.user.email)
+                if "password" in changes and "current_password" not in getattr(exc, "error_dict", {}):
+                    ratelimit.signin_passed(request, request.user.email)
                 raise
+            if "password" in changes:
+                ratelimit.signin_passed(request, request.user.email)
         return Response(UserOut(request.user).data)
 
 

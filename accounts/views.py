@@ -146,8 +146,8 @@ class LoginView(auth_views.LoginView):
             form = self.form_class(request, initial={"username": email})
             return _refused(self.render_to_response(self.get_context_data(form=form)), refusal)
         response = super().post(request, *args, **kwargs)
-        if response.status_code == 200:  # the form came back: the credentials did not match
-            ratelimit.signin_failed(request, email)
+        if response.status_code != 200:  # 200: the form came back, the credentials did not match
+            ratelimit.signin_passed(request, email)
         return response
 
 
@@ -173,6 +173,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
             return _refused(
                 render(request, "accounts/password_change.html", {"form": PasswordChangeForm()}), refusal
             )
+        wrong_password = False
         if form.is_valid():
             try:
                 services.user_update(
@@ -182,14 +183,16 @@ def password_change(request: HttpRequest) -> HttpResponse:
                     base_url=request.build_absolute_uri("/"),
                 )
             except ValidationError as exc:
-                if "current_password" in exc.message_dict:
-                    ratelimit.signin_failed(request, request.user.email)
+                wrong_password = "current_password" in exc.message_dict
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
                 update_session_auth_hash(request, request.user)  # this session stays signed in
+                ratelimit.signin_passed(request, request.user.email)
                 messages.success(request, "Your password was changed.")
                 return redirect("projects:list")
+        if not wrong_password:  # the current password was not what failed: no guess was made
+            ratelimit.signin_passed(request, request.user.email)
     status = 400 if form.errors else 200
     return render(request, "accounts/password_change.html", {"form": form}, status=status)
 

@@ -87,6 +87,11 @@ def _check_budget(user: Any, allow_offline: bool) -> str:
     )
 
 
+def run_writes_to_document(*, kind: str, document: Any) -> bool:
+    """Whether a run's result is kept on its document for every member to see."""
+    return kind == RunKind.EXTRACT or (kind == RunKind.SUMMARIZE and document is not None)
+
+
 def run_create(
     *,
     user: Any,
@@ -98,14 +103,18 @@ def run_create(
     thread: Thread | None = None,
     allow_offline: bool = False,
 ) -> AgentRun:
-    """Queue an agent run; viewers may ask, the worker picks it up after commit.
+    """Queue an agent run; the worker picks it up after commit.
 
-    A question joins `thread` (or the thread of `parent`) as its next turn, or
-    starts a new thread; summaries and extractions belong to no thread.
+    Viewers may ask and summarise the project; runs whose result is kept on a document
+    for everyone (its tags, keywords and entities, its summary) need an editor. A question
+    joins `thread` (or the thread of `parent`) as its next turn, or starts a new thread;
+    summaries and extractions belong to no thread.
     """
     require(user, project, Role.VIEWER)
     if kind not in RunKind.values:
         raise ValidationError({"kind": f"Kind must be one of {', '.join(RunKind.values)}."})
+    if run_writes_to_document(kind=kind, document=document):
+        require(user, project, Role.EDITOR)
     question = (question or "").strip()
     if kind == RunKind.ASK:
         if not question:

@@ -11,6 +11,9 @@ Every event from the run's log carries an `id:`; a client that reconnects with
 `Last-Event-ID` gets only what came after it. `done` has the id `done`, and a
 reconnect after it is answered 204 (which stops an EventSource).
 
+A person has at most STREAMS_PER_USER streams open at once, over every web process
+(leases in the shared cache); past it a stream is refused with 429.
+
 Under ASGI (uvicorn workers) an open stream is a coroutine waiting on the event
 carrier, not a thread. Under WSGI (the test server, a sync deployment) the same
 stream is served synchronously, a thread per stream.
@@ -20,11 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -43,6 +49,63 @@ RETRY_MS = 2000
 DONE_ID = "done"
 
 
+# An open stream holds one of its user's leases in the shared cache, renewed while it lives
+# (each row check); a stream whose process died gives its lease back after this long.
+LEASE_S = 60
+TOO_MANY_STREAMS = (
+    "Too many open event streams: the limit is {limit:,} at once per person. "
+    "Close one (another tab or client) and try again."
+)
+
+
+class StreamLease:
+    """One of a user's open event streams, counted across every web process."""
+
+    def __init__(self, key: str, token: str) -> None:
+        self.key, self.token = key, token
+
+    @classmethod
+    def take(cls, user_id: Any) -> StreamLease | None:
+        """A free lease of the user's STREAMS_PER_USER, or None when all are held."""
+        token = secrets.token_hex(8)
+        for slot in range(settings.STREAMS_PER_USER):
+            key = f"stream-lease:{user_id}:{slot}"
+            if cache.add(key, token, timeout=LEASE_S):  # atomic: one stream per lease
+                return cls(key, token)
+        return None
+
+    def renew(self) -> None:
+        cache.touch(self.key, LEASE_S)
+
+    def release(self) -> None:
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
+class _Leased:
+    """A stream body that gives its lease back when the response is closed (Django calls
+    `close`, streamed or not: a client that left, a stream that ended)."""
+
+    def __init__(self, body: Any, lease: StreamLease) -> None:
+        self.body, self.lease = body, lease
+
+    def close(self) -> None:
+        self.lease.release()
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+
+
+class _LeasedSync(_Leased):
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+
+class _LeasedAsync(_Leased):
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return aiter(self.body)
+
+
 def response(request: HttpRequest, run: AgentRun) -> HttpResponse:
     """The event stream of `run`, which the caller has checked the user may read."""
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
@@ -52,10 +115,19 @@ def response(request: HttpRequest, run: AgentRun) -> HttpResponse:
         return JsonResponse(
             {"detail": "Last-Event-ID is not the id of an event this stream sent."}, status=400
         )
+    lease = StreamLease.take(request.user.pk)
+    if lease is None:
+        refused = JsonResponse(
+            {"detail": TOO_MANY_STREAMS.format(limit=settings.STREAMS_PER_USER), "limit": "streams"},
+            status=429,
+        )
+        refused["Retry-After"] = str(LEASE_S)
+        return refused
+    body: Any
     if isinstance(request, ASGIRequest):
-        body: Any = _serve_async(run.pk, _plan(last_id))
+        body = _LeasedAsync(_serve_async(run.pk, _plan(last_id), lease), lease)
     else:
-        body = _serve_sync(run.pk, _plan(last_id))
+        body = _LeasedSync(_serve_sync(run.pk, _plan(last_id), lease), lease)
     reply = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     reply["Cache-Control"] = "no-cache, no-transform"
     reply["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
@@ -117,7 +189,9 @@ def _plan(last_id: str | None) -> Generator[Step, Any, None]:
             return
 
 
-async def _serve_async(run_id: Any, plan: Generator[Step, Any, None]) -> AsyncIterator[bytes]:
+async def _serve_async(
+    run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease
+) -> AsyncIterator[bytes]:
     answer: Any = None
     while True:
         try:
@@ -130,12 +204,12 @@ async def _serve_async(run_id: Any, plan: Generator[Step, Any, None]) -> AsyncIt
         elif step[0] == "read":
             answer = await events.read(run_id, step[1], wait_s=step[2])
         elif step[0] == "row":
-            answer = await sync_to_async(_closing(_row))(run_id)
+            answer = await sync_to_async(_closing(_row))(run_id, lease)
         else:
             answer = await sync_to_async(_closing(_done))(run_id)
 
 
-def _serve_sync(run_id: Any, plan: Generator[Step, Any, None]) -> Iterator[bytes]:
+def _serve_sync(run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease) -> Iterator[bytes]:
     answer: Any = None
     loop = asyncio.new_event_loop()  # this stream's own, for the carrier's reads
     try:
@@ -150,7 +224,7 @@ def _serve_sync(run_id: Any, plan: Generator[Step, Any, None]) -> Iterator[bytes
             elif step[0] == "read":
                 answer = loop.run_until_complete(events.read(run_id, step[1], wait_s=step[2]))
             elif step[0] == "row":
-                answer = _row(run_id)
+                answer = _row(run_id, lease)
             else:
                 answer = _done(run_id)
     finally:
@@ -162,16 +236,17 @@ def _closing(read: Any) -> Any:
     """`read`, then close this thread's connection: an open stream must not hold one
     between its reads (a hundred streams would be a hundred idle connections)."""
 
-    def wrapped(run_id: Any) -> Any:
+    def wrapped(*args: Any) -> Any:
         try:
-            return read(run_id)
+            return read(*args)
         finally:
             connection.close()
 
     return wrapped
 
 
-def _row(run_id: Any) -> AgentRun | None:
+def _row(run_id: Any, lease: StreamLease) -> AgentRun | None:
+    lease.renew()  # the stream is alive: it keeps its lease
     return AgentRun.objects.filter(pk=run_id).only("id", "status").first()
 
 

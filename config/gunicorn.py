@@ -7,9 +7,19 @@ worker's event loop, so a hundred of them occupy no thread.
 
 import os
 
+from uvicorn_worker import UvicornWorker
+
+
+class DocentWorker(UvicornWorker):
+    """uvicorn's worker without its `Server: uvicorn` header: nothing tells a stranger what
+    serves Docent (the version of a known server is the first thing an attacker looks up)."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False}
+
+
 bind = os.environ.get("DOCENT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "config.gunicorn.DocentWorker"
 # Seconds a worker has to finish its requests after TERM; open event streams are cut
 # (clients reconnect with Last-Event-ID).
 graceful_timeout = int(os.environ.get("DOCENT_WEB_GRACEFUL_S", "5"))

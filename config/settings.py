@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -93,18 +95,69 @@ def env_url(name: str, default: str, schemes: set[str]) -> str:
 
 # --- core ------------------------------------------------------------------
 
+KEY_FILE_NAME = "secret_key"
+SECRET_KEY_MIN_LENGTH = 50
+
+
+def persistent_secret_key(data_dir: Path) -> str:
+    """The instance's own random key, made on first start and kept in `data_dir` (mode 0600).
+
+    Every process of the instance (web, worker, management commands) reads the same file;
+    when two start at once, the first to create it wins and the other reads its key. A key
+    written into the code would let anyone sign tokens and session cookies for any account.
+    """
+    path = data_dir / KEY_FILE_NAME
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot create the secret key file {path}: {exc.strerror}") from None
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(64) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    # A process that lost the race may find the file before its writer filled it.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            key = path.read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"Cannot read the secret key file {path}: {exc.strerror}") from None
+        if len(key) >= SECRET_KEY_MIN_LENGTH or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        raise ImproperlyConfigured(
+            f"The secret key file {path} holds fewer than {SECRET_KEY_MIN_LENGTH} characters: "
+            "delete it to have a new key made (every session and token then ends), or set SECRET_KEY."
+        )
+    return key
+
+
 DEBUG = env_bool("DEBUG", False)
-_INSECURE_KEY = "docent-insecure-development-key-change-me-0123456789abcdef"
-SECRET_KEY = env_str("SECRET_KEY", _INSECURE_KEY)
 DEPLOYED = env_bool("DOCENT_PRODUCTION", False)
-if DEPLOYED and (SECRET_KEY == _INSECURE_KEY or len(SECRET_KEY) < 50):
+DATA_DIR = Path(env_str("DOCENT_DATA_DIR", str(BASE_DIR / "var")))
+# The key earlier releases wrote into this file when none was set: it is public, so it is
+# refused like a short one (tokens and links signed with it must never be accepted again).
+PUBLISHED_SECRET_KEYS = {"docent-insecure-development-key-change-me-0123456789abcdef"}
+SECRET_KEY = env_str("SECRET_KEY", "")
+if SECRET_KEY and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY in PUBLISHED_SECRET_KEYS):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set to a random value of at least 50 characters when DOCENT_PRODUCTION is on"
+        f"SECRET_KEY must be a private random value of at least {SECRET_KEY_MIN_LENGTH} characters "
+        "(or leave it unset: Docent then makes one under DOCENT_DATA_DIR)"
     )
+if not SECRET_KEY:
+    if DEPLOYED:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set to a random value of at least {SECRET_KEY_MIN_LENGTH} characters "
+            "when DOCENT_PRODUCTION is on"
+        )
+    SECRET_KEY = persistent_secret_key(DATA_DIR)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-
-DATA_DIR = Path(env_str("DOCENT_DATA_DIR", str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "core.admin_site.DocentAdminConfig",
@@ -458,6 +511,9 @@ if AUTH_USER_CACHE_S and not REDIS_URL:
     raise ImproperlyConfigured(
         "DOCENT_AUTH_CACHE_S needs REDIS_URL: a per-process cache cannot be invalidated"
     )
+
+# Event streams one person may hold open at once, over every web process (agents/streams.py).
+STREAMS_PER_USER = env_int("DOCENT_STREAMS_PER_USER", 20, minimum=1)
 
 # Seconds a project's document list page stays cached (core/page_cache.py); every change
 # to the project's documents retires its pages at once. 0 builds every page afresh.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -25,15 +25,24 @@ class Conflict(exceptions.APIException):
 
 
 def _is_conflict(exc: DjangoValidationError) -> bool:
-    """A service marks a clash with code="conflict" (documents.services: a duplicate external id)."""
-    errors = [e for group in exc.error_dict.values() for e in group] if hasattr(exc, "error_dict") else []
+    """A service marks a clash with code="conflict" (documents.services: a duplicate external
+    id, a re-index of a document already queued)."""
+    if hasattr(exc, "error_dict"):
+        errors = [e for group in exc.error_dict.values() for e in group]
+    else:
+        errors = list(exc.error_list)
     return bool(errors) and all(getattr(e, "code", None) == "conflict" for e in errors)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        if _is_conflict(exc) and not hasattr(exc, "error_dict"):
+            detail = " ".join(exc.messages)  # a clash with no field at fault: {"detail": "..."}
         exc = Conflict(detail) if _is_conflict(exc) else exceptions.ValidationError(detail)
+    elif isinstance(exc, ObjectDoesNotExist):
+        # A service found the object gone (another request deleted it a moment ago).
+        exc = exceptions.NotFound()
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         # Refused before DRF's throttle ran: still counts against the anonymous allowance.
         refusal = ratelimit.unauthenticated_refusal(context.get("request"))
@@ -44,6 +53,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": "Not found."}
     if response is not None and isinstance(exc, ratelimit.RateLimited):
         response.data = {"detail": str(exc.detail), "limit": exc.limit}
+    if (
+        response is not None
+        and isinstance(exc, exceptions.APIException)
+        and getattr(exc, "names_its_code", False)
+    ):
+        # A refusal the client acts on by its kind (403 email_unverified: confirm the address).
+        response.data = {"detail": str(exc.detail), "code": exc.default_code}
     return response
 
 

@@ -19,6 +19,7 @@ CREDENTIAL_PATHS = ("/api/v1/auth/token", "/api/v1/auth/logout")
 CONFLICTS = {
     ("/api/v1/documents/", "post"): "The project already has a document with this external id.",
     ("/api/v1/runs/", "post"): "What the run is about was deleted meanwhile.",
+    ("/api/v1/documents/{id}/reindex/", "post"): "The document is already queued to be indexed.",
 }
 
 SCHEMAS: dict[str, dict[str, Any]] = {

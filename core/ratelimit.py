@@ -11,10 +11,14 @@ variables). Three hooks apply the policy:
   the token owner's `api`, and a request refused with 401 before the throttle
   ran is counted by core.api_errors against `anon`;
 - `PageLimitMiddleware` counts the page forms that create runs and documents
-  against the same `runs` and `uploads` allowances;
+  against the same `runs` and `uploads` allowances, and `page_counts_against`
+  counts page searches against `api`, as API searches are;
 - the sign-in, sign-up and password-reset views call `signin_refusal`,
-  `signin_failed` and `hit` for the per-IP and per-account limits.
+  `signin_passed` and `hit` for the per-IP and per-account limits.
 
+Every sign-in attempt counts as a failure the moment it arrives (an atomic increment, then
+the decision), and is taken back once it proves not to be one; so attempts made at the
+same moment can never check more passwords than the allowance.
 Failed sign-ins lock out the address and the client together (OWASP): one
 client that keeps failing for an address is refused after `signin_client`
 failures, while the owner signing in from elsewhere is not. A much higher
@@ -28,6 +32,7 @@ pages show the same message on a 429 page.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Callable
@@ -79,14 +84,17 @@ ALL = (
     RESET_ACCOUNT,
 )
 
-# The actions with an allowance of their own, on top of `api`: starting an agent run and
-# adding a document, through the API (config/api_urls.py) or a page form (workspace/urls.py)
+# The actions with an allowance of their own, on top of `api`: starting an agent run, and
+# adding or re-indexing a document, through the API (config/api_urls.py) or a page form (workspace/urls.py)
 # alike. Keyed by the route's URL name and method; core/tests checks that every name resolves.
 COUNTED_ACTIONS: dict[tuple[str, str], Limit] = {
     ("run-list", "POST"): RUNS,  # POST /api/v1/runs/
     ("agents:create", "POST"): RUNS,  # every page form that starts a run
     ("document-list", "POST"): UPLOADS,  # POST /api/v1/documents/
     ("projects:upload", "POST"): UPLOADS,  # the project page's file, text and URL form
+    # Re-indexing embeds a document again on the shared worker: it costs what adding one does.
+    ("document-reindex", "POST"): UPLOADS,  # POST /api/v1/documents/{id}/reindex/
+    ("documents:reindex", "POST"): UPLOADS,  # the document page's Re-index button
 }
 
 
@@ -164,14 +172,23 @@ def _key(limit: Limit, request: HttpRequest, user: Any, account: str) -> str:
 
 
 def _usage(
-    limit: Limit, request: HttpRequest, *, user: Any = None, account: str = "", increment: bool
+    limit: Limit,
+    request: HttpRequest,
+    *,
+    user: Any = None,
+    account: str = "",
+    increment: bool,
+    counter: str = "",
 ) -> tuple[int, int, int]:
-    """(count so far, allowance, seconds until the window resets), from django-ratelimit's counter."""
+    """(count so far, allowance, seconds until the window resets), from django-ratelimit's counter.
+
+    `counter` names a second count kept beside a limit's own (sign-in: the attempts that passed).
+    """
     per_hour = allowance(limit, user)
     value = _key(limit, request, user, account)
     usage = get_usage(
         request,
-        group=f"docent:{limit.name}",
+        group=f"docent:{limit.name}{counter}",
         key=lambda _group, _request: value,
         rate=f"{per_hour}/h",
         increment=increment,
@@ -199,33 +216,49 @@ def peek(limit: Limit, request: HttpRequest, *, user: Any = None, account: str =
 
 # --- sign-in: attempts count per IP, failures per address+client and per address ----
 
+PASSED = ":passed"
+
+
+def _failures_with_this_one(limit: Limit, request: HttpRequest, account: str) -> tuple[int, int, int]:
+    """Count this attempt as a failure first (one atomic increment), then read how many of the
+    window's attempts passed: (failures including this one, allowance, seconds left).
+
+    Deciding on the incremented count means attempts made at the same moment each get their
+    own number, so no more than the allowance are ever checked; an attempt that turns out
+    not to be a failure is taken back by `signin_passed`.
+    """
+    attempts, per_hour, left = _usage(limit, request, account=account, increment=True)
+    passed = _usage(limit, request, account=account, increment=False, counter=PASSED)[0]
+    return attempts - passed, per_hour, left
+
 
 def signin_refusal(request: HttpRequest, email: Any) -> Refusal | None:
-    """Refuse a sign-in attempt before any password is checked.
+    """Count a sign-in attempt, as a failure until `signin_passed` says otherwise, and refuse it
+    before any password is checked when it goes over a limit.
 
-    Past the address's own ceiling only clients that failed for it recently are
-    refused: a client with a clean record still has its password checked.
+    Past the address's own ceiling only clients that failed for it before are refused: a
+    client with a clean record still has its password checked.
     """
     refusal = hit(SIGNIN_IP, request)
     account = normalise_email(email)
     if refusal is not None or not account:
         return refusal
-    refusal = peek(SIGNIN_CLIENT, request, account=account)
-    if refusal is not None:
-        return refusal
-    ceiling = peek(SIGNIN_ACCOUNT, request, account=account)
-    if ceiling is not None:
-        own_failures = _usage(SIGNIN_CLIENT, request, account=account, increment=False)[0]
-        if own_failures > 0:
-            return ceiling
+    failures, per_hour, left = _failures_with_this_one(SIGNIN_CLIENT, request, account)
+    if failures > per_hour:
+        return Refusal(SIGNIN_CLIENT, per_hour, left)
+    account_failures, ceiling, account_left = _failures_with_this_one(SIGNIN_ACCOUNT, request, account)
+    if account_failures > ceiling and failures > 1:
+        return Refusal(SIGNIN_ACCOUNT, ceiling, account_left)
     return None
 
 
-def signin_failed(request: HttpRequest, email: Any) -> None:
+def signin_passed(request: HttpRequest, email: Any) -> None:
+    """The attempt `signin_refusal` let through was not a wrong password (it signed in, or
+    failed for another reason): it no longer counts as a failure."""
     account = normalise_email(email)
     if account:
-        hit(SIGNIN_CLIENT, request, account=account)
-        hit(SIGNIN_ACCOUNT, request, account=account)
+        _usage(SIGNIN_CLIENT, request, account=account, increment=True, counter=PASSED)
+        _usage(SIGNIN_ACCOUNT, request, account=account, increment=True, counter=PASSED)
 
 
 # --- the API -------------------------------------------------------------------
@@ -271,7 +304,14 @@ def api_refusal(request: Any) -> Refusal | None:
     """Count an API request against `api` (per user) or `anon` (per IP), and its action's own limit."""
     user = request.user
     if not getattr(user, "is_authenticated", False):
-        owner = _token_owner(request)
+        try:
+            owner = _token_owner(request)
+        except exceptions.ParseError:
+            # A body that does not parse is refused with a 400, but counted first.
+            refusal = hit(ANON, request)
+            if refusal is not None:
+                return refusal
+            raise
         return hit(API, request, user=owner) if owner is not None else hit(ANON, request)
     refusal = hit(API, request, user=user)
     extra = COUNTED_ACTIONS.get(_route(request))
@@ -306,6 +346,26 @@ def refused_page(request: HttpRequest, refusal: Refusal, *, template: str = "429
     response = render(request, template, {"message": refusal.message, "refusal": refusal}, status=429)
     response["Retry-After"] = str(refusal.retry_after_s)
     return response
+
+
+def page_counts_against(
+    limit: Limit, *, when: Callable[[HttpRequest], bool] = lambda request: True
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A page view whose requests (those `when` picks) count against a limit of the API's,
+    for the signed-in user: the work costs the same whichever face asks for it."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def counted(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.user.is_authenticated and when(request):
+                refusal = hit(limit, request, user=request.user)
+                if refusal is not None:
+                    return refused_page(request, refusal)
+            return view(request, *args, **kwargs)
+
+        return counted
+
+    return decorate
 
 
 class PageLimitMiddleware:

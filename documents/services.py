@@ -309,10 +309,39 @@ def _duplicate_external_id() -> ValidationError:
     )
 
 
+ALREADY_QUEUED = "The document is already queued to be indexed; it was not queued again."
+
+
 def document_reindex(*, user: Any, document: Document) -> Document:
-    """Queue a document to be extracted and embedded again from scratch."""
+    """Queue a document to be extracted and embedded again from scratch, unless it already is.
+
+    A document waiting for a worker or being indexed now is not queued again (a conflict),
+    so repeated requests cannot keep the shared worker re-embedding one document.
+    """
     require(user, document.project, Role.EDITOR)
-    return document_requeue(document=document, force=True)
+    now = timezone.now()
+    waiting = [DocumentStatus.PENDING, DocumentStatus.PROCESSING]
+    with transaction.atomic():
+        # One conditional update decides, so two requests at once queue it once.
+        queued = (
+            Document.objects.filter(pk=document.pk)
+            .exclude(status__in=waiting)
+            .update(
+                status=DocumentStatus.PENDING,
+                error="",
+                indexed_hash="",
+                status_changed_at=now,
+                updated_at=now,
+            )
+        )
+        if not queued:
+            # code="conflict": the API answers 409 {"detail"}, the page shows the message.
+            raise ValidationError(ALREADY_QUEUED, code="conflict")
+        documents_changed(project_id=document.project_id)
+        _enqueue_after_commit(document.pk)
+    document.refresh_from_db()
+    log.info("document requeued", extra={"document_id": str(document.pk), "status": "pending"})
+    return document
 
 
 def documents_reindex(
@@ -368,9 +397,14 @@ def document_save_edits(*, document: Document, fields: list[str]) -> None:
 
 
 def document_delete(*, user: Any, document: Document) -> None:
-    """Delete a document, its chunks and its file (editors and owners)."""
+    """Delete a document, its chunks and its file (editors and owners).
+
+    Raises Document.DoesNotExist when another request deleted it first: of several
+    deletes at once, one deletes and the others find nothing (404).
+    """
     require(user, document.project, Role.EDITOR)
-    document_purge(document=document)
+    if not document_purge(document=document):
+        raise Document.DoesNotExist("The document was already deleted.")
 
 
 def document_ingest(*, document_id: Any) -> str:
@@ -613,19 +647,22 @@ def _import_records(
             )
 
 
-def document_purge(*, document: Document) -> None:
-    """Delete a document, its chunks and its file; callers check permission (staff admin, document_delete)."""
+def document_purge(*, document: Document) -> bool:
+    """Delete a document, its chunks and its file; callers check permission (staff admin,
+    document_delete). False when it was already gone (another request deleted it)."""
     document_id, project_id = document.pk, document.project_id
     file_name = document.file.name if document.file else ""
     with transaction.atomic():
         # Lock the row first: a run or edit naming this document while it goes either commits
         # before (and is collected with it) or waits and finds it gone, never a broken reference.
-        if list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True)):
-            document.delete()
-            documents_changed(project_id=project_id)
+        if not list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True)):
+            return False
+        document.delete()
+        documents_changed(project_id=project_id)
     if file_name:
         transaction.on_commit(lambda: document_files_remove(names=[file_name]))
     log.info("document purged", extra={"document_id": str(document_id), "project_id": str(project_id)})
+    return True
 
 
 def document_files_remove(*, names: list[str]) -> None:

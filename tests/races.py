@@ -18,8 +18,9 @@ def token(user: Any) -> str:
     return str(RefreshToken.for_user(user).access_token)
 
 
-def together(*calls: Call) -> list[tuple[int, Any]]:
+def together(*calls: Call, threads: int = MAX_THREADS) -> list[tuple[int, Any]]:
     """Run the calls at the same moment, each on its own thread; (status, body) in order."""
+    assert len(calls) <= threads, f"{len(calls)} calls at once need threads={len(calls)}"
     barrier = threading.Barrier(len(calls))
 
     def run(fn: Call) -> tuple[int, Any]:
@@ -27,5 +28,5 @@ def together(*calls: Call) -> list[tuple[int, Any]]:
         status, body, _ = fn()
         return status, body
 
-    with ThreadPoolExecutor(max_workers=min(len(calls), MAX_THREADS)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(calls), threads)) as pool:
         return list(pool.map(run, calls))

@@ -261,3 +261,48 @@ def project_delete_during_join(server: str) -> None:
 def test_deleting_a_project_while_a_member_joins_leaves_nothing_behind(server: str) -> None:
     for _ in range(ROUNDS):
         project_delete_during_join(server)
+
+
+# --- one refresh token, one new pair (issue 26) -----------------------------------------
+
+
+def refreshing_together(server: str) -> None:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = str(RefreshToken.for_user(UserFactory()))
+    url = f"{server}/api/v1/auth/token/refresh"
+    results = together(*[lambda: call("POST", url, body={"refresh": refresh}) for _ in range(8)])
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [401] * 7, results
+    (fresh,) = [body["refresh"] for status, body in results if status == 200]
+    assert call("POST", url, body={"refresh": fresh})[0] == 200
+    assert call("POST", url, body={"refresh": fresh})[0] == 401
+
+
+def test_eight_parallel_refreshes_with_one_token_yield_exactly_one_pair(server: str) -> None:
+    for _ in range(ROUNDS):
+        refreshing_together(server)
+
+
+# --- deleting one document six times at once (issue 26) ---------------------------------
+
+
+def deleting_together(server: str, media: Path) -> None:
+    owner = UserFactory()
+    project = make_project(owner)
+    access = token(owner)
+    status, body, _ = upload(server, access, project, "gone.txt")()
+    assert status == 201, body
+    url = f"{server}/api/v1/documents/{body['id']}/"
+    results = together(*[lambda: call("DELETE", url, token=access) for _ in range(6)])
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [204] + [404] * 5, results
+    assert not Document.objects.filter(pk=body["id"]).exists()
+    assert files_under(media, project) == []
+
+
+def test_six_simultaneous_deletes_of_one_document_answer_one_204_and_five_404s(
+    server: str, media: Path
+) -> None:
+    for _ in range(ROUNDS):
+        deleting_together(server, media)

@@ -58,6 +58,7 @@ def test_a_new_account_is_unconfirmed_and_cannot_sign_in_on_the_page_or_the_api(
     assert "_auth_user_id" not in client.session
     api = token_pair("new@example.com")
     assert api.status_code == 403
+    assert api.json()["code"] == "email_unverified"
     assert "Confirm your email address first" in api.json()["detail"]
     assert "access" not in api.json()
 

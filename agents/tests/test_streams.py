@@ -220,3 +220,59 @@ def test_a_real_asgi_server_passes_each_event_on_while_the_run_goes_on(
     assert max(delays) < 1.0, delays
     body = received.split(b"\r\n\r\n", 1)[1]
     assert b'"answer":"done"' in body
+
+
+def close(response: Any) -> None:
+    """What the server does when a stream ends, without closing the test's database connection."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
+def test_a_person_holds_at_most_the_allowed_streams_at_once(
+    owner_client: Client, project: Project, user: Any, settings: Any, api_token: str
+) -> None:
+    """Open streams are counted per person over pages and API alike; closing one frees it."""
+    settings.STREAMS_PER_USER = 2
+    run = AgentRunFactory(project=project, status=RunStatus.GENERATING)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    first = stream(owner_client, run)
+    second = stream(api, run, "/api/v1/runs/{}/events/")
+    assert (first.status_code, second.status_code) == (200, 200)
+    refused = stream(api, run, "/api/v1/runs/{}/events/")
+    assert refused.status_code == 429
+    assert refused.json()["limit"] == "streams"
+    assert "the limit is 2 at once" in refused.json()["detail"]
+    assert int(refused["Retry-After"]) > 0
+    assert stream(owner_client, run).status_code == 429
+    # Someone else is not affected.
+    other = UserFactory()
+    project.memberships.create(user=other, role="viewer")
+    other_client = Client()
+    other_client.force_login(other)
+    other_stream = stream(other_client, run)
+    assert other_stream.status_code == 200
+    close(other_stream)
+    # A stream that ends gives its place back.
+    close(first)
+    again = stream(owner_client, run)
+    assert again.status_code == 200
+    for response in (second, again):
+        close(response)
+
+
+def test_a_lease_of_a_stream_whose_process_died_expires(user: Any, settings: Any) -> None:
+    settings.STREAMS_PER_USER = 1
+    held = streams.StreamLease.take(user.pk)
+    assert held is not None
+    assert streams.StreamLease.take(user.pk) is None
+    from django.core.cache import cache
+
+    cache.delete(held.key)  # what the lease's expiry does when nobody renews it
+    assert streams.StreamLease.take(user.pk) is not None

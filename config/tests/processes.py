@@ -1,6 +1,6 @@
 """Fresh Python processes for tests of start-up: the embedded defaults, nothing from this run.
 
-DOCENT_*, DATABASE_URL and REDIS_URL are dropped from the environment, so a test
+DOCENT_*, DATABASE_URL, REDIS_URL and SECRET_KEY are dropped from the environment, so a test
 states exactly the settings its process runs with.
 """
 
@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def clean_env(tmp_path: Path, **env: str) -> dict[str, str]:
     inherited = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"))
     }
     return {**inherited, "DOCENT_DATA_DIR": str(tmp_path), **env}
 

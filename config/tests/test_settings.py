@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from config.tests.processes import ROOT, manage, python
+from config.tests.processes import ROOT, clean_env, manage, python
 
 
 def production_env() -> dict[str, str]:
@@ -31,6 +34,54 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
     done = manage("check", env=env, tmp_path=tmp_path)
     assert done.returncode != 0
     assert "SECRET_KEY" in done.stderr
+
+
+PRINT_KEY = "from django.conf import settings; print(settings.SECRET_KEY)"
+
+
+def test_each_data_folder_gets_its_own_random_key_kept_between_starts(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    keys = []
+    for folder in (first, first, second):
+        done = python(PRINT_KEY, folder)
+        assert done.returncode == 0, done.stderr
+        keys.append(done.stdout.strip())
+    assert keys[0] == keys[1], "a later start must reuse the folder's key"
+    assert keys[0] != keys[2], "two data folders must not share a key"
+    assert all(len(key) >= 50 for key in keys)
+    assert "docent-insecure" not in keys[0]
+    key_file = first / "secret_key"
+    assert key_file.read_text().strip() == keys[0]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "import django; django.setup();" + PRINT_KEY]
+    env = clean_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
+    starts = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate(timeout=120) for process in starts]
+    assert all(process.returncode == 0 for process in starts), outputs
+    assert len({out.strip() for out, _ in outputs}) == 1
+
+
+@pytest.mark.parametrize("value", ["short-key", "docent-insecure-development-key-change-me-0123456789abcdef"])
+def test_a_short_or_published_secret_key_is_refused(tmp_path: Path, value: str) -> None:
+    done = manage("check", env={"SECRET_KEY": value}, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "SECRET_KEY must be a private random value" in done.stderr
+    assert value not in done.stderr, "the refusal must not print the key"
+
+
+def test_an_empty_key_file_is_named_not_used(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("\n")
+    done = manage("check", env={}, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "secret_key holds fewer than 50 characters" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -120,8 +120,10 @@ def _took_too_long(timeout_s: float) -> readers.ExtractionError:
 
 def _too_big(memory_mb: int) -> readers.ExtractionError:
     return readers.ExtractionError(
-        f"Reading the file needed more than {memory_mb:,} MB of memory, the limit per document; "
-        "it may be damaged or built to exhaust the reader (a zip bomb, or a stream that expands enormously)."
+        f"Reading the file needed more than {memory_mb:,} MB of memory, the limit per document. "
+        "Split it into smaller files (or ask an operator to raise DOCENT_EXTRACT_MEMORY_MB); "
+        "if it is small, it may be damaged or built to exhaust the reader (a zip bomb, or a stream "
+        "that expands enormously)."
     )
 
 
@@ -151,6 +153,22 @@ def _result(
 # --- the child ---------------------------------------------------------------
 
 
+def _out_of_memory(exc: readers.ExtractionError) -> bool:
+    """Whether a reader's error is the memory limit in disguise.
+
+    Parsers that catch everything report a MemoryError as a damaged file; libxml2 (lxml,
+    under python-docx, python-pptx, openpyxl) reports a failed allocation as "Memory
+    allocation failed", or with no message at all: "unknown error (<string>, line 0)".
+    """
+    cause = exc.__cause__
+    if isinstance(cause, MemoryError) or "MemoryError" in str(exc):
+        return True
+    if cause is not None and type(cause).__module__.startswith("lxml"):
+        message = str(cause)
+        return "Memory allocation failed" in message or message.startswith("unknown error")
+    return False
+
+
 def _child(memory_mb: int, cpu_s: int) -> int:
     import resource
 
@@ -168,8 +186,7 @@ def _child(memory_mb: int, cpu_s: int) -> int:
     except MemoryError:
         return _MEMORY_EXIT
     except readers.ExtractionError as exc:
-        # Parsers that catch everything report a MemoryError as a damaged file.
-        if isinstance(exc.__cause__, MemoryError) or "MemoryError" in str(exc):
+        if _out_of_memory(exc):
             return _MEMORY_EXIT
         reply = {"ok": False, "error": str(exc)}
     try:

@@ -394,3 +394,21 @@ def test_api_filestream_of_a_large_upload_is_not_read_past_the_limit(settings: A
     with pytest.raises(ValidationError):
         read_upload(stream)
     assert stream.tell() == 11
+
+
+def test_a_document_already_queued_for_reindexing_is_not_queued_again(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    from documents.services import ALREADY_QUEUED
+    from documents.tests.factories import DocumentFactory
+
+    doc = DocumentFactory(project=project, status=DocumentStatus.READY)
+    with django_capture_on_commit_callbacks(execute=False) as published:
+        first = auth_api.post(f"/api/v1/documents/{doc.pk}/reindex/")
+        again = auth_api.post(f"/api/v1/documents/{doc.pk}/reindex/")
+    assert first.status_code == 202 and first.json()["status"] == "pending"
+    assert again.status_code == 409
+    assert again.json() == {"detail": ALREADY_QUEUED}
+    assert len(published) == 1, "one wake-up for the worker, not two"
+    Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.PROCESSING)
+    assert auth_api.post(f"/api/v1/documents/{doc.pk}/reindex/").status_code == 409

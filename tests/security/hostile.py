@@ -103,6 +103,24 @@ def docx_bomb(megabytes: int = 256) -> bytes:
     return out.getvalue()
 
 
+def many_paragraphs_docx(paragraphs: int = 400_000) -> bytes:
+    """A real Word file of many tiny paragraphs (about 1 MB): a parse tree bigger than a small
+    memory limit, which libxml2 reports as "unknown error (<string>, line 0)"."""
+    import docx
+
+    base = io.BytesIO()
+    docx.Document().save(base)
+    body = b"".join(b"<w:p><w:r><w:t>p%d</w:t></w:r></w:p>" % i for i in range(paragraphs))
+    out = io.BytesIO()
+    with zipfile.ZipFile(base) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"<w:body>", b"<w:body>" + body, 1)
+            target.writestr(item, data)
+    return out.getvalue()
+
+
 def tag_bomb_html(tags: int = 400_000) -> bytes:
     """3 MB of tiny paragraphs: a parse tree of hundreds of megabytes."""
     return b"<!doctype html><html><body>" + b"<p>a</p>" * tags + b"</body></html>"

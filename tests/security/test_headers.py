@@ -246,3 +246,16 @@ def test_the_api_refuses_a_session_post_without_the_csrf_token() -> None:
     response = client.post("/api/v1/projects/", {"title": "x"}, content_type="application/json")
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_server_does_not_name_itself(tmp_path: Path) -> None:
+    from tests.servers import call, web_server
+    from tests.worker import database_url
+
+    env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path)}
+    with web_server(env, tmp_path / "web.log") as base:
+        for path in ("/healthz", "/api/v1/projects/", "/accounts/login/", "/no-such-page/"):
+            status, _, headers = call("GET", f"{base}{path}")
+            assert status in {200, 401, 404}, (path, status)
+            assert "Server" not in headers, (path, headers.get("Server"))

@@ -88,6 +88,16 @@ def test_a_file_that_needs_too_much_memory_fails_at_the_memory_limit(settings: A
 
 
 @pytest.mark.usefixtures("readers_only_in_the_child")
+def test_a_word_file_of_many_tiny_paragraphs_past_the_memory_limit_says_so(settings: Any) -> None:
+    settings.EXTRACT_MEMORY_MB = 200
+    doc = ingest("minutes.docx", hostile.many_paragraphs_docx())
+    assert doc.status == DocumentStatus.FAILED
+    assert "needed more than 200 MB of memory" in doc.error, doc.error
+    assert "Split it into smaller files" in doc.error
+    assert "unknown error" not in doc.error
+
+
+@pytest.mark.usefixtures("readers_only_in_the_child")
 def test_a_file_that_takes_too_long_fails_at_the_time_limit(settings: Any) -> None:
     settings.EXTRACT_TIMEOUT_S = 2
     doc = ingest("slow.pdf", hostile.slow_pdf())

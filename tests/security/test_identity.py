@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ import jwt
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
+from django.core import signing
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -129,7 +132,11 @@ def test_changing_the_password_ends_every_refresh_token() -> None:
     assert pair(user.email, "a-new-long-phrase")["access"]
 
 
-@pytest.mark.parametrize("forgery", ["none", "wrong key", "edited", "expired"])
+# The key releases before the fix used when SECRET_KEY was unset: public, in the history.
+PUBLISHED_KEY = "docent-insecure-development-key-change-me-0123456789abcdef"
+
+
+@pytest.mark.parametrize("forgery", ["none", "wrong key", "published key", "edited", "expired"])
 def test_forged_or_expired_tokens_are_refused(forgery: str) -> None:
     user = UserFactory()
     access = pair(user.email)["access"]
@@ -138,6 +145,8 @@ def test_forged_or_expired_tokens_are_refused(forgery: str) -> None:
         token = jwt.encode(body, key=None, algorithm="none")
     elif forgery == "wrong key":
         token = jwt.encode(body, "another-secret-key-of-sufficient-length-0123456789", algorithm="HS256")
+    elif forgery == "published key":
+        token = jwt.encode(body, PUBLISHED_KEY, algorithm="HS256")
     elif forgery == "edited":
         other = UserFactory()
         head, _, sig = access.split(".")
@@ -150,6 +159,28 @@ def test_forged_or_expired_tokens_are_refused(forgery: str) -> None:
             {**body, "exp": body["iat"] - 1}, django_settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256"
         )
     assert bearer(token).get("/api/v1/users/me").status_code == 401
+
+
+def test_tokens_and_links_signed_with_the_published_key_are_refused() -> None:
+    """Any member could read other members' ids and sign as them with the old constant key."""
+    staff = UserFactory(is_staff=True, email_verified_at=None)
+    now = int(time.time())
+    forged = {"user_id": str(staff.pk), "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex}
+    access = jwt.encode({**forged, "token_type": "access"}, PUBLISHED_KEY, algorithm="HS256")
+    refresh_token = jwt.encode(
+        {**forged, "token_type": "refresh", "exp": now + 86400}, PUBLISHED_KEY, algorithm="HS256"
+    )
+    assert bearer(access).get("/api/v1/users/me").status_code == 401
+    assert bearer(access).get("/api/v1/users/").status_code == 401
+    assert refresh(refresh_token).status_code == 401
+    link = signing.dumps(
+        {"u": str(staff.pk), "e": staff.email}, key=PUBLISHED_KEY, salt="accounts.verify-email", compress=True
+    )
+    response = APIClient().post("/api/v1/auth/email/verify", {"token": link}, format="json")
+    assert response.status_code == 400
+    staff.refresh_from_db()
+    assert staff.email_verified_at is None
+    assert django_settings.SECRET_KEY != PUBLISHED_KEY
 
 
 # --- passwords -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from accounts.models import Tier
 from accounts.tests.factories import UserFactory
 from conftest import PASSWORD, make_project
 from core import ratelimit
+from tests.races import together
 from tests.servers import call, web_server
 from tests.worker import database_url
 
@@ -408,3 +409,83 @@ def test_api_requests_counted_in_one_round_trip_land_in_django_ratelimits_own_co
     assert cache.get(key) == 3
     assert 3600 <= get_redis_connection("default").ttl(cache.make_key(key)) <= 3605
     assert 0 < left <= 3600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_wrong_passwords_from_one_client_are_checked_exactly_the_allowance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each attempt is counted before it is decided (issue 26: 25 at once were checked 11 times)."""
+    monkeypatch.undo()  # the real clock: the server uses it too
+    user = UserFactory()
+    env = {
+        "DATABASE_URL": database_url(),
+        "DOCENT_DATA_DIR": str(tmp_path),
+        "DOCENT_RATE_SIGNIN_IP": "1000",
+        "DOCENT_RATE_SIGNIN_CLIENT": "10",
+        "DOCENT_RATE_SIGNIN_ACCOUNT": "100",
+        "DOCENT_RATE_ANON": "1000",
+    }
+    wrong = {"email": user.email, "password": "not-the-password"}
+    with web_server(env, tmp_path / "web.log", workers=2) as base:
+        attempts = [lambda: call("POST", f"{base}/api/v1/auth/token", body=wrong) for _ in range(25)]
+        results = together(*attempts, threads=25)
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [401] * 10 + [429] * 15, statuses
+        assert {body["limit"] for status, body in results if status == 429} == {"signin_client"}
+        # Locked out on this client: even the right password is not checked.
+        right = {"email": user.email, "password": PASSWORD}
+        assert call("POST", f"{base}/api/v1/auth/token", body=right)[0] == 429
+
+
+def test_a_right_password_after_failures_does_not_count_as_one(settings: Any) -> None:
+    rates(settings, signin_client=3)
+    user = UserFactory()
+    api = APIClient()
+    token = "/api/v1/auth/token"
+    assert api.post(token, {"email": user.email, "password": "wrong"}, format="json").status_code == 401
+    assert api.post(token, {"email": user.email, "password": "wrong"}, format="json").status_code == 401
+    for _ in range(3):  # signing in takes nothing from the allowance
+        assert api.post(token, {"email": user.email, "password": PASSWORD}, format="json").status_code == 200
+    assert api.post(token, {"email": user.email, "password": "wrong"}, format="json").status_code == 401
+    assert_429(api.post(token, {"email": user.email, "password": "wrong"}, format="json"), "signin_client")
+
+
+def test_page_searches_count_against_the_api_allowance_as_api_searches_do(settings: Any) -> None:
+    rates(settings, api={"free": 3, "pro": 30})
+    user = UserFactory()
+    project = make_project(user)
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get(f"/projects/{project.pk}/search/").status_code == 200  # the empty form costs nothing
+    assert browser.get(f"/projects/{project.pk}/search/", {"q": "pumps"}).status_code == 200
+    assert browser.get("/search/", {"q": "pumps"}).status_code == 200
+    assert api_as(user).get(f"/api/v1/projects/{project.pk}/search/", {"q": "pumps"}).status_code == 200
+    page = browser.get("/search/", {"q": "valves"})
+    assert page.status_code == 429
+    assert "Too many API requests: the limit is 3 per hour on the free plan" in page.content.decode()
+    assert_429(api_as(user).get(f"/api/v1/projects/{project.pk}/search/", {"q": "x"}), "api")
+
+
+def test_reindexing_counts_against_the_uploads_allowance_on_the_api_and_the_page(settings: Any) -> None:
+    from documents.models import Document, DocumentStatus
+    from documents.tests.factories import DocumentFactory
+
+    rates(settings, uploads={"free": 3, "pro": 30})
+    user = UserFactory()
+    project = make_project(user)
+    doc = DocumentFactory(project=project, status=DocumentStatus.READY)
+    client = api_as(user)
+    url = f"/api/v1/documents/{doc.pk}/reindex/"
+    assert client.post(url).status_code == 202
+    Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.READY)
+    assert client.post(url).status_code == 202
+    Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.READY)
+    browser = Client()
+    browser.force_login(user)
+    assert browser.post(f"/documents/{doc.pk}/reindex/").status_code == 302
+    Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.READY)
+    page = browser.post(f"/documents/{doc.pk}/reindex/")
+    assert page.status_code == 429
+    assert "Too many new documents: the limit is 3 per hour" in page.content.decode()
+    assert_429(client.post(url), "uploads")

@@ -3,11 +3,13 @@
 Every response must be a non-5xx that the schema documents: its status code,
 content type, headers and body. Half of the generated ids, project filters and
 body references are swapped for real ones, so the calls also reach the code
-behind the 404s. The number of examples per operation is bounded (SCHEMATHESIS_EXAMPLES).
+behind the 404s, and some bodies carry a lone surrogate or a NUL in one of their strings
+(a 400, never a 500). The number of examples per operation is bounded (SCHEMATHESIS_EXAMPLES).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -87,9 +89,45 @@ def flatmap_query(context: Any, query: dict[str, Any]) -> st.SearchStrategy[Any]
     return _with_real_refs(query, _real_refs())
 
 
+# Strings no store can hold: a lone surrogate and a NUL. Bodies carry a private-use mark
+# where the surrogate goes (valid text, so a form or multipart body can still be encoded);
+# the JSON serializer below writes it as the escape `\\udfff`, valid JSON that is not UTF-8.
+SURROGATE_MARK = "\ue0ff"
+BAD_TEXT = (SURROGATE_MARK, "\x00")
+
+
+def _with_bad_text(body: Any) -> st.SearchStrategy[Any]:
+    """The body as it is, or with one of its strings spoiled by a lone surrogate or a NUL."""
+    fields = [key for key, value in body.items() if isinstance(value, str)] if isinstance(body, dict) else []
+    if not fields:
+        return st.just(body)
+    spoiled = st.tuples(st.sampled_from(fields), st.sampled_from(BAD_TEXT)).map(
+        lambda pick: {**body, pick[0]: body[pick[0]] + pick[1]}
+    )
+    return st.one_of(st.just(body), spoiled)
+
+
 @schema.hook
 def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
-    return _with_real_refs(body, _real_refs())
+    return _with_real_refs(body, _real_refs()).flatmap(_with_bad_text)
+
+
+def _surrogates_for_marks(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(SURROGATE_MARK, "\udfff")
+    if isinstance(value, dict):
+        return {_surrogates_for_marks(k): _surrogates_for_marks(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_surrogates_for_marks(item) for item in value]
+    return value
+
+
+@schemathesis.serializer("application/json")
+def json_with_lone_surrogates(context: Any, value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    # ensure_ascii (the default) writes a lone surrogate as its \\u escape.
+    return json.dumps(_surrogates_for_marks(value) if value is not None else None).encode()
 
 
 @pytest.fixture

@@ -141,12 +141,18 @@ def test_pending_document_page_polls_its_status(owner_client: Client, project: P
     }
 
 
-def test_viewer_sees_no_reindex_or_delete_and_gets_403_on_them(project: Project, doc: Document) -> None:
+def test_viewer_sees_no_reindex_delete_summary_or_tags_and_gets_403_on_them(
+    project: Project, doc: Document
+) -> None:
     viewer = UserFactory()
     Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
     client = client_for(viewer)
     body = client.get(f"/documents/{doc.pk}/").content.decode()
     assert "/reindex/" not in body and "/delete/" not in body
+    assert 'value="extract"' not in body and 'value="summarize"' not in body
+    for kind in ("extract", "summarize"):
+        run = {"project": str(project.pk), "kind": kind, "document": str(doc.pk)}
+        assert client.post("/runs/new/", run).status_code == 403
     assert client.post(f"/documents/{doc.pk}/reindex/").status_code == 403
     assert client.post(f"/documents/{doc.pk}/delete/").status_code == 403
     assert Document.objects.filter(pk=doc.pk).exists()

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents import presenting
 from agents.models import RunKind, RunStatus
 from agents.selectors import runs_visible_to
+from core import ratelimit
 from documents import embedder, selectors, services
 from documents import search as document_search
 from documents.models import Chunk, Document, DocumentStatus
@@ -141,7 +142,10 @@ def reindex(request: HttpRequest, pk: UUID) -> HttpResponse:
 def delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     doc = selectors.document_for(request.user, pk, need=Role.EDITOR)
     project_id, title = doc.project_id, doc.title
-    services.document_delete(user=request.user, document=doc)
+    try:
+        services.document_delete(user=request.user, document=doc)
+    except Document.DoesNotExist:
+        raise Http404("The document was already deleted.") from None
     messages.success(request, f"“{title}” was deleted.")
     return redirect("projects:detail", pk=project_id)
 
@@ -209,8 +213,13 @@ def _search_results(query: str, mode: str, hits: list[document_search.Hit]) -> d
     }
 
 
+def _has_query(request: HttpRequest) -> bool:
+    return bool(request.GET.get("q", "").strip())
+
+
 @require_GET
 @login_required
+@ratelimit.page_counts_against(ratelimit.API, when=_has_query)
 def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     project = access.project_for(request.user, pk)
     query, mode = _search_request(request)
@@ -236,6 +245,7 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @require_GET
 @login_required
+@ratelimit.page_counts_against(ratelimit.API, when=_has_query)
 def search_all(request: HttpRequest) -> HttpResponse:
     """Search every project the user can read; each hit names its project."""
     query, mode = _search_request(request)
