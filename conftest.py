@@ -104,18 +104,3 @@ def api_for(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-@pytest.fixture
-def postgresql_only() -> None:
-    """For race tests: SQLite takes its write lock at BEGIN, so the races cannot happen
-    there. They are marked `services` and run on `make test`'s PostgreSQL pass."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.fail("the races need PostgreSQL (DATABASE_URL): SQLite serialises every write")
-
-
-def services_required() -> bool:
-    """Under CI a missing service is a failure, not a skip."""
-    return bool(os.environ.get("CI"))

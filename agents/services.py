@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -269,24 +270,37 @@ def standalone_query(run: AgentRun, history: list[tuple[str, str]]) -> str:
     )
 
 
-def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> tuple[list[Passage], str]:
-    """The passages the provider reads, and the query they were found with (asks only)."""
+@dataclass
+class _Context:
+    passages: list[Passage]
+    query: str = ""  # what an ask searched for
+    # What a declined answer shows as the nearest passages: the passages, or when the search
+    # found nothing strong enough to read, the weak hits it left out.
+    nearest: list[Passage] = field(default_factory=list)
+
+
+def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> _Context:
+    """The passages the provider reads (the same hits a search shows), and for an ask the
+    query they were found with."""
     if run.kind == RunKind.ASK:
         query = standalone_query(run, history)
         # The run was authorised for its project when it was created.
-        hits = search.search(
+        found = search.search(
             project_ids=[run.project_id], query=query, k=settings.AGENT_CONTEXT_CHUNKS, mode="hybrid"
         )
+        hits = found.hits
         if run.document_id:
             hits = [h for h in hits if h.document_id == str(run.document_id)] or hits
-        return [_passage(h, h.document_title) for h in hits], query
+        passages = [_passage(h, h.document_title) for h in hits]
+        weak = [_passage(h, h.document_title) for h in found.weak]
+        return _Context(passages, query, passages or weak)
     if run.document_scoped and not run.document_id:
         raise DocumentDeleted("The document was deleted before the run started.")
     if run.document_id:
         doc = run.document
         assert doc is not None
         chunks = doc.chunks.order_by("index").defer("embedding")
-        return [_passage(c, doc.title) for c in chunks], ""
+        return _Context([_passage(c, doc.title) for c in chunks])
     # A whole project: the opening passages of every ready document, evenly.
     chunks_qs = (
         Chunk.objects.filter(project_id=run.project_id, document__status=DocumentStatus.READY)
@@ -298,7 +312,7 @@ def _retrieve(run: AgentRun, history: list[tuple[str, str]]) -> tuple[list[Passa
     if len(opening) > PROJECT_SUMMARY_PASSAGES:
         step = len(opening) / PROJECT_SUMMARY_PASSAGES
         opening = [opening[int(i * step)] for i in range(PROJECT_SUMMARY_PASSAGES)]
-    return [_passage(c, c.document.title) for c in opening], ""
+    return _Context([_passage(c, c.document.title) for c in opening])
 
 
 def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], int]:
@@ -388,7 +402,8 @@ def run_execute(*, run_id: Any) -> str:
     query = ""
     try:
         history = _history(run) if run.kind == RunKind.ASK else []
-        passages, query = _retrieve(run, history)
+        context = _retrieve(run, history)
+        passages, query = context.passages, context.query
         if run.kind != RunKind.ASK and not passages:
             raise ProviderError("There is nothing to read yet: no document in scope is ready.")
         _set_status(run.pk, RunStatus.GENERATING)
@@ -411,7 +426,7 @@ def run_execute(*, run_id: Any) -> str:
     if not result.answered:
         output["nearest"] = [
             {"document": p.document_id, "chunk": p.chunk_id, "title": p.document_title, "text": p.text[:300]}
-            for p in passages[:3]
+            for p in context.nearest[:3]
         ]
     AgentRun.objects.filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED,

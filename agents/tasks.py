@@ -28,10 +28,9 @@ def run_agent(run_id: str) -> str:
 
 @shared_task(name="agents.requeue_stuck", acks_late=True)
 def requeue_stuck_runs() -> int:
-    """Periodic sweeper: re-enqueue runs whose job was lost; drop old event logs."""
-    from agents import events, services
+    """Periodic sweeper: re-enqueue runs whose job was lost (event logs expire by themselves)."""
+    from agents import services
 
-    events.sweep()
     return services.runs_requeue_stuck()
 
 

@@ -14,14 +14,3 @@ app = Celery("docent")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 connect_celery_signals()
-
-
-def _ensure_broker_dirs() -> None:
-    from django.conf import settings
-
-    if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        for key in ("data_folder_in", "processed_folder", "control_folder"):
-            os.makedirs(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]), exist_ok=True)
-
-
-_ensure_broker_dirs()

@@ -1,11 +1,19 @@
-"""`make run`: the web server and a Celery worker (with its beat), stopped together.
+"""`make run`: the private servers, then the web server and a Celery worker (with its beat).
 
-Both children run in their own process groups, so a Ctrl-C reaches only this
-supervisor, which passes one TERM to each: gunicorn stops gracefully, and the
-worker makes a warm shutdown (it finishes the job in hand; a job it had not
-started stays on the broker, so no acknowledged work is lost). A second Ctrl-C,
-or a child that outlives the grace period, is stopped with SIGKILL. When either
-child exits on its own, the other is stopped too.
+In order: the private PostgreSQL and Valkey (config/servers.py) unless DATABASE_URL names
+an external database, then `migrate` and `collectstatic`, then the web server (gunicorn
+with uvicorn workers) and the worker. It stops them in the reverse order, the servers
+last and cleanly, on Ctrl-C, TERM, or the exit of any child.
+
+The web server and the worker run in process groups of their own, so a Ctrl-C reaches
+only this supervisor, which passes one TERM to each: gunicorn stops gracefully, and the
+worker makes a warm shutdown (it finishes the job in hand; a job it had not started stays
+on the broker, whose append-only file survives the restart). A second Ctrl-C, or a child
+that outlives the grace period, is stopped with SIGKILL.
+
+Started again after a kill -9 of this supervisor, it finds the servers still running and
+reuses them (PostgreSQL and Valkey each check their own pid file); web and worker
+processes left behind are stopped first (their pids are in `<data>/run/children`).
 
     python -m config.run [--port 8000]
 """
@@ -13,13 +21,17 @@ child exits on its own, the other is stopped too.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
+
+from config import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -27,7 +39,7 @@ BIN = Path(sys.executable).parent
 GRACE_S = float(os.environ.get("DOCENT_STOP_GRACE_S", "30"))
 
 
-def commands(port: int) -> dict[str, list[str]]:
+def commands(port: int, data_dir: Path) -> dict[str, list[str]]:
     return {
         "worker": [
             str(BIN / "celery"),
@@ -36,7 +48,7 @@ def commands(port: int) -> dict[str, list[str]]:
             "worker",
             "--beat",
             "--schedule",
-            str(Path(os.environ.get("DOCENT_DATA_DIR", ROOT / "var")) / "celerybeat-schedule"),
+            str(data_dir / "celerybeat-schedule"),
             "-Q",
             "ingest,agents,default",
             "--concurrency",
@@ -55,13 +67,108 @@ def commands(port: int) -> dict[str, list[str]]:
     }
 
 
+def port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _children_file(data_dir: Path) -> Path:
+    return data_dir / "run" / "children"
+
+
+def _is_ours(pid: int) -> bool:
+    """Whether the pid is still a Docent web server or worker (a pid may have been reused)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"config.asgi" in command or b"celery" in command
+
+
+def stop_leftovers(data_dir: Path) -> None:
+    """Stop web and worker processes a killed supervisor left running (their process groups)."""
+    path = _children_file(data_dir)
+    try:
+        pids = [int(line) for line in path.read_text().split()]
+    except (OSError, ValueError):
+        return
+    pids = [pid for pid in pids if _is_ours(pid)]
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            continue
+    deadline = time.monotonic() + GRACE_S
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.1)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    path.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
+    data_dir = servers.data_dir_from_env().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop_leftovers(data_dir)
+    if port_taken(args.port):
+        print(
+            f"docent: port {args.port} on 127.0.0.1 is taken (another Docent, or another server); "
+            "stop it or start with PORT=<another port>",
+            file=sys.stderr,
+        )
+        return 1
 
+    stack = None
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        stack = servers.Stack(data_dir)
+        try:
+            stack.start()
+        except servers.ServerError as exc:
+            print(f"docent: {exc}", file=sys.stderr)
+            return 1
+        env.update({k: v for k, v in stack.environment().items() if not env.get(k)})
+        print(
+            f"docent: PostgreSQL and Valkey are running for {data_dir} (logs in {stack.logs})",
+            file=sys.stderr,
+        )
+    try:
+        return _serve(args.port, data_dir, env)
+    finally:
+        if stack is not None:
+            stack.stop()
+            print("docent: PostgreSQL and Valkey stopped", file=sys.stderr)
+
+
+def _prepare(env: dict[str, str]) -> int:
+    """migrate and collectstatic, with the servers up; a failure stops the start."""
+    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+        done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=False)
+        if done.returncode != 0:
+            print(f"docent: `manage.py {' '.join(command)}` failed ({done.returncode})", file=sys.stderr)
+            return done.returncode
+    return 0
+
+
+def _serve(port: int, data_dir: Path, env: dict[str, str]) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping: list[float] = []
 
@@ -81,17 +188,22 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name, command in commands(args.port).items():
-        children[name] = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    status = _prepare(env)
+    if status or stopping:
+        return status or 1
+    print(f"Docent on http://127.0.0.1:{port}/  (Ctrl-C stops everything)", file=sys.stderr)
+    for name, command in commands(port, data_dir).items():
+        children[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    _children_file(data_dir).parent.mkdir(parents=True, exist_ok=True)
+    _children_file(data_dir).write_text("".join(f"{child.pid}\n" for child in children.values()))
 
-    status = 0
     while children:
         for name, child in list(children.items()):
             code = child.poll()
             if code is None:
                 continue
             del children[name]
-            if not stopping:  # one child died on its own: stop the other too
+            if not stopping:  # one child died on its own: stop the others too
                 print(f"docent: the {name} process exited ({code}); stopping", file=sys.stderr)
                 status = code or 1
                 stop(signal.SIGTERM, None)
@@ -99,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             for child in children.values():
                 _signal(child, signal.SIGKILL)
         time.sleep(0.1)
+    _children_file(data_dir).unlink(missing_ok=True)
     return status
 
 

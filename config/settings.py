@@ -1,25 +1,24 @@
 """Docent settings: every knob is read once from the environment.
 
-Unset means the embedded default (SQLite, local cache, a filesystem broker, the
-offline LLM provider), so a fresh clone runs with no servers. A malformed value
-stops start-up with a message naming the variable.
+Unset means the embedded default: the private PostgreSQL and Valkey that `make run`
+starts under DOCENT_DATA_DIR (config/servers.py), the offline LLM provider and the
+packaged embedding model, so a fresh clone runs with nothing installed by hand. A
+malformed value stops start-up with a message naming the variable.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import secrets
-import shutil
-import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+from config import servers as embedded_servers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -119,14 +118,16 @@ def persistent_secret_key(data_dir: Path) -> str:
             out.write(secrets.token_urlsafe(64) + "\n")
             out.flush()
             os.fsync(out.fileno())
-    # A process that lost the race may find the file before its writer filled it.
+    # A process that lost the race may find the file before its writer filled it: wait for a
+    # file made a moment ago, never for an old one.
     deadline = time.monotonic() + 5
     while True:
         try:
             key = path.read_text().strip()
+            fresh = time.time() - path.stat().st_mtime < 5
         except OSError as exc:
             raise ImproperlyConfigured(f"Cannot read the secret key file {path}: {exc.strerror}") from None
-        if len(key) >= SECRET_KEY_MIN_LENGTH or time.monotonic() > deadline:
+        if len(key) >= SECRET_KEY_MIN_LENGTH or not fresh or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     if len(key) < SECRET_KEY_MIN_LENGTH:
@@ -220,76 +221,40 @@ TEMPLATES = [
     },
 ]
 
-# --- database --------------------------------------------------------------
+# --- database, cache, broker: PostgreSQL and Redis/Valkey ----------------------
+#
+# One stack everywhere. Unset, DATABASE_URL and REDIS_URL mean the private PostgreSQL 17
+# (pgvector, pg_search) and Valkey that `make run` starts under DATA_DIR (config/servers.py,
+# unix sockets only); set, they name external servers, for the same code.
 
-DATABASE_URL = env_url("DATABASE_URL", "", {"postgres", "postgresql", "pgsql", "sqlite"})
+DATABASE_URL = env_url("DATABASE_URL", "", {"postgres", "postgresql", "pgsql"})
 if DATABASE_URL:
     import dj_database_url
 
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        _database = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=60))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        DATABASES["default"]["ENGINE"] = "core.db.sqlite"
 else:
-    DATABASES = {
-        "default": {
-            # Django's SQLite backend on a SQLite that loads sqlite-vec (core/db/sqlite).
-            "ENGINE": "core.db.sqlite",
-            "NAME": DATA_DIR / "docent.sqlite3",
-            # Keep each thread's connection (and its WAL set-up) between requests.
-            "CONN_MAX_AGE": 600,
-            # The worker and the web process write the same file: wait for the
-            # lock instead of failing, and use WAL so readers never block.
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not memory, so a real worker process can share the test database.
-            # One per test run, so two runs at once never share a file.
-            "TEST": {"NAME": str(DATA_DIR / f"test-docent-{os.getpid()}.sqlite3")},
-        }
-    }
+    _database = {**embedded_servers.database_settings(DATA_DIR), "CONN_MAX_AGE": 60}
+_database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- cache (rate limits, breaker state, index versions) --------------------
-
-REDIS_URL = env_url("REDIS_URL", "", {"redis", "rediss", "unix"})
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
-            },
-            "KEY_PREFIX": env_str("DOCENT_CACHE_PREFIX", "docent"),
-        }
+# The cache (rate limits, breaker state, cached pages, user rows), runs' live events
+# (Redis Streams) and, unless CELERY_BROKER_URL says otherwise, the Celery broker.
+REDIS_URL = env_url("REDIS_URL", "", {"redis", "rediss", "unix"}) or embedded_servers.redis_url(DATA_DIR)
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+        },
+        "KEY_PREFIX": env_str("DOCENT_CACHE_PREFIX", "docent"),
     }
-else:
-    # A cache every process of the embedded default shares without a server (web workers and
-    # the Celery worker): SQLite files under DATA_DIR, with an atomic incr across processes,
-    # so rate limits and breaker state count once. A test run gets its own folder, as it
-    # gets its own database file (DATABASES TEST NAME).
-    _cache_dir = DATA_DIR / "cache"
-    if "pytest" in sys.modules:
-        _cache_dir = Path(tempfile.gettempdir()) / f"docent-test-cache-{os.getpid()}"
-        atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
-    CACHES = {
-        "default": {
-            "BACKEND": "core.cache.SharedDiskCache",
-            "LOCATION": str(env_str("DOCENT_CACHE_DIR", "") or _cache_dir),
-            "TIMEOUT": 300,
-            # Seconds a call waits for another process's write before retrying.
-            "DATABASE_TIMEOUT": 1.0,
-            "SHARDS": 4,
-            "OPTIONS": {"size_limit": 256 * 1024 * 1024},
-        }
-    }
+}
 
 # --- auth ------------------------------------------------------------------
 
@@ -505,12 +470,8 @@ SIMPLE_JWT = {
 }
 
 # Seconds the API keeps a token's user row in the shared cache (accounts/authentication.py);
-# 0 reads it from the database on every request. Only a cache every process shares may hold it.
-AUTH_USER_CACHE_S = env_int("DOCENT_AUTH_CACHE_S", 300 if REDIS_URL else 0, minimum=0)
-if AUTH_USER_CACHE_S and not REDIS_URL:
-    raise ImproperlyConfigured(
-        "DOCENT_AUTH_CACHE_S needs REDIS_URL: a per-process cache cannot be invalidated"
-    )
+# 0 reads it from the database on every request.
+AUTH_USER_CACHE_S = env_int("DOCENT_AUTH_CACHE_S", 300, minimum=0)
 
 # Event streams one person may hold open at once, over every web process (agents/streams.py).
 STREAMS_PER_USER = env_int("DOCENT_STREAMS_PER_USER", 20, minimum=1)
@@ -568,26 +529,23 @@ INGEST_WAKE_TTL_S = env_int("DOCENT_INGEST_WAKE_TTL_S", 30, minimum=1)
 
 # --- Celery ----------------------------------------------------------------
 
-BROKER_DIR = DATA_DIR / "broker"
+
+def _broker_from(redis_url: str) -> str:
+    """The Celery broker on the same Redis/Valkey: kombu names a unix socket `redis+socket://`."""
+    if redis_url.startswith("unix://"):
+        parsed = urlparse(redis_url)
+        db = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part).get("db", "0")
+        return f"redis+socket://{parsed.path}?virtual_host={db}"
+    return redis_url
+
+
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL",
-    REDIS_URL or "filesystem://",
-    {"filesystem", "redis", "rediss", "amqp", "pyamqp", "memory"},
+    _broker_from(REDIS_URL),
+    {"redis", "rediss", "redis+socket", "amqp", "pyamqp", "memory"},
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
-if CELERY_BROKER_URL.startswith("filesystem"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
-    }
-    # The filesystem transport looks for messages once per polling interval when it has
-    # none (1 s by default, which handed out two jobs a second): a wake-up starts within
-    # 0.1 s, and an idle worker lists one folder ten times a second.
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
-elif CELERY_BROKER_URL.startswith("redis"):
+if CELERY_BROKER_URL.startswith("redis"):
     # A task not acknowledged within the visibility timeout (its worker was killed) is
     # delivered again. It must outlast the longest task, or a live one runs twice: an
     # ingest job stops claiming after DOCENT_INGEST_JOB_S (60 s) plus the batch in hand,
@@ -645,6 +603,32 @@ SEARCH_MAX_K = env_int("DOCENT_SEARCH_MAX_K", 100, minimum=1)
 # PostgreSQL: candidates the HNSW graph search keeps (pgvector's hnsw.ef_search); more is
 # better recall and slower. Never below the depth a search ranks (documents/search).
 SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 400, minimum=10)
+# The language of the lexical index's stemmer and stop words (pg_search); after changing it,
+# `manage.py migrate` (run by `make run`) rebuilds the index.
+SEARCH_LANGUAGE = env_choice(
+    "DOCENT_SEARCH_LANGUAGE",
+    "english",
+    {
+        "arabic",
+        "danish",
+        "dutch",
+        "english",
+        "finnish",
+        "french",
+        "german",
+        "greek",
+        "hungarian",
+        "italian",
+        "norwegian",
+        "portuguese",
+        "romanian",
+        "russian",
+        "spanish",
+        "swedish",
+        "tamil",
+        "turkish",
+    },
+)
 
 # --- agents and LLM providers ----------------------------------------------
 

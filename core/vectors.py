@@ -1,9 +1,5 @@
-"""A model field for embedding vectors, stored where each database's vector search reads them.
-
-PostgreSQL: pgvector's `vector` type (dimension left open, so another model's
-vectors fit; the HNSW index is per dimension). SQLite: little-endian float32
-bytes, the format sqlite-vec reads.
-"""
+"""A model field for embedding vectors: pgvector's `vector` type, dimension left open (another
+model's vectors fit; the HNSW index is per dimension, documents/search/engine.py)."""
 
 from __future__ import annotations
 
@@ -26,15 +22,12 @@ class VectorField(models.Field):
     description = "An L2-normalised float32 vector"
 
     def db_type(self, connection: Any) -> str:
-        return "vector" if connection.vendor == "postgresql" else "blob"
+        return "vector"
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if value is None:
             return None
-        vector = as_float32(value)
-        if connection.vendor == "postgresql":
-            return Vector(vector).to_text()
-        return vector.tobytes()
+        return Vector(as_float32(value)).to_text()
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         return None if value is None else as_float32(value)

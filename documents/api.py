@@ -234,7 +234,27 @@ class HitOut(serializers.Serializer):
     text = serializers.CharField()
     start = serializers.IntegerField()
     end = serializers.IntegerField()
-    score = serializers.FloatField()
+    score = serializers.FloatField(
+        help_text="the fused rank score: the sum of 1/(DOCENT_SEARCH_RRF_K + rank) over the rankings "
+        "that found the hit; it depends only on the searched projects' own documents"
+    )
+
+
+def _results(params: dict[str, Any], found: search.Results) -> dict[str, Any]:
+    return {
+        "query": params["q"],
+        "mode": params["mode"],
+        "results": HitOut(found.hits, many=True).data,
+        "left_out": found.left_out,
+    }
+
+
+SEARCH_RESULTS_FIELDS = {
+    "query": serializers.CharField(),
+    "mode": serializers.CharField(),
+    "results": HitOut(many=True),
+    "left_out": serializers.IntegerField(help_text="hits too weak to show, left out of `results`"),
+}
 
 
 class SearchView(APIView):
@@ -247,10 +267,7 @@ class SearchView(APIView):
             OpenApiParameter("k", int, required=False),
             OpenApiParameter("mode", str, enum=list(search.MODES), required=False),
         ],
-        responses=inline_serializer(
-            "SearchResults",
-            {"query": serializers.CharField(), "mode": serializers.CharField(), "results": HitOut(many=True)},
-        ),
+        responses=inline_serializer("SearchResults", SEARCH_RESULTS_FIELDS),
     )
     def get(self, request: Request, project_pk: str) -> Response:
         project = access.project_for(request.user, project_pk)
@@ -258,8 +275,8 @@ class SearchView(APIView):
         params.is_valid(raise_exception=True)
         v = params.validated_data
         # project_for has checked access: no second membership query.
-        hits = search.search(project_ids=[project.pk], query=v["q"], k=v["k"], mode=v["mode"])
-        return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})
+        found = search.search(project_ids=[project.pk], query=v["q"], k=v["k"], mode=v["mode"])
+        return Response(_results(v, found))
 
 
 class AllSearchView(APIView):
@@ -277,19 +294,16 @@ class AllSearchView(APIView):
                 explode=True,
             ),
         ],
-        responses=inline_serializer(
-            "AllSearchResults",
-            {"query": serializers.CharField(), "mode": serializers.CharField(), "results": HitOut(many=True)},
-        ),
+        responses=inline_serializer("AllSearchResults", SEARCH_RESULTS_FIELDS),
     )
     def get(self, request: Request) -> Response:
         params = AllSearchIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         v = params.validated_data
-        hits = search.search_for(
+        found = search.search_for(
             user=request.user, project_ids=v.get("project"), query=v["q"], k=v["k"], mode=v["mode"]
         )
-        return Response({"query": v["q"], "mode": v["mode"], "results": HitOut(hits, many=True).data})
+        return Response(_results(v, found))
 
 
 # --- bulk imports ------------------------------------------------------------------

@@ -10,8 +10,9 @@ holds about 230 MB in all, where sentence-transformers' ONNX path, with torch
 and transformers, held about 590.
 
 Torch and sentence-transformers load only for the `torch` backend, for the
-one-time export, and as the fallback when the torch-free encoder cannot prove
-it gives sentence-transformers' own vectors (probe vectors saved at export).
+one-time export (in a child process, so no long-lived process keeps torch), and
+as the fallback when the torch-free encoder cannot prove it gives
+sentence-transformers' own vectors (probe vectors saved at export).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import logging
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,6 +38,11 @@ import numpy as np
 from django.conf import settings
 
 from core.heap import freeze_long_lived
+
+# The one-time export (PyTorch tracing and int8 quantisation) takes seconds here; minutes on a slow machine.
+EXPORT_TIMEOUT_S = 1800
+# The child that exports: this module, run with --export.
+EXPORT_ARGS = ["-m", "documents.embedder", "--export"]
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -232,6 +240,39 @@ def ensure_onnx_export() -> Path:
                 "path": str(target),
                 "seconds": round(time.monotonic() - started, 1),
             },
+        )
+    return target
+
+
+def _export_in_child() -> Path:
+    """`ensure_onnx_export` in a child process, when the export is not on disk yet.
+
+    The export loads PyTorch (about 800 MB that a process never gives back); in a child
+    it is all returned when the child exits, so no long-lived worker or web process ever
+    holds it.
+    """
+    target, file = onnx_dir(), onnx_file()
+    if (target / file).is_file() and probe_file(target, file).is_file():
+        return target
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+        # The child exports what this process would load, whatever its environment says.
+        "DOCENT_MODEL_DIR": str(settings.MODEL_DIR),
+        "DOCENT_EMBEDDING_MODEL": settings.EMBEDDING_MODEL,
+        "DOCENT_EMBEDDING_BACKEND": settings.EMBEDDING_BACKEND,
+    }
+    # The child's log lines go where this process's go (its standard error).
+    done = subprocess.run(
+        [sys.executable, *EXPORT_ARGS],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=EXPORT_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0 or not (target / file).is_file():
+        raise RuntimeError(
+            f"the ONNX export in a child process failed (exit code {done.returncode}; its log is above)"
         )
     return target
 
@@ -505,7 +546,7 @@ def _load() -> Encoder:
     backend = settings.EMBEDDING_BACKEND
     if backend != "torch":
         try:
-            path = ensure_onnx_export()
+            path = _export_in_child()
         except Exception:
             # A model the ONNX exporter cannot handle still works, as shipped.
             log.exception(
@@ -569,3 +610,10 @@ def to_bytes(vector: np.ndarray[Any, Any]) -> bytes:
 
 def from_bytes(blob: bytes | memoryview) -> np.ndarray[Any, Any]:
     return np.frombuffer(bytes(blob), dtype="<f4")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--export"]:
+    import django
+
+    django.setup()
+    ensure_onnx_export()

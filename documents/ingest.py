@@ -269,33 +269,53 @@ def fail(document_id: Any, attempt: int, reason: str) -> bool:
     return bool(failed)
 
 
+def _final_title(item: _Prepared, title_now: str) -> str:
+    """The file's own title, if the document's title is still the one read at the claim (an
+    edit made meanwhile wins)."""
+    return item.title if item.title is not None and title_now == item.doc.title else title_now
+
+
 def _store(items: list[_Prepared]) -> dict[str, str]:
     """Write the batch in one transaction, each document only if its claim is still the latest."""
     outcomes: dict[str, str] = {}
     if not items:
         return outcomes
     now = timezone.now()
+    to_write = [item for item in items if item.spans is not None]
+    if to_write:
+        # Outside the transaction below: the projects' partitions (each attached in its own short
+        # transaction) and the index of the vectors' dimension, made once and kept.
+        search.engine.ensure_partitions({item.doc.project_id for item in to_write})
+        search.ensure_dimension(int(to_write[0].vectors.shape[1]))
     with transaction.atomic():
-        current = dict(
-            Document.objects.select_for_update()
+        current = {
+            pk: (attempts, title)
+            for pk, attempts, title in Document.objects.select_for_update()
             .filter(pk__in=[item.doc.pk for item in items], status=DocumentStatus.PROCESSING)
-            .values_list("pk", "attempts")
-        )
-        held = [item for item in items if current.get(item.doc.pk) == item.attempt]
+            .values_list("pk", "attempts", "title")
+        }
+        held = [item for item in items if current.get(item.doc.pk, (None,))[0] == item.attempt]
         for item in items:
-            if current.get(item.doc.pk) != item.attempt:
+            if current.get(item.doc.pk, (None,))[0] != item.attempt:
                 outcomes[str(item.doc.pk)] = "superseded"
                 log.info("document ingest superseded", extra={"document_id": str(item.doc.pk)})
+        # The title each document ends with: the file's own, unless someone edited it meanwhile
+        # (the row is locked now, so no edit can slip in before this commits).
+        titles = {item.doc.pk: _final_title(item, current[item.doc.pk][1]) for item in held}
         changed = [item for item in held if item.spans is not None]
         if changed:
-            search.ensure_dimension(int(changed[0].vectors.shape[1]))
-            # The database's search index follows these rows in this transaction (triggers).
-            Chunk.objects.filter(document_id__in=[item.doc.pk for item in changed]).delete()
+            # The search indexes follow these rows in this transaction; naming the projects
+            # keeps the delete inside their partitions.
+            Chunk.objects.filter(
+                project_id__in={item.doc.project_id for item in changed},
+                document_id__in=[item.doc.pk for item in changed],
+            ).delete()
             Chunk.objects.bulk_create(
                 [
                     Chunk(
                         document_id=item.doc.pk,
                         project_id=item.doc.project_id,
+                        title=titles[item.doc.pk],
                         index=s.index,
                         text=s.text,
                         start=s.start,
@@ -324,9 +344,8 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
             if item.spans is not None:
                 fields["chunk_count"] = len(item.spans)
             Document.objects.filter(pk=item.doc.pk).update(**fields)
-            if item.title is not None:
-                # Only if the title is still the one read at the claim: an edit made meanwhile wins.
-                Document.objects.filter(pk=item.doc.pk, title=item.doc.title).update(title=item.title)
+            if titles[item.doc.pk] != current[item.doc.pk][1]:
+                Document.objects.filter(pk=item.doc.pk).update(title=titles[item.doc.pk])
             outcomes[str(item.doc.pk)] = DocumentStatus.READY
         _touch({item.doc.project_id for item in held})
     for item in held:

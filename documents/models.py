@@ -113,8 +113,13 @@ class Document(models.Model):
 
 
 class Chunk(models.Model):
+    """A passage of a document. The table is partitioned by project (documents/search/engine.py):
+    its primary key in the database is (project, id), and `id` is unique on its own (one sequence)."""
+
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="chunks")
+    # The document's title, beside each of its passages for the lexical index (which reads one row).
+    title = models.CharField(max_length=300, blank=True, default="")
     index = models.PositiveIntegerField()
     text = models.TextField()
     start = models.PositiveIntegerField()
@@ -126,7 +131,9 @@ class Chunk(models.Model):
 
     class Meta:
         ordering = ["document_id", "index"]
-        constraints = [models.UniqueConstraint(fields=["document", "index"], name="unique_chunk_index")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "document", "index"], name="unique_chunk_index")
+        ]
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.index}"

@@ -19,7 +19,7 @@ from django.utils.text import get_valid_filename
 
 from documents import importing, tasks
 from documents.extraction import fetching, readers
-from documents.models import Document, DocumentStatus, ImportBatch, IngestPriority
+from documents.models import Chunk, Document, DocumentStatus, ImportBatch, IngestPriority
 from projects.access import require
 from projects.models import Project, Role
 
@@ -392,8 +392,22 @@ def document_save_edits(*, document: Document, fields: list[str]) -> None:
         return
     with transaction.atomic():
         document.save(update_fields=[*fields, "updated_at"])
+        if "title" in fields:
+            # The lexical index reads the title beside each passage: they change together.
+            Chunk.objects.filter(project_id=document.project_id, document_id=document.pk).update(
+                title=document.title
+            )
         documents_changed(project_id=document.project_id)
     log.info("document edited", extra={"document_id": str(document.pk), "fields": fields})
+
+
+def search_partitions_sweep() -> int:
+    """Drop the search partitions of projects that no longer exist (the sweeper, every minute);
+    how many went. A deleted project's chunks go with it at once; its empty partition here."""
+    from documents.search import engine
+
+    orphans = engine.existing_partitions() - set(Project.objects.values_list("pk", flat=True))
+    return engine.drop_partitions(sorted(orphans, key=str))
 
 
 def document_delete(*, user: Any, document: Document) -> None:

@@ -1,5 +1,4 @@
-"""What the race tests share: requests run at the same moment (conftest.postgresql_only
-keeps them on PostgreSQL)."""
+"""What the race tests share: requests run at the same moment."""
 
 from __future__ import annotations
 

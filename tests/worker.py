@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -22,12 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url() -> str:
     """A DATABASE_URL for the database this test process is using (the test database)."""
     db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    user = quote(db.get("USER") or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
-    host = db.get("HOST") or "127.0.0.1"
+    # A unix socket folder goes in the host part percent-encoded (dj-database-url's reading).
+    host = quote(db.get("HOST") or "127.0.0.1", safe="")
     port = f":{db['PORT']}" if db.get("PORT") else ""
     return f"postgresql://{auth}{host}{port}/{db['NAME']}"
 
@@ -52,7 +52,7 @@ def celery_worker(
     beat: bool = False,
     name: str = "worker",
 ) -> Iterator[subprocess.Popen[Any]]:
-    """Run a worker on the configured broker (a private filesystem broker by default)."""
+    """Run a worker on the configured broker (the test run's Valkey)."""
     from config.celery import app
 
     env = {
@@ -64,19 +64,6 @@ def celery_worker(
         **(extra_env or {}),
     }
     saved = (app.conf.task_always_eager, app.conf.broker_transport_options)
-    if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        folder = tmp_path / "broker"
-        (folder / "queue").mkdir(parents=True, exist_ok=True)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
-        (folder / "control").mkdir(parents=True, exist_ok=True)
-        app.conf.broker_transport_options = {
-            "control_folder": str(folder / "control"),
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "store_processed": False,
-        }
-        _reset_connections(app)
     app.conf.task_always_eager = False
     log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115
     command = [

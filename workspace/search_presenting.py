@@ -1,15 +1,16 @@
-"""How a search hit is shown: its best sentence, the query's words marked, weak hits left out.
+"""How a search hit is shown: its best sentence, with the query's words marked.
 
-Pure functions over the engine's hits (`documents.search.Hit`) and plain facts the
-view reads for them (chunk positions, cosines): no database, no model. Snippets are
-built from escaped pieces with `format_html`, so a chunk or a query holding markup
-stays text.
+Pure functions over the search pipeline's hits (`documents.search.Hit`, weak hits
+already cut there) and plain facts the view reads for them (chunk positions): no
+database, no model. Which words match the query comes from `documents.search.text`,
+as it does for the cut. Snippets are built from escaped pieces with `format_html`, so a
+chunk or a query holding markup stays text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.utils.html import escape, format_html, format_html_join
@@ -17,15 +18,9 @@ from django.utils.safestring import SafeString
 
 from documents.chunking import split_sentences
 from documents.search import Hit
-from documents.search.sqlite import STOP_WORDS
+from documents.search.text import WORD, matched_spans, matching_term, query_terms
 
-_WORD = re.compile(r"[^\W_]+")
 _SPACE = re.compile(r"\s+")
-# Plural and verb endings folded before words are compared; longest first.
-_SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
-_MIN_STEM = 3
-# Below this length a stem only matches itself: "art" must not mark "article".
-_MIN_PREFIX = 4
 
 # A sentence shorter than this is shown with its neighbour ("two short ones").
 SHORT_SENTENCE = 80
@@ -35,132 +30,7 @@ SNIPPET_MAX = 280
 WINDOW_LEAD = 60
 _TERMINAL = ".!?…:;\"'”’)]"
 
-
-# --- the weak-hit cut ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WeakHitCut:
-    """When a hit is too weak to show, per search mode.
-
-    relative: a hit is kept when its score is at least this fraction of the best
-        shown hit's (each mode's score: fused RRF, cosine, BM25).
-    min_cosine: a hit that no query word explains (a purely semantic match) is kept
-        only when the query and the chunk are at least this similar in meaning.
-    """
-
-    relative: float
-    min_cosine: float | None
-
-
-# Why these numbers (all-MiniLM-L6-v2, SEARCH_RRF_K = 20):
-# - hybrid 0.3: the best hit is usually first in both rankings, 2/21 ~ 0.095; a hit one
-#   ranking alone finds scores 1/(20 + rank), under 0.3 of that beyond rank 15. Hits
-#   both rankings find stay above it down to about rank 50 in each, so the cut takes the
-#   deep one-ranking tail, not passages that meaning and keywords agree on.
-# - dense 0.5: a cosine half the best one's is another topic (relevant passages measured
-#   0.41-0.61 against their query, unrelated ones -0.1-0.21).
-# - lexical 0.25: BM25 adds up over matched words, so a quarter of the best score is a
-#   chunk sharing one minor word of a longer query.
-# - min_cosine 0.25: unrelated texts and gibberish queries ("xqzv blorf") measured up to
-#   0.21, loosely related ones 0.25-0.27; a semantic-only hit below that is noise that
-#   the ranking returned only because it always returns k hits.
-WEAK_HIT_CUT: Mapping[str, WeakHitCut] = {
-    "hybrid": WeakHitCut(relative=0.3, min_cosine=0.25),
-    "dense": WeakHitCut(relative=0.5, min_cosine=0.25),
-    "lexical": WeakHitCut(relative=0.25, min_cosine=None),
-}
-
-
-def cut_weak_hits(
-    hits: Sequence[Hit],
-    *,
-    mode: str,
-    terms: Sequence[str],
-    rrf_k: int,
-    cosines: Callable[[list[int]], Mapping[int, float]],
-) -> tuple[list[Hit], int]:
-    """The hits worth showing, in their order, and how many were left out.
-
-    `cosines(chunk_ids)` gives the query's cosine to each chunk; it is called once,
-    only in hybrid mode and only for hits that no query word explains.
-    """
-    rule = WEAK_HIT_CUT.get(mode, WEAK_HIT_CUT["hybrid"])
-    kept = list(hits)
-    if rule.min_cosine is not None:
-        kept = _cut_semantic_only(
-            kept, mode=mode, terms=terms, rrf_k=rrf_k, cosines=cosines, least=rule.min_cosine
-        )
-    if kept and kept[0].score > 0:
-        floor = kept[0].score * rule.relative
-        kept = [hit for hit in kept if hit.score >= floor]
-    return kept, len(hits) - len(kept)
-
-
-def _cut_semantic_only(
-    hits: list[Hit],
-    *,
-    mode: str,
-    terms: Sequence[str],
-    rrf_k: int,
-    cosines: Callable[[list[int]], Mapping[int, float]],
-    least: float,
-) -> list[Hit]:
-    # One ranking alone gives at most 1/(k + 1): a fused score above it was found by both.
-    single_ranking_max = 1.0 / (rrf_k + 1)
-    unexplained = [
-        hit
-        for hit in hits
-        if not explains(terms, hit.document_title, hit.text)
-        and not (mode == "hybrid" and hit.score > single_ranking_max)
-    ]
-    if not unexplained:
-        return hits
-    if mode == "dense":
-        similarity = {hit.chunk_id: hit.score for hit in unexplained}  # the score is the cosine
-    else:
-        similarity = dict(cosines([hit.chunk_id for hit in unexplained]))
-    weak = {hit.chunk_id for hit in unexplained if similarity.get(hit.chunk_id, 0.0) < least}
-    return [hit for hit in hits if hit.chunk_id not in weak]
-
-
-# --- query words -------------------------------------------------------------------
-
-
-def _stem(word: str) -> str:
-    for suffix, replacement in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
-            return word[: -len(suffix)] + replacement
-    return word
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's meaningful words, lowercased and stemmed, each once, in order."""
-    terms: list[str] = []
-    for word in _WORD.findall(query.lower()):
-        if len(word) < 2 or word in STOP_WORDS:
-            continue
-        stem = _stem(word)
-        if stem not in terms:
-            terms.append(stem)
-    return terms
-
-
-def matching_term(word: str, terms: Iterable[str]) -> str | None:
-    """The query term this word of a text matches (same stem, or one stem begins the other)."""
-    stem = _stem(word.lower())
-    for term in terms:
-        if stem == term:
-            return term
-        shorter, longer = (stem, term) if len(stem) <= len(term) else (term, stem)
-        if len(shorter) >= _MIN_PREFIX and longer.startswith(shorter):
-            return term
-    return None
-
-
-def explains(terms: Sequence[str], *texts: str) -> bool:
-    """Whether any query word appears in these texts (the lexical index also reads the title)."""
-    return any(matching_term(word, terms) for text in texts for word in _WORD.findall(text))
+__all__ = ["query_terms", "present_hits", "best_snippet", "highlight", "strip_markdown"]
 
 
 # --- Markdown --------------------------------------------------------------------
@@ -208,11 +78,10 @@ def highlight(text: str, terms: Sequence[str]) -> SafeString:
     """The text, escaped, with each word that matches a query term wrapped in <mark>."""
     pieces: list[SafeString] = []
     last = 0
-    for match in _WORD.finditer(text):
-        if matching_term(match.group(), terms):
-            pieces.append(escape(text[last : match.start()]))
-            pieces.append(format_html("<mark>{}</mark>", match.group()))
-            last = match.end()
+    for match in matched_spans(text, terms):
+        pieces.append(escape(text[last : match.start()]))
+        pieces.append(format_html("<mark>{}</mark>", match.group()))
+        last = match.end()
     pieces.append(escape(text[last:]))
     return format_html_join("", "{}", ((piece,) for piece in pieces))
 
@@ -236,7 +105,7 @@ def _is_heading(text: str) -> bool:
 
 def _weight(text: str, terms: Sequence[str]) -> tuple[int, int]:
     """(distinct query terms, all matching words) in a sentence."""
-    found = [matching_term(word, terms) for word in _WORD.findall(text)]
+    found = [matching_term(word, terms) for word in WORD.findall(text)]
     hits = [term for term in found if term]
     return len(set(hits)), len(hits)
 
@@ -299,9 +168,7 @@ def _window(text: str, start: int, end: int, terms: Sequence[str]) -> tuple[int,
     """At most SNIPPET_MAX characters of [start, end), around the first matched word, on word bounds."""
     if end - start <= SNIPPET_MAX:
         return start, end, False, False
-    first = next(
-        (m.start() for m in _WORD.finditer(text, start, end) if matching_term(m.group(), terms)), start
-    )
+    first = next((m.start() for m in matched_spans(text, terms, start, end)), start)
     left = max(start, min(first - WINDOW_LEAD, end - SNIPPET_MAX))
     right = min(end, left + SNIPPET_MAX)
     if left > start and not text[left - 1].isspace():

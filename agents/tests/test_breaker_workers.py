@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from accounts.tests.factories import UserFactory
 from agents.models import AgentRun, RunStatus
@@ -15,13 +14,12 @@ from conftest import api_for, make_project
 from documents.models import Document, DocumentStatus
 from tests.worker import celery_worker, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_circuit_opened_by_one_worker_makes_another_fail_over_without_calling_gemini(
     tmp_path: Path, fake_gemini: FakeGemini
 ) -> None:
-    assert settings.REDIS_URL, "needs Redis (REDIS_URL) for the shared breaker state"
     fake_gemini.always(status(503))
     env = {
         "DOCENT_LLM_PROVIDER": "gemini",

@@ -1,4 +1,4 @@
-"""The run event log: ordered, resumable, shared across processes, on both carriers."""
+"""The run event log (Redis Streams in the run's Valkey): ordered, resumable, shared across processes."""
 
 from __future__ import annotations
 
@@ -28,18 +28,7 @@ def read(run_id: Any, after: str | None = None, wait_s: float = 0.0) -> list[eve
     return asyncio.run(once())
 
 
-@pytest.fixture(params=["file", "redis"])
-def carrier(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> str:
-    settings.DATA_DIR = tmp_path
-    if request.param == "redis":
-        if not settings.REDIS_URL:  # the embedded pass: the machine's Redis (CI starts it)
-            settings.REDIS_URL = "redis://127.0.0.1:6379/15"
-    else:
-        settings.REDIS_URL = ""
-    return request.param
-
-
-def test_events_come_back_in_order_and_resume_after_an_id(carrier: str) -> None:
+def test_events_come_back_in_order_and_resume_after_an_id() -> None:
     run_id = uuid.uuid4()
     events.publish(run_id, "status", status="retrieving")
     for word in ["The ", "pump ", "was ", "designed."]:
@@ -55,7 +44,7 @@ def test_events_come_back_in_order_and_resume_after_an_id(carrier: str) -> None:
     assert read(run_id) == []
 
 
-def test_a_reader_waits_for_the_next_event(carrier: str) -> None:
+def test_a_reader_waits_for_the_next_event() -> None:
     run_id = uuid.uuid4()
 
     async def scenario() -> tuple[list[events.Event], float]:
@@ -75,18 +64,17 @@ def test_a_reader_waits_for_the_next_event(carrier: str) -> None:
     assert 0.25 < waited < 2.0
 
 
-def test_an_empty_log_answers_after_the_wait(carrier: str) -> None:
+def test_an_empty_log_answers_after_the_wait() -> None:
     started = time.monotonic()
     assert read(uuid.uuid4(), wait_s=0.2) == []
     assert time.monotonic() - started >= 0.15
 
 
-def test_another_process_sees_the_events_at_once(carrier: str, settings: Any) -> None:
+def test_another_process_sees_the_events_at_once(settings: Any) -> None:
     run_id = uuid.uuid4()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DOCENT_DATA_DIR": str(settings.DATA_DIR),
         "REDIS_URL": settings.REDIS_URL,
     }
     code = (
@@ -105,26 +93,3 @@ def test_a_broken_carrier_never_fails_the_run(settings: Any, caplog: pytest.LogC
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     events.publish(uuid.uuid4(), "delta", text="lost")
     assert "could not publish a run event" in caplog.text
-
-
-def test_file_logs_are_swept_when_old(settings: Any, tmp_path: Path) -> None:
-    settings.DATA_DIR = tmp_path
-    settings.REDIS_URL = ""
-    old, new = uuid.uuid4(), uuid.uuid4()
-    events.publish(old, "delta", text="a")
-    events.publish(new, "delta", text="b")
-    stale = tmp_path / "events" / f"{old}.jsonl"
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    assert events.sweep(older_than_s=3600) == 1
-    assert not stale.exists()
-    assert [e.data["text"] for e in read(new)] == ["b"]
-
-
-def test_a_half_written_line_is_not_read(settings: Any, tmp_path: Path) -> None:
-    settings.DATA_DIR = tmp_path
-    settings.REDIS_URL = ""
-    run_id = uuid.uuid4()
-    events.publish(run_id, "delta", text="whole")
-    with (tmp_path / "events" / f"{run_id}.jsonl").open("a") as handle:
-        handle.write('{"t":"delta","d":{"text":"ha')
-    assert [e.data["text"] for e in read(run_id)] == ["whole"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,9 @@ def test_a_short_or_published_secret_key_is_refused(tmp_path: Path, value: str) 
 
 
 def test_an_empty_key_file_is_named_not_used(tmp_path: Path) -> None:
-    (tmp_path / "secret_key").write_text("\n")
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("\n")
+    os.utime(key_file, (time.time() - 60, time.time() - 60))  # left by a crash, not being written now
     done = manage("check", env={}, tmp_path=tmp_path)
     assert done.returncode != 0
     assert "secret_key holds fewer than 50 characters" in done.stderr
@@ -112,12 +116,6 @@ def test_every_environment_variable_is_documented_in_the_readme() -> None:
     assert len(names) > 60
     readme = (ROOT / "README.md").read_text()
     assert sorted(name for name in names if f"`{name}`" not in readme) == []
-
-
-def test_caching_users_needs_a_cache_every_process_shares(tmp_path: Path) -> None:
-    done = manage("check", env={"DOCENT_AUTH_CACHE_S": "60"}, tmp_path=tmp_path)
-    assert done.returncode != 0
-    assert "DOCENT_AUTH_CACHE_S needs REDIS_URL" in done.stderr
 
 
 def test_the_web_process_starts_without_importing_torch(tmp_path: Path) -> None:

@@ -6,20 +6,6 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-def drop_search_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from documents.search import sqlite
-
-    if schema_editor.connection.vendor == "sqlite":
-        sqlite.drop_triggers(schema_editor)
-
-
-def install_search_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from documents.search import sqlite
-
-    if schema_editor.connection.vendor == "sqlite":
-        sqlite.install(schema_editor)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("documents", "0003_search_in_the_database"),
@@ -27,10 +13,8 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    # SQLite rebuilds documents_document for the new columns: its search triggers go first
-    # and come back after (documents/search/sqlite.py).
+    # (It once dropped and re-made SQLite's search triggers around these changes.)
     operations = [
-        migrations.RunPython(drop_search_triggers, migrations.RunPython.noop),
         migrations.CreateModel(
             name="ImportBatch",
             fields=[
@@ -107,5 +91,4 @@ class Migration(migrations.Migration):
             model_name="importbatch",
             index=models.Index(fields=["project", "-started_at"], name="imports_project_newest"),
         ),
-        migrations.RunPython(install_search_triggers, migrations.RunPython.noop),
     ]

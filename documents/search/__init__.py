@@ -1,41 +1,52 @@
-"""Search inside the database: dense (vectors) and lexical (BM25) rankings, fused by RRF.
+"""Search: one pipeline for the API, the pages, the agents and cross-project search.
 
-The engine is the database in use. PostgreSQL: pgvector's HNSW index for the
-vectors, and BM25 computed in the database from a tsvector per chunk and term
-statistics that triggers keep exact (`postgres.py`). SQLite, the embedded
-default: sqlite-vec and FTS5 tables in the same file, kept by triggers
-(`sqlite.py`). No process holds a copy of any chunk: a document is searchable
-the moment its ingest transaction commits, and gone when its delete does.
-Access is part of every query: the engines only ever read the project ids
-they are given, and `search_for` gives only the caller's readable ones.
+    rank -> fuse -> cut -> hydrate
+
+- rank: the database ranks the chunks of the searched projects twice (`engine.py`):
+  by meaning (pgvector, cosine to the query's embedding) and by words (pg_search,
+  BM25 over the chunk's title and text). Access is part of every query: the engine
+  reads only the partitions of the project ids it is given, and `search_for` gives
+  only the caller's readable ones.
+- fuse: reciprocal-rank fusion of the two lists (hybrid), or one list alone.
+- cut: hits too weak to show are left out (`cut.py`), and counted.
+- hydrate: the kept chunks with their document and project.
+
+A hit's `score` is its fused rank score, sum of 1/(DOCENT_SEARCH_RRF_K + rank) over
+the rankings that found it: it depends only on where the hit ranks among the
+searched projects' own chunks, never on engine scores. Each project is also ranked
+against its own statistics (engine.py), so nothing a search returns, its scores, its
+order or what it cuts, depends on documents the caller cannot read.
+
+No process holds a copy of any chunk: a document is searchable the moment its ingest
+transaction commits, and gone when its delete does.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from types import ModuleType
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 
 from documents import embedder
 from documents.models import Chunk
+from documents.search import cut as weak_hits
+from documents.search import engine
 from projects.access import projects_visible_to
 
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
-# How deep each ranking goes before fusion. Deeper than any page the API
-# serves (SEARCH_MAX_K), so the first k hits of a request are the first k of
-# any deeper one: a benchmark asking for 100 sees what a user asking for 10 does.
+# How deep each ranking goes before fusion. Deeper than any page the API serves
+# (SEARCH_MAX_K), so the first k hits of a request are the first k of any deeper one:
+# a benchmark asking for 100 sees what a user asking for 10 does.
 FUSION_DEPTH = 100
-
-Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+# Longest query read; the rest is ignored (the API and pages refuse longer ones first).
+QUERY_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,26 +60,31 @@ class Hit:
     text: str
     start: int
     end: int
-    score: float
+    score: float  # the fused rank score (see the module's docstring)
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit] = field(default_factory=list)
+    weak: list[Hit] = field(default_factory=list)  # what the cut left out, best first
+
+    @property
+    def left_out(self) -> int:
+        return len(self.weak)
+
+    def __iter__(self) -> Any:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, index: int) -> Hit:
+        return self.hits[index]
 
 
 def index_text(title: str, text: str) -> str:
-    """What is embedded and lexically indexed for a chunk: the title gives context."""
+    """What is embedded for a chunk: the title gives context (the lexical index reads both too)."""
     return f"{title}\n{text}" if title else text
-
-
-def engine(conn: Any = None) -> ModuleType:
-    """The search engine module for a database connection."""
-    vendor = (conn or connection).vendor
-    if vendor == "postgresql":
-        from documents.search import postgres
-
-        return postgres
-    if vendor == "sqlite":
-        from documents.search import sqlite
-
-        return sqlite
-    raise NotImplementedError(f"Docent's search needs PostgreSQL or SQLite, not {vendor}.")
 
 
 def rrf(rankings: Iterable[Sequence[Any]], k: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -98,36 +114,66 @@ def readable_project_ids(user: Any, within: Iterable[Any] | None = None) -> list
 
 
 def search_for(
-    *, user: Any, query: str, k: int = 10, mode: str = "hybrid", project_ids: Iterable[Any] | None = None
-) -> list[Hit]:
+    *,
+    user: Any,
+    query: str,
+    k: int = 10,
+    mode: str = "hybrid",
+    project_ids: Iterable[Any] | None = None,
+    cut: bool = True,
+) -> Results:
     """Top-k chunks over the projects the user may read (all of them, or those among `project_ids`)."""
-    return search(project_ids=readable_project_ids(user, project_ids), query=query, k=k, mode=mode)
+    return search(project_ids=readable_project_ids(user, project_ids), query=query, k=k, mode=mode, cut=cut)
 
 
-def search(*, project_ids: Sequence[Any], query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
-    """Top-k chunks of the given projects for a query; the caller has checked access to them."""
+def search(
+    *, project_ids: Sequence[Any], query: str, k: int = 10, mode: str = "hybrid", cut: bool = True
+) -> Results:
+    """Top-k chunks of the given projects for a query; the caller has checked access to them.
+
+    With `cut` (what people are shown) hits too weak to show are left out; benchmarks of the
+    ranking itself turn it off.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    query = query.replace("\x00", " ")[:QUERY_MAX]
     if not project_ids or not query.strip() or k <= 0:
-        return []
+        return Results()
     ids = [p if isinstance(p, UUID) else UUID(str(p)) for p in project_ids]
     depth = max(FUSION_DEPTH, k)
-    backend = engine()
-    dense: Ranking = []
-    lexical: Ranking = []
+    # rank
+    vector: np.ndarray[Any, Any] | None = None
+    dense: engine.Ranking = []
+    lexical: engine.Ranking = []
     if mode in ("dense", "hybrid"):
-        dense = backend.dense(ids, embedder.encode([query])[0], depth)
+        vector = embedder.encode([query])[0]
+        dense = engine.dense(ids, vector, depth)
     if mode in ("lexical", "hybrid"):
-        lexical = backend.lexical(ids, query, depth)
-    if mode == "hybrid":
-        chunk_ids, scores = rrf([[c for c, _ in dense], [c for c, _ in lexical]], settings.SEARCH_RRF_K)
-        ranked = list(zip(chunk_ids[:k].tolist(), scores[:k].tolist(), strict=True))
-    else:
-        ranked = (dense or lexical)[:k]
-    return _hits(ranked, ids)
+        lexical = engine.lexical(ids, query, depth)
+    # fuse
+    rank_k = settings.SEARCH_RRF_K
+    lists = {"hybrid": [dense, lexical], "dense": [dense], "lexical": [lexical]}[mode]
+    chunk_ids, fused = rrf([[c for c, _ in ranking] for ranking in lists], rank_k)
+    ranked = list(zip(chunk_ids[:k].tolist(), fused[:k].tolist(), strict=True))
+    # hydrate (the cut reads titles and texts)
+    hits = _hits(ranked, ids)
+    if not cut:
+        return Results(hits)
+    # cut
+    signals = weak_hits.Signals(
+        mode=mode,
+        query=query,
+        rank_k=rank_k,
+        cosine=dict(dense),
+        bm25=dict(lexical),
+        cosines=lambda chunk_ids: _cosines(chunk_ids, ids, query, vector),
+    )
+    kept = weak_hits.cut(hits, signals)
+    shown = {hit.chunk_id for hit in kept}
+    return Results(kept, weak=[hit for hit in hits if hit.chunk_id not in shown])
 
 
-def _hits(ranked: Ranking, project_ids: list[UUID]) -> list[Hit]:
+def _hits(ranked: list[tuple[int, float]], project_ids: list[UUID]) -> list[Hit]:
     if not ranked:
         return []
     rows = {
@@ -166,6 +212,18 @@ def _hits(ranked: Ranking, project_ids: list[UUID]) -> list[Hit]:
     return hits
 
 
+def _cosines(
+    chunk_ids: list[int], project_ids: list[UUID], query: str, vector: np.ndarray[Any, Any] | None
+) -> dict[int, float]:
+    """The query's cosine to each of these chunks (for hits the dense ranking did not reach)."""
+    if not chunk_ids:
+        return {}
+    if vector is None:
+        vector = embedder.encode([query])[0]
+    rows = Chunk.objects.filter(pk__in=chunk_ids, project_id__in=project_ids).values_list("pk", "embedding")
+    return {pk: float(vector @ emb) for pk, emb in rows if emb is not None and len(emb) == len(vector)}
+
+
 def ensure_dimension(dim: int) -> None:
     """Make sure the engine indexes vectors of this dimension (a model change brings a new one)."""
-    engine().ensure_dimension(connection, dim)
+    engine.ensure_dimension(dim)

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from documents import search, services
 from documents.models import Chunk, Document, DocumentStatus
+from documents.search.engine import ensure_partitions
 from documents.tests.factories import DocumentFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +23,7 @@ SECRET_VECTOR = b"EMBEDDING-BYTES-MUST-NOT-SHOW!!!" * 48  # 1,536 bytes = 384 fl
 
 
 def _chunk(document: Document, index: int = 0, text: str = "Coral reefs bleach in warm water.") -> Chunk:
+    ensure_partitions([document.project_id])
     return Chunk.objects.create(
         document=document,
         project=document.project,
@@ -187,7 +189,7 @@ def test_deleting_a_document_in_the_admin_drops_it_from_the_search_index(
     assert response.status_code == 302
     assert not Document.objects.filter(pk=ready_document.pk).exists()
     assert not Chunk.objects.filter(document_id=ready_document.pk).exists()
-    assert search.search(project_ids=[project.pk], query=word, mode="lexical") == []
+    assert search.search(project_ids=[project.pk], query=word, mode="lexical").hits == []
 
 
 def test_imports_are_listed_read_only_with_their_failures(admin_client: Any, user: Any, project: Any) -> None:

@@ -1,15 +1,14 @@
-"""Search inside the database: fusion, both rankings, access, and the index following every write.
-
-Every test here runs on the embedded SQLite engine (FTS5 + sqlite-vec) and,
-in the production-stack pass, on PostgreSQL + pgvector.
-"""
+"""Search inside the database: fusion, both rankings, access, per-project statistics, and the
+indexes following every write (PostgreSQL: pg_search and pgvector on partitions by project)."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +16,8 @@ from hypothesis import strategies as st
 from conftest import make_project
 from documents import embedder, search
 from documents.models import Chunk, Document, DocumentStatus
-from documents.services import document_purge
+from documents.search import engine
+from documents.services import document_purge, document_save_edits, search_partitions_sweep
 from documents.tests.factories import ChunkFactory
 from projects.models import Project
 from projects.services import project_delete
@@ -60,7 +60,8 @@ def ids(hits: list[search.Hit]) -> list[str]:
 
 
 def find(project: Project, query: str, mode: str = "lexical", k: int = 10) -> list[search.Hit]:
-    return search.search(project_ids=[project.pk], query=query, k=k, mode=mode)
+    """The ranking itself, weak hits and all (the cut has its own tests)."""
+    return search.search(project_ids=[project.pk], query=query, k=k, mode=mode, cut=False).hits
 
 
 # --- fusion ---------------------------------------------------------------
@@ -159,7 +160,8 @@ def test_title_is_searchable_through_every_chunk(db: Any, user: Any) -> None:
 def test_a_renamed_document_is_found_by_its_new_title_only(db: Any, user: Any) -> None:
     project = make_project(user)
     doc = add_document(project, "Photosynthesis", [("Leaves are green.", [1, 0, 0, 0])], external_id="d1")
-    Document.objects.filter(pk=doc.pk).update(title="Respiration")
+    doc.title = "Respiration"
+    document_save_edits(document=doc, fields=["title"])
     assert find(project, "photosynthesis") == []
     hits = find(project, "respiration")
     assert ids(hits) == ["d1"] and hits[0].document_title == "Respiration"
@@ -183,6 +185,10 @@ def test_a_renamed_document_is_found_by_its_new_title_only(db: Any, user: Any) -
         "'; DROP TABLE documents_chunk; --",
         "ünïcødé ΑΒΓ 中文",
         "x" * 5000,
+        "mitochondria " * 2000,
+        "mito\x00chondria",
+        'title:"x" AND (y OR z)~2^3 [a TO b] {c} +d -e f* g?',
+        "Москва 日本語のテキスト",
     ],
 )
 def test_query_syntax_never_reaches_the_engine(db: Any, user: Any, query: str) -> None:
@@ -211,7 +217,10 @@ def test_dense_and_hybrid_rank_by_the_query_embedding(
     fixed_query_vector(monkeypatch, [0.1, 1, 0, 0])
     dense = find(project, "plants", mode="dense", k=5)
     assert ids(dense) == ["d2", "d1"]
-    assert dense[0].score == pytest.approx(1 / np.sqrt(1.01), abs=1e-4)  # cosine
+    # The rank score, not the cosine: 1/(k + rank).
+    assert [h.score for h in dense] == pytest.approx(
+        [1 / (settings.SEARCH_RRF_K + r) for r in (1, 2)], abs=1e-6
+    )
     hybrid = find(project, "chlorophyll light", mode="hybrid", k=5)
     assert hybrid[0].external_id == "d2"
 
@@ -288,29 +297,29 @@ def test_deleting_a_project_empties_its_index(db: Any, user: Any, monkeypatch: p
     kept = make_project(user, "Kept")
     add_document(kept, "Cells", [("Mitochondria again.", [1, 0, 0, 0])], external_id="k")
     gone = project.pk
+    assert gone in engine.existing_partitions([gone])
     project_delete(user=user, project=project)
     fixed_query_vector(monkeypatch, [1, 0, 0, 0])
-    assert search.search(project_ids=[gone], query="mitochondria", mode="hybrid") == []
+    assert search.search(project_ids=[gone], query="mitochondria", mode="hybrid").hits == []
     assert ids(find(kept, "mitochondria", mode="hybrid")) == ["k"]
-    assert index_rows(gone) == 0
 
 
-def index_rows(project_id: Any) -> int:
-    """Rows the engine's own tables still hold for a project (FTS/vector rows, or term statistics)."""
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_drops_the_partitions_of_deleted_projects_only(user: Any) -> None:
+    """DETACH ... CONCURRENTLY cannot run in a transaction: this test commits for real."""
+    project = make_project(user)
+    add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
+    kept = make_project(user, "Kept")
+    add_document(kept, "Cells", [("Mitochondria again.", [1, 0, 0, 0])], external_id="k")
+    gone = project.pk
+    project_delete(user=user, project=project)
+    assert search_partitions_sweep() == 1
+    assert engine.existing_partitions([gone, kept.pk]) == {kept.pk}
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT (SELECT count(*) FROM documents_lexical_term WHERE project_id = %s) + "
-                "(SELECT count(*) FROM documents_lexical_project WHERE project_id = %s)",
-                [str(project_id), str(project_id)],
-            )
-        else:
-            table = search.engine().vec_table(DIM)
-            cursor.execute(
-                f"SELECT count(*) FROM {table} WHERE project_id = %s",  # noqa: S608
-                [project_id.hex],
-            )
-        return int(cursor.fetchone()[0])
+        cursor.execute("SELECT to_regclass(%s)", [engine.partition_name(gone)])
+        assert cursor.fetchone()[0] is None
+    assert search_partitions_sweep() == 0
+    assert ids(find(kept, "mitochondria")) == ["k"]
 
 
 def test_a_document_being_reindexed_is_found_by_its_stored_chunks(db: Any, user: Any) -> None:
@@ -351,7 +360,9 @@ def test_search_for_reads_only_the_callers_projects(
         assert sorted(ids(everything)) == ["mine", "shared"]
         assert {h.project_title for h in everything} == {"Mine", "Shared"}
         # Naming someone else's project reads nothing from it.
-        assert search.search_for(user=user, query="mitochondria", mode=mode, project_ids=[secret.pk]) == []
+        assert (
+            search.search_for(user=user, query="mitochondria", mode=mode, project_ids=[secret.pk]).hits == []
+        )
     assert search.readable_project_ids(user, [secret.pk, mine.pk]) == [mine.pk]
 
 
@@ -360,51 +371,57 @@ def test_anonymous_callers_search_nothing(db: Any, user: Any) -> None:
 
     project = make_project(user)
     add_document(project, "Cells", [("Mitochondria make ATP.", [1, 0, 0, 0])])
-    assert search.search_for(user=AnonymousUser(), query="mitochondria") == []
+    assert search.search_for(user=AnonymousUser(), query="mitochondria").hits == []
 
 
-def test_postgres_candidates_are_the_rarest_terms_or_two_of_them_when_all_are_common(settings: Any) -> None:
-    from documents.search import postgres
-
-    budget = postgres.LEXICAL_CANDIDATES
-    # Rare terms, OR-ed while their postings fit the budget: the rarest first, always.
-    assert postgres.candidate_query({"cell": budget, "ribosom": 10, "protein": 20}) == "'ribosom' | 'protein'"
-    assert postgres.candidate_query({"cell": budget * 3}) == "'cell'"
-    # Even the rarest is common: chunks with it and one of the next rarest.
-    common = {"cell": budget * 3, "protein": budget * 2, "gene": budget + 1, "a'b": budget * 4}
-    assert postgres.candidate_query(common) == "'gene' & ('protein' | 'cell' | 'a''b')"
+# --- per-project statistics -----------------------------------------------------------------
 
 
-def test_postgres_dense_plan_is_exact_for_small_searches_and_the_graph_for_a_large_share() -> None:
-    from documents.search import postgres
+def test_a_projects_scores_and_order_ignore_other_projects_documents(
+    db: Any, user: Any, other_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each project is ranked against its own chunks: another tenant adding documents full of
+    the query's words changes nothing a search returns, neither its figures nor its order."""
+    mine = make_project(user, "Mine")
+    # Two chunks that each hold one of the query's words: which ranks first depends on how
+    # rare each word is, the very statistic another tenant's documents would shift.
+    add_document(mine, "A", [("The quartz crystal.", [1, 0, 0, 0])], external_id="quartz")
+    add_document(mine, "B", [("The basalt column.", [0, 1, 0, 0])], external_id="basalt")
+    add_document(mine, "C", [("Sand and wind.", [0, 0, 1, 0])], external_id="sand")
+    fixed_query_vector(monkeypatch, [1, 1, 0.2, 0])
 
-    small = postgres.EXACT_DENSE_MAX
-    assert postgres.dense_plan(0, 0) == "exact"
-    assert postgres.dense_plan(small, 10 * small) == "exact"
-    # A large project that is most of the table: the graph, whatever the planner would price.
-    assert postgres.dense_plan(small + 1, small + 1) == "hnsw"
-    share = int(postgres.HNSW_MIN_SHARE * 1_000_000)
-    assert postgres.dense_plan(share, 1_000_000) == "hnsw"
-    # A large project that is a sliver of a huge table: the planner weighs the graph's filter.
-    assert postgres.dense_plan(share - 1, 1_000_000) == "planner"
+    def answers() -> dict[str, list[tuple[str, float]]]:
+        out = {}
+        for mode in search.MODES:
+            hits = search.search(project_ids=[mine.pk], query="quartz basalt", k=10, mode=mode, cut=True)
+            out[mode] = [(h.external_id, h.score) for h in hits]
+        out["engine"] = [
+            (str(pk), round(score, 9)) for pk, score in engine.lexical([mine.pk], "quartz basalt", 10)
+        ]
+        return out
+
+    before = answers()
+    theirs = make_project(other_user, "Theirs")
+    for n in range(40):
+        add_document(theirs, f"Q{n}", [(f"Quartz quartz quartz vein {n}.", [1, 0, 0, 0])])
+    assert answers() == before
 
 
-def _plan_of(cursor: Any, plan: str, vector: list[float], project: Project) -> str:
-    from pgvector import Vector
+# --- the dense plan -----------------------------------------------------------------------
 
-    from documents.search import postgres
 
-    postgres.set_dense_plan(cursor, plan, 100)
-    cursor.execute("EXPLAIN " + postgres.dense_sql(DIM), [Vector(vector).to_text(), [str(project.pk)], 100])
+def _explain(cursor: Any, plan: str, project: Project) -> str:
+    engine.set_dense_plan(cursor, plan, 100)
+    table = engine.partition_name(project.pk)
+    cursor.execute(
+        f"EXPLAIN SELECT id FROM {table} WHERE dim = {DIM} "  # noqa: S608 - a partition name made from a UUID
+        f"ORDER BY embedding::vector({DIM}) <=> '[1,0,0,0]'::vector({DIM}) LIMIT 10"
+    )
     return "\n".join(row[0] for row in cursor.fetchall())
 
 
-@pytest.mark.services
-@pytest.mark.usefixtures("postgresql_only")
-def test_postgres_dense_plans_steer_the_planner_to_the_graph_or_the_projects_rows(db: Any, user: Any) -> None:
+def test_dense_plans_steer_the_planner_to_the_graph_or_the_partitions_rows(db: Any, user: Any) -> None:
     from django.db import transaction
-
-    from documents.search import postgres
 
     project = make_project(user)
     rng = np.random.default_rng(3)
@@ -413,59 +430,61 @@ def test_postgres_dense_plans_steer_the_planner_to_the_graph_or_the_projects_row
     )
     for plan in ("hnsw", "exact"):
         with transaction.atomic(), connection.cursor() as cursor:
-            explained = _plan_of(cursor, plan, [1, 0, 0, 0], project)
+            explained = _explain(cursor, plan, project)
             transaction.set_rollback(True)  # the test's own transaction keeps no SET LOCAL
-        if plan == "hnsw":
-            assert postgres.hnsw_index(DIM) in explained
+        if plan == "hnsw":  # the partition's HNSW index gives the order
+            assert "Index Scan using" in explained and "Sort" not in explained, explained
         else:
-            assert postgres.hnsw_index(DIM) not in explained and "Sort" in explained
+            assert "Index Scan" not in explained and "Sort" in explained, explained
 
 
-@pytest.mark.services
-@pytest.mark.usefixtures("postgresql_only")
-def test_postgres_dense_chooses_its_plan_from_the_searched_share_and_stays_exact(
+def test_a_large_partition_goes_through_its_graph_and_a_small_one_is_exact(
     db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from documents.search import postgres
-
     rng = np.random.default_rng(11)
-    big, other = make_project(user), make_project(user)
+    big, small = make_project(user, "Big"), make_project(user, "Small")
     vectors = rng.normal(size=(300, DIM)).astype(np.float32)
     add_document(big, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(vectors)])
-    add_document(other, "Few", [(f"other {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(5, DIM)))])
-    chosen: list[tuple[int, int, str]] = []
-    real_plan = postgres.dense_plan
-
-    def recording_plan(searched: int, total: int) -> str:
-        chosen.append((searched, total, real_plan(searched, total)))
-        return chosen[-1][2]
-
-    monkeypatch.setattr(postgres, "dense_plan", recording_plan)
-    monkeypatch.setattr(postgres, "EXACT_DENSE_MAX", 10)
+    add_document(small, "Few", [(f"other {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(5, DIM)))])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {engine.partition_name(big.pk)}, {engine.partition_name(small.pk)}")
+    plans: list[tuple[list[UUID], str]] = []
+    real = engine._dense_group
+    monkeypatch.setattr(engine, "EXACT_DENSE_MAX", 10)
+    monkeypatch.setattr(
+        engine,
+        "_dense_group",
+        lambda group, plan, *rest: plans.append((group, plan)) or real(group, plan, *rest),
+    )
     query = rng.normal(size=DIM).astype(np.float32)
-    found = postgres.dense([big.pk], query / np.linalg.norm(query), 20)
-    assert chosen == [(300, 305, "hnsw")]
+    query /= np.linalg.norm(query)
+    found = engine.dense([big.pk, small.pk], query, 20)
+    assert sorted(plans) == sorted([([big.pk], "hnsw"), ([small.pk], "exact")])
+    # Relaxed graph scan or not, the merged list is exact at this size.
     units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    expected = np.argsort(-(units @ (query / np.linalg.norm(query))), kind="stable")[:20]
     texts = dict(Chunk.objects.filter(pk__in=[pk for pk, _ in found]).values_list("pk", "text"))
-    assert [int(texts[pk].split()[1]) for pk, _ in found] == expected.tolist()
-    postgres.dense([other.pk], query, 20)
-    assert chosen[-1] == (5, 305, "exact")
+    best_of_big = [int(texts[pk].split()[1]) for pk, _ in found if texts[pk].startswith("chunk")]
+    expected = np.argsort(-(units @ query), kind="stable")[: len(best_of_big)]
+    assert best_of_big == expected.tolist()
 
 
-@pytest.mark.services
-@pytest.mark.usefixtures("postgresql_only")
-def test_postgres_dense_leaves_no_planner_knob_in_the_callers_transaction(
+def test_dense_leaves_no_planner_knob_in_the_callers_transaction(
     db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from documents.search import postgres
-
     project = make_project(user)
     add_document(project, "Many", [(f"chunk {i}", [1, i / 50, 0, 0]) for i in range(50)])
-    monkeypatch.setattr(postgres, "EXACT_DENSE_MAX", 10)
+    monkeypatch.setattr(engine, "EXACT_DENSE_MAX", -1)
     # The test runs inside a transaction, as a search inside a caller's atomic block does.
-    assert len(postgres.dense([project.pk], np.asarray([1, 0, 0, 0], dtype=np.float32), 5)) == 5
+    assert len(engine.dense([project.pk], np.asarray([1, 0, 0, 0], dtype=np.float32), 5)) == 5
     with connection.cursor() as cursor:
         for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_indexscan"):
             cursor.execute(f"SHOW {knob}")
             assert cursor.fetchone()[0] == "on", knob
+
+
+def test_a_query_is_read_as_its_distinct_words_and_at_most_a_bounded_number() -> None:
+    assert engine.lexical_query('title:"Quartz" AND (quartz OR basalt)~2^3') == "title quartz basalt 2 3"
+    many = " ".join(f"w{i}" for i in range(500))
+    assert len(engine.lexical_query(many).split()) == engine.MAX_QUERY_WORDS
+    assert engine.lexical_query("the of and") == ""
+    assert "\x00" not in engine.lexical_query("a\x00b")

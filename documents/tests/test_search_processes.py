@@ -22,6 +22,7 @@ import pytest
 from conftest import make_project
 from documents import search
 from documents.models import Chunk, Document, DocumentStatus
+from documents.search.engine import ensure_partitions
 from documents.services import document_purge
 from documents.tests.factories import ChunkFactory
 from tests.worker import database_url
@@ -98,6 +99,7 @@ def add_chunks(project: Any, title: str, texts: list[str], *, external_id: str, 
     )
     vectors = np.random.default_rng(seed).normal(size=(len(texts), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ensure_partitions([project.pk])
     Chunk.objects.bulk_create(
         [
             ChunkFactory.build(document=doc, index=i, text=t, embedding=v)

@@ -92,13 +92,11 @@ def test_project_added_in_the_admin_is_owned_by_its_creator(admin_client: Any, u
 
 def test_superuser_deletes_a_project_with_its_chunks(admin_client: Any, user: Any) -> None:
     from documents.models import Chunk
-    from documents.tests.factories import DocumentFactory
+    from documents.tests.factories import ChunkFactory, DocumentFactory
 
     project = make_project(user, "Doomed")
     doc = DocumentFactory(project=project)
-    Chunk.objects.create(
-        document=doc, project=project, index=0, text="t", start=0, end=1, embedding=b"\0" * 4, dim=1
-    )
+    ChunkFactory(document=doc, text="t")
 
     response = admin_client.post(reverse("admin:projects_project_delete", args=[project.pk]), {"post": "yes"})
 

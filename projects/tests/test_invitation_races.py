@@ -22,11 +22,7 @@ from tests.races import together, token
 from tests.servers import call, web_server
 from tests.worker import database_url
 
-pytestmark = [
-    pytest.mark.services,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("postgresql_only"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PARALLEL = 6
 

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -57,17 +56,7 @@ def stored_files(settings: Any) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-# --- 1. the embedded default's limits are shared by its processes ------------------------
-
-
-def test_the_embedded_default_cache_is_shared_on_disk_and_private_to_this_test_run() -> None:
-    cache = django_settings.CACHES["default"]
-    if django_settings.REDIS_URL:  # the production-stack pass: Redis is what processes share
-        assert cache["BACKEND"] == "django_redis.cache.RedisCache"
-        assert cache["LOCATION"] == django_settings.REDIS_URL
-        return
-    assert cache["BACKEND"] == "core.cache.SharedDiskCache"
-    assert cache["LOCATION"].endswith(f"docent-test-cache-{os.getpid()}")
+# --- 1. limits are shared by every process ------------------------------------------------
 
 
 HIT_CODE = """
@@ -85,9 +74,14 @@ print(refused)
 """
 
 
-def test_two_processes_of_the_embedded_default_count_one_limit_once(tmp_path: Path) -> None:
+def test_two_processes_count_one_limit_once(tmp_path: Path) -> None:
     """Each process alone would allow 60 of its 60; together they allow the limit, 100, exactly."""
-    env = clean_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings", DOCENT_RATE_ANON="100")
+    env = clean_env(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DOCENT_RATE_ANON="100",
+        REDIS_URL=os.environ["REDIS_URL"],
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", HIT_CODE],
@@ -104,42 +98,6 @@ def test_two_processes_of_the_embedded_default_count_one_limit_once(tmp_path: Pa
     assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
     refused = sum(int(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert refused == 120 - 100
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_web_processes_on_the_embedded_cache_count_the_api_limit_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The issue's measurement: two web processes, one user, 130 calls: 100 served, 30 refused."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django_ratelimit.core import _get_window
-    from rest_framework_simplejwt.tokens import RefreshToken
-
-    from tests.servers import call, web_server
-    from tests.worker import database_url
-
-    monkeypatch.undo()  # the real clock: the servers use it too
-    # A user whose hourly window has minutes left, so all 130 calls fall in one window.
-    user = next(
-        u
-        for u in (UserFactory() for _ in range(50))
-        if _get_window(f"user:{u.pk}", 3600) - time.time() >= 300
-    )
-    access = str(RefreshToken.for_user(user).access_token)
-    # No Redis: the embedded default's disk cache, in the folder both servers share.
-    env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path), "REDIS_URL": ""}
-    env.update({name: "" for name in os.environ if name.startswith("DOCENT_RATE_")})
-    with web_server(env, tmp_path / "web1.log") as one, web_server(env, tmp_path / "web2.log") as two:
-        urls = [f"{(one, two)[i % 2]}/api/v1/users/me" for i in range(130)]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = [status for status, _, _ in pool.map(lambda url: call("GET", url, token=access), urls)]
-    assert statuses.count(200) == 100, statuses
-    assert statuses.count(429) == 30, statuses
-
-
-# --- 3. a new password needs the current one, and the address is told ---------------------
 
 
 def test_changing_the_password_by_api_needs_the_current_one_and_emails_the_address(

@@ -138,57 +138,6 @@ def test_a_query_holding_markup_is_only_words_and_the_markup_in_a_chunk_is_escap
     assert str(sp.highlight("<b>", terms)) == "&lt;b&gt;"
 
 
-def test_weak_hybrid_hits_are_cut_relative_to_the_best_one() -> None:
-    k = 20
-    both_first = 2 / (k + 1)
-    hits = [
-        hit(1, both_first, "coral here"),
-        hit(2, 1 / (k + 5), "coral too"),  # one ranking, rank 5: kept
-        hit(3, 1 / (k + 30), "coral again"),  # one ranking, rank 30: far weaker
-    ]
-    kept, left_out = sp.cut_weak_hits(hits, mode="hybrid", terms=["coral"], rrf_k=k, cosines=lambda ids: {})
-    assert [h.chunk_id for h in kept] == [1, 2]
-    assert left_out == 1
-
-
-def test_a_semantic_only_hybrid_hit_needs_a_minimum_cosine() -> None:
-    asked: list[list[int]] = []
-
-    def cosines(ids: list[int]) -> dict[int, float]:
-        asked.append(ids)
-        return {2: 0.6, 3: 0.1}
-
-    k = 20
-    hits = [
-        hit(1, 2 / (k + 1), "reef text"),  # found by both rankings: never asked about
-        hit(2, 1 / (k + 2), "algae leave"),  # no query word, close in meaning: kept
-        hit(3, 1 / (k + 3), "tax forms"),  # no query word, unrelated: cut
-        hit(4, 1 / (k + 4), "nothing", title="Reef survey"),  # the title has the word: lexical
-    ]
-    kept, left_out = sp.cut_weak_hits(hits, mode="hybrid", terms=["reef"], rrf_k=k, cosines=cosines)
-    assert [h.chunk_id for h in kept] == [1, 2, 4]
-    assert left_out == 1
-    assert asked == [[2, 3]]
-
-
-def test_dense_hits_use_their_score_as_the_cosine() -> None:
-    def no_lookup(ids: list[int]) -> dict[int, float]:
-        raise AssertionError("dense scores are cosines already")
-
-    hits = [hit(1, 0.62), hit(2, 0.4), hit(3, 0.28), hit(4, 0.2)]
-    kept, left_out = sp.cut_weak_hits(hits, mode="dense", terms=["zebra"], rrf_k=20, cosines=no_lookup)
-    # 0.28 clears the minimum cosine but is under half the best; 0.2 is under the minimum.
-    assert [h.chunk_id for h in kept] == [1, 2]
-    assert left_out == 2
-
-
-def test_lexical_hits_are_cut_only_relative_to_the_best_one() -> None:
-    hits = [hit(1, 8.0, "coral"), hit(2, 2.5, "coral"), hit(3, 1.0, "coral")]
-    kept, left_out = sp.cut_weak_hits(hits, mode="lexical", terms=["coral"], rrf_k=20, cosines=lambda ids: {})
-    assert [h.chunk_id for h in kept] == [1, 2] and left_out == 1
-    assert sp.cut_weak_hits([], mode="lexical", terms=[], rrf_k=20, cosines=lambda ids: {}) == ([], 0)
-
-
 def test_a_shown_hit_has_document_offsets_and_its_place_in_the_document() -> None:
     text = "An opening sentence with nothing in it. The lamp was lit at dusk by the keeper of the light, who climbed the hundred stairs every evening."
     [one] = sp.present_hits([hit(7, 1.0, text, start=500)], terms=["lamp"], positions={7: (2, 12)})

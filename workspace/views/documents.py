@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -18,8 +17,8 @@ from agents import presenting
 from agents.models import RunKind, RunStatus
 from agents.selectors import runs_visible_to
 from core import ratelimit
-from documents import embedder, selectors, services
 from documents import search as document_search
+from documents import selectors, services
 from documents.models import Chunk, Document, DocumentStatus
 from projects import access
 from projects.models import Role
@@ -191,25 +190,17 @@ def _search_request(request: HttpRequest) -> tuple[str, str]:
     return query, mode if mode in document_search.MODES else "hybrid"
 
 
-def _search_results(query: str, mode: str, hits: list[document_search.Hit]) -> dict[str, Any]:
-    """The hits worth showing, each with its best sentence, and how many weaker ones were left out."""
+def _search_results(query: str, results: document_search.Results) -> dict[str, Any]:
+    """The hits (weak ones already cut by the search), each with its best sentence, and how
+    many weaker ones were left out."""
     terms = search_presenting.query_terms(query)
-
-    def cosines(chunk_ids: list[int]) -> dict[int, float]:
-        vector = embedder.encode([query])[0]
-        rows = Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "embedding")
-        return {pk: float(vector @ emb) for pk, emb in rows if emb is not None and len(emb) == len(vector)}
-
-    kept, left_out = search_presenting.cut_weak_hits(
-        hits, mode=mode, terms=terms, rrf_k=settings.SEARCH_RRF_K, cosines=cosines
-    )
-    rows = Chunk.objects.filter(pk__in=[hit.chunk_id for hit in kept]).values_list(
+    rows = Chunk.objects.filter(pk__in=[hit.chunk_id for hit in results.hits]).values_list(
         "pk", "index", "document__chunk_count"
     )
     positions = {pk: (index, count) for pk, index, count in rows}
     return {
-        "hits": search_presenting.present_hits(kept, terms=terms, positions=positions),
-        "left_out": left_out,
+        "hits": search_presenting.present_hits(results.hits, terms=terms, positions=positions),
+        "left_out": results.left_out,
     }
 
 
@@ -223,10 +214,10 @@ def _has_query(request: HttpRequest) -> bool:
 def search(request: HttpRequest, pk: UUID) -> HttpResponse:
     project = access.project_for(request.user, pk)
     query, mode = _search_request(request)
-    hits = (
+    results = (
         document_search.search(project_ids=[project.pk], query=query, k=SEARCH_RESULTS, mode=mode)
         if query
-        else []
+        else document_search.Results()
     )
     # Failed documents never become searchable; say so apart from those still on their way.
     documents = project.documents
@@ -236,7 +227,7 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
         "query": query,
         "mode": mode,
         "modes": document_search.MODES,
-        **_search_results(query, mode, hits),
+        **_search_results(query, results),
         "processing": processing,
         "failed": documents.filter(status=DocumentStatus.FAILED).count(),
     }
@@ -249,15 +240,15 @@ def search(request: HttpRequest, pk: UUID) -> HttpResponse:
 def search_all(request: HttpRequest) -> HttpResponse:
     """Search every project the user can read; each hit names its project."""
     query, mode = _search_request(request)
-    hits = (
+    results = (
         document_search.search_for(user=request.user, query=query, k=SEARCH_RESULTS, mode=mode)
         if query
-        else []
+        else document_search.Results()
     )
     context = {
         "query": query,
         "mode": mode,
         "modes": document_search.MODES,
-        **_search_results(query, mode, hits),
+        **_search_results(query, results),
     }
     return render(request, "documents/search_all.html", context)
