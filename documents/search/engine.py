@@ -214,42 +214,51 @@ def drop_partitions(project_ids: Iterable[UUID]) -> int:
     return dropped
 
 
-def partition_sizes(project_ids: Sequence[UUID]) -> dict[UUID, float]:
-    """Each partition's row count as the planner knows it (-1: not analysed yet)."""
+def partitions(project_ids: Sequence[UUID]) -> dict[UUID, float]:
+    """The searched projects that have chunks (a partition), with each partition's row count as
+    the planner knows it (-1: not analysed yet): one catalog read a search."""
     if not project_ids:
         return {}
     names = {partition_name(p): p for p in project_ids}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)", [list(names)])
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", [list(names)]
+        )
         return {names[name]: float(rows) for name, rows in cursor.fetchall()}
 
 
 # --- ranking -----------------------------------------------------------------------------
 
 
-def _partitions_of(project_ids: Sequence[UUID]) -> list[UUID]:
-    """The searched projects that have chunks (a partition), in a stable order."""
-    return sorted(existing_partitions(project_ids), key=str)
+def _searched(project_ids: Sequence[UUID], found: dict[UUID, float] | None) -> dict[UUID, float]:
+    return partitions(project_ids) if found is None else found
 
 
-def dense(project_ids: Sequence[UUID], vector: np.ndarray[Any, Any], depth: int) -> Ranking:
+def dense(
+    project_ids: Sequence[UUID],
+    vector: np.ndarray[Any, Any],
+    depth: int,
+    *,
+    found: dict[UUID, float] | None = None,
+) -> Ranking:
     """Chunks by cosine similarity to the vector, best first: each partition ranked exactly
-    (small) or through its HNSW graph (large), the partitions' lists merged."""
-    projects = _partitions_of(project_ids)
-    if not projects:
+    (small) or through its HNSW graph (large), the partitions' lists merged. `found` is
+    `partitions(project_ids)` when the caller has it already."""
+    sizes = _searched(project_ids, found)
+    if not sizes:
         return []
+    projects = sorted(sizes, key=str)
     dim = int(len(vector))
     literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()
-    sizes = partition_sizes(projects)
-    exact = [p for p in projects if sizes.get(p, -1) <= EXACT_DENSE_MAX]
+    exact = [p for p in projects if sizes[p] <= EXACT_DENSE_MAX]
     graph = [p for p in projects if p not in exact]
-    found: Ranking = []
+    ranked: Ranking = []
     for group, plan in ((exact, "exact"), (graph, "hnsw")):
         if group:
-            found.extend(_dense_group(group, plan, dim, literal, depth))
+            ranked.extend(_dense_group(group, plan, dim, literal, depth))
     # The relaxed graph scan may hand back near-ties out of order: sort exactly.
-    found.sort(key=lambda hit: (-hit[1], hit[0]))
-    return found[:depth]
+    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
+    return ranked[:depth]
 
 
 def _dense_group(projects: list[UUID], plan: str, dim: int, literal: str, depth: int) -> Ranking:
@@ -293,12 +302,16 @@ def lexical_query(query: str) -> str:
     return " ".join(search_text.distinct_words(query)[:MAX_QUERY_WORDS])
 
 
-def lexical(project_ids: Sequence[UUID], query: str, depth: int) -> Ranking:
+def lexical(
+    project_ids: Sequence[UUID], query: str, depth: int, *, found: dict[UUID, float] | None = None
+) -> Ranking:
     """Chunks by BM25 over their title and text (any of the query's words), best first; each
     project scored against its own chunks' statistics."""
     words = lexical_query(query)
-    projects = _partitions_of(project_ids)
-    if not words or not projects:
+    if not words:
+        return []
+    projects = sorted(_searched(project_ids, found), key=str)
+    if not projects:
         return []
     branch = (
         "(SELECT id, paradedb.score(id) AS score FROM {table} "
@@ -311,6 +324,6 @@ def lexical(project_ids: Sequence[UUID], query: str, depth: int) -> Ranking:
         params.append(depth)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        found = [(int(pk), float(score)) for pk, score in cursor.fetchall()]
-    found.sort(key=lambda hit: (-hit[1], hit[0]))
-    return found
+        ranked = [(int(pk), float(score)) for pk, score in cursor.fetchall()]
+    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
+    return ranked

@@ -412,3 +412,45 @@ def test_a_document_already_queued_for_reindexing_is_not_queued_again(
     assert len(published) == 1, "one wake-up for the worker, not two"
     Document.objects.filter(pk=doc.pk).update(status=DocumentStatus.PROCESSING)
     assert auth_api.post(f"/api/v1/documents/{doc.pk}/reindex/").status_code == 409
+
+
+HOSTILE_QUERIES = [
+    '"unclosed',
+    "title:photosynthesis",
+    "light AND (energy OR",
+    "[a TO z] {b} <c>",
+    "energy~2 light^3",
+    "+chlorophyll -leaf *",
+    "\\\\ ' ; -- DROP TABLE documents_chunk",
+    "Москва 日本語のテキスト 🌿",
+    "light " * 150,
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+def test_any_query_is_words_never_syntax_on_the_api_and_the_pages(
+    auth_api: APIClient,
+    owner_client: Any,
+    project: Project,
+    django_capture_on_commit_callbacks: Any,
+    query: str,
+) -> None:
+    paste(auth_api, project, django_capture_on_commit_callbacks)
+    for mode in ("hybrid", "lexical", "dense"):
+        response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", {"q": query, "mode": mode})
+        assert response.status_code == 200, (mode, response.content[:300])
+        assert isinstance(response.json()["results"], list)
+        page = owner_client.get(f"/projects/{project.pk}/search/", {"q": query, "mode": mode})
+        assert page.status_code == 200
+    everywhere = auth_api.get("/api/v1/search/", {"q": query})
+    assert everywhere.status_code == 200
+
+
+def test_a_query_too_long_or_holding_a_nul_is_a_400_and_the_page_still_answers(
+    auth_api: APIClient, owner_client: Any, project: Project
+) -> None:
+    for query in ("x" * 10_000, "light\x00energy"):
+        response = auth_api.get(f"/api/v1/projects/{project.pk}/search/", {"q": query})
+        assert response.status_code == 400, response.content[:300]
+        assert "q" in response.json()
+        assert owner_client.get(f"/projects/{project.pk}/search/", {"q": query}).status_code == 200
