@@ -310,7 +310,8 @@ class Stack:
 
     def postgres_up(self) -> bool:
         done = subprocess.run(
-            [str(pg_bin("pg_isready")), "-h", str(self.run_dir), "-p", str(PG_PORT), "-q"], check=False
+            [str(pg_bin("pg_isready")), "-h", str(self.run_dir), "-p", str(PG_PORT), "-U", DB_USER, "-q"],
+            check=False,
         )
         return done.returncode == 0
 

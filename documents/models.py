@@ -116,8 +116,14 @@ class Chunk(models.Model):
     """A passage of a document. The table is partitioned by project (documents/search/engine.py):
     its primary key in the database is (project, id), and `id` is unique on its own (one sequence)."""
 
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="chunks")
+    # No constraints in the database (documents/migrations/0005): a new partition would clone them,
+    # locking documents and projects for every writer. Django's cascade still deletes chunks.
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="chunks", db_constraint=False
+    )
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="chunks", db_constraint=False
+    )
     # The document's title, beside each of its passages for the lexical index (which reads one row).
     title = models.CharField(max_length=300, blank=True, default="")
     index = models.PositiveIntegerField()

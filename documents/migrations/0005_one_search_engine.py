@@ -8,10 +8,17 @@
   searchable as soon as this commits.
 - Builds the BM25 index (pg_search, DOCENT_SEARCH_LANGUAGE) and the HNSW index of the
   dimensions in use on the partitioned table: every partition gets its own.
+
+The chunk table keeps no foreign-key constraints in the database: attaching a partition
+would clone them, and cloning one takes a lock on documents and projects that stops every
+upload on the instance for the moment (and deadlocked with an import in a test). Chunks
+are written only for documents the ingest holds locked, and go with their document or
+project through Django's cascade, which names the project (one partition).
 """
 
 from uuid import UUID
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 LEXICAL_LEFTOVERS = [
@@ -51,10 +58,6 @@ COPY = (
 CONSTRAINTS = [
     "ALTER TABLE documents_chunk ADD CONSTRAINT documents_chunk_pkey PRIMARY KEY (project_id, id)",
     'ALTER TABLE documents_chunk ADD CONSTRAINT unique_chunk_index UNIQUE (project_id, document_id, "index")',
-    "ALTER TABLE documents_chunk ADD CONSTRAINT documents_chunk_document_fk FOREIGN KEY (document_id) "
-    "REFERENCES documents_document (id) DEFERRABLE INITIALLY DEFERRED",
-    "ALTER TABLE documents_chunk ADD CONSTRAINT documents_chunk_project_fk FOREIGN KEY (project_id) "
-    "REFERENCES projects_project (id) DEFERRABLE INITIALLY DEFERRED",
     # `id` is the model's primary key: the admin and the hydration of hits look chunks up by it.
     "CREATE INDEX IF NOT EXISTS documents_chunk_id ON documents_chunk (id)",
     'CREATE INDEX IF NOT EXISTS documents_chunk_document ON documents_chunk (document_id, "index")',
@@ -77,8 +80,12 @@ def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
             # A sequence of its own (the old one may be an identity column's), past every stored id:
             # citations name chunks by id, so the ids stay.
             cursor.execute("CREATE SEQUENCE IF NOT EXISTS documents_chunk_ids")
-            cursor.execute("SELECT setval('documents_chunk_ids', coalesce(max(id), 0) + 1, false) FROM documents_chunk")
-            cursor.execute(f"CREATE TABLE documents_chunk_partitioned ({COLUMNS}) PARTITION BY LIST (project_id)")
+            cursor.execute(
+                "SELECT setval('documents_chunk_ids', coalesce(max(id), 0) + 1, false) FROM documents_chunk"
+            )
+            cursor.execute(
+                f"CREATE TABLE documents_chunk_partitioned ({COLUMNS}) PARTITION BY LIST (project_id)"
+            )
             cursor.execute("SELECT DISTINCT project_id FROM documents_chunk ORDER BY 1")
             for (project_id,) in cursor.fetchall():
                 name = engine.partition_name(UUID(str(project_id)))
@@ -100,7 +107,7 @@ def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("documents", "0004_ingest_queue")]
+    dependencies = [("documents", "0004_ingest_queue"), ("projects", "0004_invitation")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
@@ -109,6 +116,26 @@ class Migration(migrations.Migration):
                     model_name="chunk",
                     name="title",
                     field=models.CharField(blank=True, default="", max_length=300),
+                ),
+                migrations.AlterField(
+                    model_name="chunk",
+                    name="document",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="documents.document",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="chunk",
+                    name="project",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="projects.project",
+                    ),
                 ),
                 migrations.RemoveConstraint(model_name="chunk", name="unique_chunk_index"),
                 migrations.AddConstraint(
