@@ -1,40 +1,45 @@
-"""Load benchmark: gunicorn + the real stack under wrk, on loopback (a benchmark, not a test).
+"""Load benchmark: gunicorn on the one stack under wrk, on loopback (a benchmark, not a test).
 
-    .venv/bin/python bench/load.py [--setups production,embedded] [--reuse]
-        [--duration 30] [--connections 20] [--workers N] [--web-threads N]
-        [--env KEY=VALUE ...] [--label NAME] [--no-write] [--render-only] [--cleanup-only]
+    .venv/bin/python bench/load.py [--fresh] [--duration 30] [--rounds 3] [--connections 20]
+        [--scenarios projects,documents,search] [--workers N] [--web-threads N]
+        [--env KEY=VALUE ...] [--limit-docs N] [--label NAME] [--no-write] [--results-dir DIR]
+        [--render-only]
 
-For each setup it prepares a database with the SciFact corpus imported through
-Docent's own `import_documents --sync`, starts gunicorn (config/gunicorn.py) on
-a free loopback port in a second process, gets a JWT from /api/v1/auth/token,
-warms every worker up (the first search loads the encoder and builds the
-project index in each process), then drives each scenario with wrk for a
-bounded time at a fixed number of connections (closed loop: each connection
-sends its next request when the previous answer arrived):
+The servers are the private PostgreSQL 17 (pgvector, ParadeDB pg_search) and Valkey that
+`make run` starts (`config.servers.Stack`), in a data folder of this benchmark's own
+(`bench/.data/load/stack`, unix sockets only), started at the beginning and stopped at the
+end. The first run imports the SciFact corpus into it through Docent's own
+`import_documents --sync`; later runs find the documents there and only measure
+(`--fresh` deletes the folder and imports again). Then it starts gunicorn as `make serve`
+does (`config.asgi` with config/gunicorn.py's uvicorn workers) on a free loopback port,
+gets a JWT from /api/v1/auth/token, warms every worker up (the first search in a worker
+loads the query encoder), and drives each scenario with wrk for a bounded time at a fixed
+number of connections (closed loop: each connection sends its next request when the
+previous answer arrived):
 
 - `projects`:  GET /api/v1/projects/                 (authenticated list)
 - `documents`: GET /api/v1/documents/?project=<id>   (first page of 50 of 5,183)
 - `search`:    GET /api/v1/projects/<id>/search/?q=<SciFact claim>&k=10
-               (bench/wrk/load.lua rotates over the 809 training claims)
+               (hybrid; bench/wrk/load.lua rotates over the 809 training claims)
 
-Setups (both with production-like settings: DOCENT_PRODUCTION on, DEBUG off, a
-random 64-character SECRET_KEY, but no HTTPS redirect and no secure cookies,
-because this is plain HTTP on loopback):
+Server settings are production-like (DOCENT_PRODUCTION on, DEBUG off, a random
+64-character SECRET_KEY), but with no HTTPS redirect and no secure cookies, because this
+is plain HTTP on loopback. Every knob named DOCENT_RATE_* in config/settings.py is raised
+far above the offered load, so the benchmark measures throughput, not the rate limiter.
 
-- `production`: PostgreSQL with pgvector (a fresh database `docent_load_<time>_<pid>`
-  on the server tests/pgvector_server.py starts, port 5433, dropped afterwards) + Redis db 13 (cache,
-  rate limits, broker URL; keys under a per-run prefix, deleted afterwards).
-- `embedded`: the embedded defaults: SQLite + local-memory cache + the
-  filesystem broker, in a separate DOCENT_DATA_DIR under the scratch folder.
+CPU is measured per request for gunicorn (master and workers), the PostgreSQL cluster
+(the postmaster, its backends and background processes, polled so that a backend which
+exits mid-run still counts) and Valkey; "web + database" (gunicorn + PostgreSQL) is the
+figure issue 22's target reads. Targets: zero errors; search >= 164 req/s (4x the 41 of
+2026-12-04) with p95 <= 150 ms and <= 10 ms of web + database CPU a search; the list
+endpoints no slower than the 2026-12-04 PostgreSQL + Redis run.
 
-`--reuse` keeps one database per setup between runs (`docent_load_reuse`, and
-`<scratch>/embedded-reuse`) and imports only what is missing, to save the
-minutes of ingest while developing; `--cleanup-only` drops them. Every knob
-named DOCENT_RATE_* in config/settings.py is raised far above the offered load
-so the benchmark measures throughput, not the rate limiter (recorded in the
-results). Results go to bench/results/load.json and load.md (the analysis
-section at the end of load.md is kept on rewrite); `--label NAME` records the
-run as a tuning variant next to the main one instead of replacing it.
+Results: bench/results/load.json and load.md (the analysis section at the end of load.md
+is kept on rewrite). The runs from before the one stack (2026-12-04: PostgreSQL 18 +
+Redis, and the SQLite embedded default) stay in load.json under `previous` and are shown
+beside the new figures. `--label NAME` records a run as a tuning variant next to the main
+one instead of replacing it; `--limit-docs N` (a smoke run) imports only the first N
+abstracts, into a data folder of its own, and never writes the results.
 """
 
 from __future__ import annotations
@@ -52,12 +57,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,22 +71,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
-RESULTS_JSON = RESULTS_DIR / "load.json"
-RESULTS_MD = RESULTS_DIR / "load.md"
 LUA_SCRIPT = BENCH_DIR / "wrk" / "load.lua"
 DEFAULT_DATA = Path("/work/shared/data/scifact")
-DEFAULT_SCRATCH = Path(tempfile.gettempdir()) / "docent-bench-load"
-# PostgreSQL + pgvector (the machine's own PostgreSQL has none): tests/pgvector_server.py.
-PG_SERVER = "postgresql://postgres@127.0.0.1:5433"
-REDIS_URL = "redis://127.0.0.1:6379/13"
-REUSE_DB = "docent_load_reuse"
-DB_PREFIX = "docent_load_"
-CACHE_PREFIX = "docent-load"
+# Under bench/.data/ (ignored by git through the .gitignore this script writes there).
+DATA_ROOT = BENCH_DIR / ".data"
+DEFAULT_SCRATCH = DATA_ROOT / "load"
 BENCH_EMAIL = "load-bench@docent.invalid"
 PROJECT_TITLE = "SciFact load benchmark"
 SCENARIOS = ("projects", "documents", "search")
-SETUPS = ("production", "embedded")
-TARGETS = {"errors": 0, "search_p95_ms": 150.0, "list_rps": 300.0}
+SETUP = "stack"
+# Issue 22. The list endpoints' targets are the previous PostgreSQL + Redis run's req/s.
+TARGETS = {"errors": 0, "search_rps": 164.0, "search_p95_ms": 150.0, "search_cpu_ms": 10.0}
+PREVIOUS_BASELINE = "production"  # the setup of the previous run the list targets compare with
 ANALYSIS_MARKER = "<!-- analysis: everything below this line is kept when bench/load.py rewrites the file -->"
 # Variables inherited from the caller's shell that would change what is measured.
 INHERITED_DROP = {
@@ -181,37 +182,39 @@ def cpu_ticks(pids: list[int]) -> int:
     return total
 
 
-def database_backends(db_name: str) -> list[int]:
-    """PostgreSQL backend processes serving one database (from their process titles)."""
-    if not db_name:
-        return []
+def children_of(parent: int) -> list[int]:
     pids = []
-    needle = f" {db_name} ".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"postgres:") and needle in cmdline:
+            fields = _stat_fields(int(entry.name))
+            if fields and int(fields[1]) == parent:
                 pids.append(int(entry.name))
     return pids
 
 
-class BackendCpu(threading.Thread):
-    """CPU ticks of a database's PostgreSQL backends over a run, polled so that a backend
-    which exits mid-run (Django closes connections older than CONN_MAX_AGE) still counts."""
+def pid_from_file(path: Path) -> int | None:
+    """The first line of a pid file (PostgreSQL's postmaster.pid, Valkey's valkey.pid)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
-    def __init__(self, db_name: str, interval: float = 0.25) -> None:
+
+class ProcessCpu(threading.Thread):
+    """CPU ticks of a changing set of processes over a run, polled so that a process which
+    exits mid-run (a PostgreSQL backend: Django closes connections older than CONN_MAX_AGE)
+    still counts up to its last poll."""
+
+    def __init__(self, pids: Callable[[], list[int]], interval: float = 0.25) -> None:
         super().__init__(daemon=True)
-        self.db_name = db_name
+        self.pids = pids
         self.interval = interval
         self.initial = self._poll()
         self.last = dict(self.initial)
         self._stop_event = threading.Event()
 
     def _poll(self) -> dict[int, int]:
-        return {pid: cpu_ticks([pid]) for pid in database_backends(self.db_name)}
+        return {pid: cpu_ticks([pid]) for pid in self.pids()}
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
@@ -257,8 +260,24 @@ def corpus_size(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def limited_corpus(path: Path, limit: int, scratch: Path) -> Path:
+    """The first `limit` documents of the corpus, in a file of their own (a smoke run)."""
+    if not limit:
+        return path
+    out = scratch / f"corpus-first-{limit}.jsonl"
+    if not out.exists():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
+            kept = 0
+            for line in src:
+                if line.strip() and kept < limit:
+                    dst.write(line)
+                    kept += 1
+    return out
+
+
 # --------------------------------------------------------------------------
-# Environment of the server and its management commands
+# The servers, and the environment of gunicorn and the management commands
 # --------------------------------------------------------------------------
 
 
@@ -280,7 +299,7 @@ def rate_limit_knobs() -> dict[str, str]:
     return knobs
 
 
-def base_env(args: argparse.Namespace) -> dict[str, str]:
+def base_env(args: argparse.Namespace, servers_env: dict[str, str], data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_") and k not in INHERITED_DROP}
     env.update(
         {
@@ -292,13 +311,18 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DOCENT_LOG_FORMAT": "json",
             "DOCENT_LLM_PROVIDER": "offline",
-            # One token serves every scenario of a setup.
+            # One token serves every scenario.
             "DOCENT_ACCESS_TOKEN_MINUTES": "240",
+            "DOCENT_DATA_DIR": str(data_dir),
+            "DOCENT_MEDIA_ROOT": str(data_dir / "media"),
+            # The encoder's ONNX export, kept between runs (seconds to make).
+            "DOCENT_MODEL_DIR": str(args.scratch / "models"),
             "DOCENT_STATIC_ROOT": str(args.scratch / "static"),
             "WEB_CONCURRENCY": str(args.workers),
             "DOCENT_WEB_THREADS": str(args.web_threads),
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            **servers_env,  # DATABASE_URL, REDIS_URL: the private servers
         }
     )
     env.update(rate_limit_knobs())
@@ -308,35 +332,63 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-class Setup:
-    def __init__(self, name: str, args: argparse.Namespace, run_id: str) -> None:
-        self.name = name
+class Bench:
+    """The private servers of the benchmark's data folder, and how to run Docent against them."""
+
+    def __init__(self, args: argparse.Namespace, run_id: str) -> None:
+        from config.servers import Stack
+
         self.args = args
-        self.env = base_env(args)
-        self.db_name = ""
-        if name == "production":
-            self.db_name = REUSE_DB if args.reuse else f"{DB_PREFIX}{run_id}"
-            self.data_dir = args.scratch / ("production-reuse" if args.reuse else f"production-{run_id}")
-            self.cache_prefix = f"{CACHE_PREFIX}-{run_id}"
-            self.env.update(
-                {
-                    "DATABASE_URL": f"{PG_SERVER}/{self.db_name}",
-                    "REDIS_URL": REDIS_URL,
-                    "CELERY_BROKER_URL": REDIS_URL,
-                    "DOCENT_CACHE_PREFIX": self.cache_prefix,
-                }
-            )
-        else:
-            self.data_dir = args.scratch / ("embedded-reuse" if args.reuse else f"embedded-{run_id}")
-            self.cache_prefix = ""
-        self.env["DOCENT_DATA_DIR"] = str(self.data_dir)
+        self.name = SETUP
+        name = f"stack-docs{args.limit_docs}" if args.limit_docs else "stack"
+        self.data_dir = args.scratch / name
+        if args.fresh and self.data_dir.exists():
+            Stack(self.data_dir).stop()  # left running by a killed run
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stack = Stack(self.data_dir)
         self.log_dir = args.scratch / "logs" / run_id
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env: dict[str, str] = {}
+
+    def start(self) -> None:
+        from config.servers import ServerError
+
+        started = time.monotonic()
+        try:
+            self.stack.start()
+        except ServerError as exc:
+            raise SystemExit(f"the private servers did not start: {exc}") from None
+        self.env = base_env(self.args, self.stack.environment(), self.data_dir)
+        say(f"PostgreSQL and Valkey up for {self.data_dir} in {time.monotonic() - started:.1f} s")
+
+    def stop(self) -> None:
+        self.stack.stop()
+        say("PostgreSQL and Valkey stopped")
+
+    def database_pids(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, autovacuum...)."""
+        postmaster = pid_from_file(self.stack.pg_data / "postmaster.pid")
+        return [postmaster, *children_of(postmaster)] if postmaster else []
+
+    def valkey_pids(self) -> list[int]:
+        pid = pid_from_file(self.stack.run_dir / "valkey.pid")
+        return [pid] if pid else []
+
+    def connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.stack.environment()["DATABASE_URL"], autocommit=True)
+
+    def valkey(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.stack.environment()["REDIS_URL"])
 
     def manage(
         self, *argv: str, log_name: str, timeout: float = 3600, env: dict[str, str] | None = None
     ) -> str:
-        log_path = self.log_dir / f"{self.name}-{log_name}.log"
+        log_path = self.log_dir / f"{log_name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.run(
                 [sys.executable, "manage.py", *argv],
@@ -350,7 +402,7 @@ class Setup:
             log.write(proc.stdout)
         if proc.returncode != 0:
             tail = log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"manage.py {' '.join(argv)} failed ({self.name}):\n{tail}")
+            raise SystemExit(f"manage.py {' '.join(argv)} failed:\n{tail}")
         return proc.stdout.decode(errors="replace")
 
     def python(self, code: str, *, log_name: str) -> str:
@@ -362,77 +414,41 @@ class Setup:
             timeout=600,
             check=False,
         )
-        (self.log_dir / f"{self.name}-{log_name}.log").write_bytes(proc.stderr)
+        (self.log_dir / f"{log_name}.log").write_bytes(proc.stderr)
         if proc.returncode != 0:
-            raise SystemExit(
-                f"{log_name} failed ({self.name}):\n{proc.stderr.decode(errors='replace')[-3000:]}"
-            )
+            raise SystemExit(f"{log_name} failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
         return proc.stdout.decode()
 
 
-def create_database(name: str) -> bool:
-    """Create the PostgreSQL database unless it exists; True if it was created."""
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists:
-            return False
-        conn.execute(f'CREATE DATABASE "{name}"')
-        return True
-
-
-def drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def vacuum_analyze(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/{name}", autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE)")
-
-
-def autovacuum_setting() -> str:
+def server_facts(bench: Bench) -> dict[str, Any]:
+    """Versions and the settings that shape the figures, read from the running servers."""
+    out: dict[str, Any] = {}
     try:
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
-            row = conn.execute("SHOW autovacuum").fetchone()
-            return str(row[0]) if row else ""
-    except Exception:  # noqa: BLE001 - informational only
-        return ""
-
-
-def delete_cache_keys(prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    return len(keys)
-
-
-def server_versions() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            out["postgresql"] = str(row[0]) if row else ""
+        with bench.connect() as conn:
+            out["postgresql"] = str(conn.execute("SHOW server_version").fetchone()[0])
+            for ext, ver in conn.execute(
+                "SELECT extname, extversion FROM pg_extension WHERE extname IN ('vector', 'pg_search')"
+            ).fetchall():
+                out[ext] = ver
+            out["postgresql_settings"] = {
+                name: str(conn.execute(f"SHOW {name}").fetchone()[0])
+                for name in (
+                    "shared_buffers",
+                    "work_mem",
+                    "max_connections",
+                    "max_parallel_workers_per_gather",
+                    "autovacuum",
+                    "fsync",
+                    "synchronous_commit",
+                )
+            }
     except Exception as exc:  # noqa: BLE001 - informational only
         out["postgresql"] = f"unavailable ({type(exc).__name__})"
     try:
-        import redis
-
-        out["redis"] = str(redis.Redis.from_url(REDIS_URL).info("server").get("redis_version", ""))
+        info = bench.valkey().info("server")
+        out["valkey"] = str(info.get("valkey_version") or info.get("redis_version", ""))
     except Exception as exc:  # noqa: BLE001
-        out["redis"] = f"unavailable ({type(exc).__name__})"
+        out["valkey"] = f"unavailable ({type(exc).__name__})"
     return out
 
 
@@ -464,27 +480,20 @@ print(json.dumps({{
 
 
 def prepare(
-    setup: Setup, args: argparse.Namespace, password: str, corpus: Path, expected: int
+    bench: Bench, args: argparse.Namespace, password: str, corpus: Path, expected: int
 ) -> dict[str, Any]:
-    """Database, schema, user, project and the imported corpus; returns what was done."""
+    """Schema, user, project and the imported corpus (imported once, then reused)."""
     info: dict[str, Any] = {}
-    if setup.db_name:
-        created = create_database(setup.db_name)
-        say(f"{setup.name}: database {setup.db_name} {'created' if created else 'reused'}")
-    setup.data_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    setup.manage("migrate", "--noinput", log_name="migrate")
+    bench.manage("migrate", "--noinput", log_name="migrate")
     info["migrate_s"] = round(time.monotonic() - started, 1)
     code = ENSURE_FIXTURE.format(email=BENCH_EMAIL, password=password, title=PROJECT_TITLE)
-    state = json.loads(setup.python(code, log_name="fixture").strip().splitlines()[-1])
+    state = json.loads(bench.python(code, log_name="fixture").strip().splitlines()[-1])
     info["project"] = state["project"]
     if state["ready"] < expected:
-        say(
-            f"{setup.name}: importing {corpus.name} ({expected - state['ready']} documents to ingest, "
-            "--sync; a few minutes)"
-        )
+        say(f"importing {corpus.name} ({expected - state['ready']} documents to ingest, --sync; minutes)")
         started = time.monotonic()
-        out = setup.manage(
+        out = bench.manage(
             "import_documents",
             "--project",
             state["project"],
@@ -500,26 +509,32 @@ def prepare(
         )
         elapsed = time.monotonic() - started
         before = state["ready"]
-        state = json.loads(setup.python(code, log_name="fixture").strip().splitlines()[-1])
+        state = json.loads(bench.python(code, log_name="fixture").strip().splitlines()[-1])
         info["import"] = {
             "seconds": round(elapsed, 1),
             "documents_ingested": state["ready"] - before,
             "docs_per_s": round((state["ready"] - before) / elapsed, 1) if elapsed > 0 else None,
             "summary": [line for line in out.splitlines() if line.strip()][-3:],
         }
-        say(f"{setup.name}: import done in {elapsed:.0f} s")
+        say(f"import done in {elapsed:.0f} s")
     else:
         info["import"] = "reused"
-    if setup.db_name:
-        # This PostgreSQL runs with autovacuum off: a bulk import leaves two dead row versions
-        # per document and no planner statistics, which a production database (autovacuum on)
-        # would not keep for long. Measure the steady state instead.
-        started = time.monotonic()
-        vacuum_analyze(setup.db_name)
-        info["vacuum_analyze_s"] = round(time.monotonic() - started, 1)
+    # Planner statistics and no dead row versions left by the import: the steady state a
+    # production database reaches once autovacuum has passed.
+    started = time.monotonic()
+    with bench.connect() as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    info["vacuum_analyze_s"] = round(time.monotonic() - started, 1)
+    with bench.connect() as conn:
+        info["database_bytes"] = int(
+            conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        )
     info.update({"documents": state["documents"], "ready": state["ready"], "chunks": state["chunks"]})
     if state["ready"] != expected:
-        say(f"WARNING {setup.name}: {state['ready']} ready documents, expected {expected}")
+        say(f"WARNING: {state['ready']} ready documents, expected {expected}")
+    # A cold cache, as after a deploy: nothing cached by an earlier run (Valkey keeps its
+    # append-only file between runs).
+    bench.valkey().flushdb()
     return info
 
 
@@ -535,11 +550,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Bench) -> None:
         self.setup = setup
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = setup.log_dir / f"{setup.name}-gunicorn.log"
+        self.log_path = setup.log_dir / "gunicorn.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
@@ -579,7 +594,7 @@ class Server:
         deadline = time.monotonic() + 60
         while len(self.worker_pids()) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
-        say(f"{self.setup.name}: gunicorn pid {self.proc.pid} on {self.base}, workers {self.worker_pids()}")
+        say(f"gunicorn pid {self.proc.pid} on {self.base}, workers {self.worker_pids()}")
         return self
 
     def worker_pids(self) -> list[int]:
@@ -696,6 +711,7 @@ def warm_up(
 
 def run_wrk(
     server: Server,
+    bench: Bench,
     token: str,
     paths: list[str],
     *,
@@ -729,19 +745,22 @@ def run_wrk(
         server.base + paths[0],
     ]
     server_pids = server.pids()
-    db_cpu = BackendCpu(server.setup.db_name)
-    db_cpu.start()
+    meters = {
+        "server": ProcessCpu(lambda: server_pids),
+        "db": ProcessCpu(bench.database_pids),
+        "valkey": ProcessCpu(bench.valkey_pids),
+    }
+    for meter in meters.values():
+        meter.start()
     load_before = os.getloadavg()
     sys_before = system_cpu()
-    srv_before = cpu_ticks(server_pids)
     child_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall_started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 120, check=False)
     wall = time.monotonic() - wall_started
     child_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    srv_after = cpu_ticks(server_pids)
     sys_after = system_cpu()
-    db_ticks = db_cpu.stop()
+    ticks = {name: max(0, meter.stop()) for name, meter in meters.items()}
     if proc.returncode != 0 or not result_file.exists():
         raise SystemExit(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:]} {proc.stdout[-2000:]}")
     raw = json.loads(result_file.read_text(encoding="utf-8"))
@@ -751,13 +770,16 @@ def run_wrk(
     errs = raw["errors"]
     socket_errors = int(errs["connect"]) + int(errs["read"]) + int(errs["write"]) + int(errs["timeout"])
     pct = raw["latency_us"]["percentiles"]
-    server_cpu_s = (srv_after - srv_before) / tick
-    db_cpu_s = max(0, db_ticks) / tick
+    cpu_s = {name: value / tick for name, value in ticks.items()}
     wrk_cpu_s = (child_after.ru_utime + child_after.ru_stime) - (
         child_before.ru_utime + child_before.ru_stime
     )
     busy_s = (sys_after[0] - sys_before[0]) / tick
     ms = 1 / 1000
+
+    def per_request(value: float) -> float | None:
+        return round(value * 1000 / requests, 2) if requests else None
+
     return {
         "connections": connections,
         "wrk_threads": min(threads, connections),
@@ -784,12 +806,15 @@ def run_wrk(
         "statuses": raw.get("statuses", {}),
         "distinct_paths": len(paths),
         "cpu": {
-            "server_cores": round(server_cpu_s / wall, 2),
-            "server_ms_per_request": round(server_cpu_s * 1000 / requests, 2) if requests else None,
-            "db_cores": round(db_cpu_s / wall, 2),
-            "db_ms_per_request": round(db_cpu_s * 1000 / requests, 2) if requests else None,
+            "server_cores": round(cpu_s["server"] / wall, 2),
+            "server_ms_per_request": per_request(cpu_s["server"]),
+            "db_cores": round(cpu_s["db"] / wall, 2),
+            "db_ms_per_request": per_request(cpu_s["db"]),
+            "valkey_cores": round(cpu_s["valkey"] / wall, 2),
+            "valkey_ms_per_request": per_request(cpu_s["valkey"]),
+            "web_db_ms_per_request": per_request(cpu_s["server"] + cpu_s["db"]),
             "wrk_cores": round(wrk_cpu_s / wall, 2),
-            "other_cores": round(max(0.0, busy_s - server_cpu_s - db_cpu_s - wrk_cpu_s) / wall, 2),
+            "other_cores": round(max(0.0, busy_s - sum(cpu_s.values()) - wrk_cpu_s) / wall, 2),
         },
         "loadavg_before": [round(x, 2) for x in load_before],
     }
@@ -801,25 +826,20 @@ def summarise(name: str, result: dict[str, Any]) -> str:
     return (
         f"{name:9s} {result['rps']:8.1f} req/s  p50 {lat['p50']:6.1f}  p95 {lat['p95']:6.1f}  "
         f"p99 {lat['p99']:6.1f} ms  errors {result['errors']['total']}  "
-        f"cpu-ms/req server {cpu['server_ms_per_request']} db {cpu['db_ms_per_request']}; "
-        f"cores: server {cpu['server_cores']} db {cpu['db_cores']} wrk {cpu['wrk_cores']} "
-        f"others {cpu['other_cores']}"
+        f"cpu-ms/req web {cpu['server_ms_per_request']} db {cpu['db_ms_per_request']} "
+        f"valkey {cpu['valkey_ms_per_request']} (web+db {cpu['web_db_ms_per_request']}); "
+        f"cores: web {cpu['server_cores']} db {cpu['db_cores']} valkey {cpu['valkey_cores']} "
+        f"wrk {cpu['wrk_cores']} others {cpu['other_cores']}"
     )
 
 
-def bench_setup(
-    setup: Setup,
-    args: argparse.Namespace,
-    *,
-    password: str,
-    corpus: Path,
-    expected: int,
-    queries: list[str],
+def bench_stack(
+    bench: Bench, args: argparse.Namespace, *, password: str, corpus: Path, expected: int, queries: list[str]
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"setup": setup.name}
-    out["data"] = prepare(setup, args, password, corpus, expected)
+    out: dict[str, Any] = {"setup": SETUP}
+    out["data"] = prepare(bench, args, password, corpus, expected)
     project = out["data"]["project"]
-    with Server(setup) as server:
+    with Server(bench) as server:
         status, body = call(
             "POST", f"{server.base}/api/v1/auth/token", body={"email": BENCH_EMAIL, "password": password}
         )
@@ -835,33 +855,23 @@ def bench_setup(
         # lands on every scenario alike; each scenario reports its median round.
         for round_no in range(1, args.rounds + 1):
             for name in args.scenarios:
+                common = {
+                    "connections": args.connections,
+                    "threads": args.wrk_threads,
+                    "scratch": bench.log_dir,
+                }
                 if args.warmup > 0:
                     run_wrk(
-                        server,
-                        token,
-                        paths[name],
-                        duration=args.warmup,
-                        connections=args.connections,
-                        threads=args.wrk_threads,
-                        scratch=args.scratch,
-                        tag=f"{setup.name}-{name}-warm",
+                        server, bench, token, paths[name], duration=args.warmup, tag=f"{name}-warm", **common
                     )
                 time.sleep(args.pause)
                 result = run_wrk(
-                    server,
-                    token,
-                    paths[name],
-                    duration=args.duration,
-                    connections=args.connections,
-                    threads=args.wrk_threads,
-                    scratch=args.scratch,
-                    tag=f"{setup.name}-{name}",
+                    server, bench, token, paths[name], duration=args.duration, tag=name, **common
                 )
                 rounds[name].append(result)
-                say(f"{setup.name} round {round_no}: {summarise(name, result)}")
+                say(f"round {round_no}: {summarise(name, result)}")
                 time.sleep(args.pause)
-        results = {name: median_round(runs) for name, runs in rounds.items()}
-        out["scenarios"] = results
+        out["scenarios"] = {name: median_round(runs) for name, runs in rounds.items()}
         out["worker_rss_mib"] = [rss_mib(pid) for pid in server.worker_pids()]
         out["server_errors_logged"] = server.log_count('"level": "ERROR"')
     return out
@@ -884,34 +894,83 @@ def median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
-def load_results() -> dict[str, Any]:
-    if RESULTS_JSON.exists():
+def load_results(results_dir: Path) -> dict[str, Any]:
+    path = results_dir / "load.json"
+    if path.exists():
         try:
-            return json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+            doc = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
-            pass
+            return {}
+        return keep_previous(doc)
     return {}
 
 
-def verdict(scenario: str, result: dict[str, Any]) -> str:
+def keep_previous(doc: dict[str, Any]) -> dict[str, Any]:
+    """A main run from before the one stack (its setups `production` and `embedded`) moves to
+    `previous`, where it stays, shown beside the new figures."""
+    main = doc.get("main")
+    if main and SETUP not in main.get("setups", {}):
+        main.setdefault(
+            "label", "before the one stack: PostgreSQL 18 + pgvector + Redis, and the SQLite embedded default"
+        )
+        doc["previous"] = [*doc.get("previous", []), main]
+        del doc["main"]
+    return doc
+
+
+PREVIOUS_NAMES = {"production": "PostgreSQL + Redis", "embedded": "SQLite (embedded)"}
+
+
+def previous_rps(doc: dict[str, Any], scenario: str) -> dict[str, float]:
+    """req/s of a scenario in the latest run from before the one stack, by setup."""
+    runs = doc.get("previous") or []
+    if not runs:
+        return {}
+    setups = runs[-1].get("setups", {})
+    return {
+        name: s["scenarios"][scenario]["rps"]
+        for name, s in setups.items()
+        if scenario in s.get("scenarios", {})
+    }
+
+
+def verdict(scenario: str, result: dict[str, Any], doc: dict[str, Any]) -> str:
     misses = []
     if result.get("errors_all_rounds", result["errors"]["total"]) > TARGETS["errors"]:
         misses.append("errors")
-    if scenario == "search" and result["latency_ms"]["p95"] >= TARGETS["search_p95_ms"]:
-        misses.append("p95")
-    if scenario in {"projects", "documents"} and result["rps"] < TARGETS["list_rps"]:
-        misses.append("req/s")
-    return "met" if not misses else "missed: " + ", ".join(misses)
+    cpu = result["cpu"]
+    if scenario == "search":
+        if result["rps"] < TARGETS["search_rps"]:
+            misses.append(f"req/s < {TARGETS['search_rps']:g}")
+        if result["latency_ms"]["p95"] > TARGETS["search_p95_ms"]:
+            misses.append(f"p95 > {TARGETS['search_p95_ms']:g} ms")
+        web_db = cpu.get("web_db_ms_per_request")
+        if web_db is None or web_db > TARGETS["search_cpu_ms"]:
+            misses.append(f"CPU > {TARGETS['search_cpu_ms']:g} ms")
+    else:
+        before = previous_rps(doc, scenario).get(PREVIOUS_BASELINE)
+        if before is not None and result["rps"] < before:
+            misses.append(f"req/s < {before:g} before")
+    return "met" if not misses else "**missed**: " + ", ".join(misses)
 
 
-def scenario_rows(run: dict[str, Any], *, label: str = "") -> list[str]:
+def _ms(value: Any) -> str:
+    return "–" if value is None else f"{value}"
+
+
+def scenario_rows(
+    run: dict[str, Any], doc: dict[str, Any], *, label: str = "", targets: bool = True
+) -> list[str]:
     rows = []
     for setup_name, setup in run["setups"].items():
         for name, r in setup["scenarios"].items():
             lat, cpu = r["latency_ms"], r["cpu"]
+            web_db = cpu.get("web_db_ms_per_request")
+            if web_db is None and cpu.get("server_ms_per_request") is not None:
+                web_db = round(cpu["server_ms_per_request"] + (cpu.get("db_ms_per_request") or 0), 2)
             cells = [label] if label else []
             cells += [
-                setup_name,
+                PREVIOUS_NAMES.get(setup_name, setup_name),
                 name,
                 f"{r['rps']:.1f}",
                 rounds_text(r),
@@ -919,11 +978,15 @@ def scenario_rows(run: dict[str, Any], *, label: str = "") -> list[str]:
                 f"{lat['p95']:.1f}",
                 f"{lat['p99']:.1f}",
                 str(r.get("errors_all_rounds", r["errors"]["total"])),
-                f"{cpu['server_ms_per_request']} / {cpu.get('db_ms_per_request') or 0}",
-                f"{cpu['server_cores']} / {cpu.get('db_cores', 0)} / {cpu['wrk_cores']} / {cpu['other_cores']}",
+                f"{_ms(cpu.get('server_ms_per_request'))} / {_ms(cpu.get('db_ms_per_request') or 0)} / "
+                f"{_ms(cpu.get('valkey_ms_per_request'))}",
+                _ms(web_db),
+                f"{cpu['server_cores']} / {cpu.get('db_cores', 0)} / {_ms(cpu.get('valkey_cores'))} / "
+                f"{cpu['wrk_cores']} / {cpu['other_cores']}",
                 f"{r['loadavg_before'][0]:.2f}",
-                verdict(name, r),
             ]
+            if targets:
+                cells.append(verdict(name, r, doc))
             rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -941,9 +1004,15 @@ def rounds_text(r: dict[str, Any]) -> str:
 
 
 HEADER = (
-    "| setup | scenario | req/s | every round: req/s (p95 ms) | p50 ms | p95 ms | p99 ms | errors | CPU ms/req: gunicorn / PostgreSQL "
-    "| cores: gunicorn / PostgreSQL / wrk / others | load avg (1 min) before | target |"
+    "| setup | scenario | req/s | every round: req/s (p95 ms) | p50 ms | p95 ms | p99 ms | errors "
+    "| CPU ms/req: web / PostgreSQL / Valkey | web + database ms/req "
+    "| cores: web / PostgreSQL / Valkey / wrk / others | load avg (1 min) before"
 )
+ALIGN = "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---:"
+
+
+def versions_text(m: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v and not isinstance(v, dict))
 
 
 def render_markdown(doc: dict[str, Any], analysis: str) -> str:
@@ -952,29 +1021,34 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
         "Written by `bench/load.py` (run it again to refresh the numbers; the analysis at the end is kept).",
         "Closed-loop load from wrk on loopback: each connection sends its next request as soon as the",
         "previous answer arrives. Errors = non-2xx answers + socket errors (connect, read, write, timeout",
-        "after 5 s). CPU columns: CPU time per request of gunicorn (master + workers) and of the",
-        "PostgreSQL backends serving the benchmark database, and the cores used during the run by",
-        "gunicorn, PostgreSQL, wrk, and everything else on the machine (other people's work; 2 cores in all).",
-        f"Targets: zero errors, search p95 < {TARGETS['search_p95_ms']:g} ms, list endpoints >= "
-        f"{TARGETS['list_rps']:g} req/s, at 20 concurrent connections.",
+        "after 5 s). CPU columns: CPU time per request of gunicorn (master + workers), of the PostgreSQL",
+        "cluster (postmaster, backends, background processes) and of Valkey, and the cores used during",
+        "the run by each of them, wrk, and everything else on the machine (other people's work).",
+        f"Targets (issue 22): zero errors; search >= {TARGETS['search_rps']:g} req/s (4x 41) with p95 <= "
+        f"{TARGETS['search_p95_ms']:g} ms and <= {TARGETS['search_cpu_ms']:g} ms of web + database CPU a "
+        "search; list endpoints no slower than the previous PostgreSQL + Redis run; at 20 connections.",
         "",
     ]
     main = doc.get("main")
     if main:
         m, c = main["machine"], main["config"]
+        s = main["setups"][SETUP]
+        pg = m.get("postgresql_settings") or {}
         lines += [
-            "## Main run",
+            "## Main run: the one stack",
             "",
             f"- date: {main['date']}",
             f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
             f"{m['kernel']}; load average before the run {m['loadavg_at_start']}",
+            "- servers: the private PostgreSQL and Valkey of `make run` (config/servers.py), unix sockets; "
+            + ", ".join(f"{k} {v}" for k, v in pg.items()),
             f"- gunicorn: {c['workers']} workers x {c['web_threads']} threads "
             "(uvicorn workers serving config.asgi, sync views in the thread pool), "
             f"config/gunicorn.py; wrk: {c['wrk_threads']} threads, {c['connections']} connections, "
             f"{c['duration_s']:g} s per scenario after {c['warmup_s']:g} s of warm-up load, "
             f"{c.get('rounds', 1)} interleaved rounds; the table shows the median round by req/s "
             "(errors: all rounds)",
-            f"- software: {', '.join(f'{k} {v}' for k, v in m['versions'].items() if v)}",
+            f"- software: {versions_text(m)}",
             f"- extra environment: {c['extra_env'] or 'none'}",
             "- rate limits: "
             + (
@@ -987,23 +1061,32 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
             "`import_documents --sync`; search rotates over the "
             f"{main['queries']} training claims, k=10, hybrid",
             "",
-            HEADER,
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
-            *scenario_rows(main),
+            HEADER + " | target |",
+            ALIGN + " | --- |",
+            *scenario_rows(main, doc),
             "",
         ]
-        for name, setup in main["setups"].items():
-            data = setup["data"]
-            imp = data["import"]
-            imp_text = (
-                f"import {imp['seconds']} s ({imp['docs_per_s']} docs/s)"
-                if isinstance(imp, dict)
-                else "import reused"
-            )
+        data = s["data"]
+        imp = data["import"]
+        imp_text = (
+            f"import {imp['seconds']} s ({imp['docs_per_s']} docs/s)"
+            if isinstance(imp, dict)
+            else "import reused"
+        )
+        lines.append(
+            f"- {data['ready']} ready documents, {data['chunks']} chunks; {imp_text}; database "
+            f"{data.get('database_bytes', 0) / 1024 / 1024:,.0f} MB; warm-up {s['warm_up']['seconds']} s; "
+            f"worker RSS {s['worker_rss_mib']} MiB; ERROR lines in the server log: {s['server_errors_logged']}"
+        )
+        lines += ["", "Beside the runs before the one stack (req/s of the median round):", ""]
+        lines += [
+            "| scenario | now | PostgreSQL + Redis | SQLite (embedded) |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, r in s["scenarios"].items():
+            before = previous_rps(doc, name)
             lines.append(
-                f"- {name}: {data['ready']} ready documents, {data['chunks']} chunks; {imp_text}; "
-                f"warm-up {setup['warm_up']['seconds']} s; worker RSS {setup['worker_rss_mib']} MiB; "
-                f"ERROR lines in the server log: {setup['server_errors_logged']}"
+                f"| {name} | {r['rps']:.1f} | {_ms(before.get('production'))} | {_ms(before.get('embedded'))} |"
             )
         lines.append("")
     sweep = doc.get("sweep") or []
@@ -1014,41 +1097,64 @@ def render_markdown(doc: dict[str, Any], analysis: str) -> str:
             "Each variant is one `bench/load.py --label NAME` run; what it changed is in its row's label",
             "and in load.json (`sweep[].config`).",
             "",
-            "| variant | " + HEADER[2:],
-            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+            "| variant " + HEADER + " | target |",
+            "| --- " + ALIGN + " | --- |",
         ]
         for run in sorted(sweep, key=lambda r: r["label"]):
             c = run["config"]
-            lines += scenario_rows(run, label=f"{run['label']} ({c['workers']}w x {c['web_threads']}t)")
+            lines += scenario_rows(run, doc, label=f"{run['label']} ({c['workers']}w x {c['web_threads']}t)")
         lines += ["", "Variant settings (server environment on top of the main run's; date of the run):", ""]
         for run in sorted(sweep, key=lambda r: r["label"]):
             lines.append(f"- {run['label']}: {run['config']['extra_env'] or 'nothing'} ({run['date'][:16]})")
+        lines.append("")
+    for run in reversed(doc.get("previous") or []):
+        m, c = run["machine"], run["config"]
+        lines += [
+            f"## Previous run ({run['date'][:10]}): {run.get('label', '')}",
+            "",
+            f"Kept for comparison. {c['workers']} workers x {c['web_threads']} threads, {c['connections']} "
+            f"connections, {c['duration_s']:g} s x {c.get('rounds', 1)} rounds; {versions_text(m)}; "
+            f"load average before the run {m['loadavg_at_start']}. Its targets were search p95 < 150 ms "
+            "and lists >= 300 req/s.",
+            "",
+            HEADER + " |",
+            ALIGN + " |",
+            *scenario_rows(run, doc, targets=False),
+            "",
+        ]
+        for name, setup in run["setups"].items():
+            data = setup["data"]
+            lines.append(
+                f"- {PREVIOUS_NAMES.get(name, name)}: {data['ready']} ready documents, {data['chunks']} chunks; "
+                f"worker RSS {setup['worker_rss_mib']} MiB"
+            )
         lines.append("")
     lines += [ANALYSIS_MARKER, "", analysis.strip() or "## Analysis\n\n(to be written)", ""]
     return "\n".join(lines)
 
 
-def write_results(run: dict[str, Any], label: str) -> None:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    doc = load_results()
+def write_results(run: dict[str, Any], label: str, results_dir: Path) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    doc = load_results(results_dir)
     if label:
         run["label"] = label
         doc["sweep"] = [r for r in doc.get("sweep", []) if r.get("label") != label] + [run]
     else:
         doc["main"] = run
     doc["targets"] = TARGETS
-    RESULTS_JSON.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    write_markdown(doc)
+    (results_dir / "load.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_markdown(doc, results_dir)
 
 
-def write_markdown(doc: dict[str, Any]) -> None:
+def write_markdown(doc: dict[str, Any], results_dir: Path) -> None:
+    md = results_dir / "load.md"
     analysis = ""
-    if RESULTS_MD.exists():
-        text = RESULTS_MD.read_text(encoding="utf-8")
+    if md.exists():
+        text = md.read_text(encoding="utf-8")
         if ANALYSIS_MARKER in text:
             analysis = text.split(ANALYSIS_MARKER, 1)[1]
-    RESULTS_MD.write_text(render_markdown(doc, analysis), encoding="utf-8")
-    say(f"wrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")
+    md.write_text(render_markdown(doc, analysis), encoding="utf-8")
+    say(f"wrote {results_dir / 'load.json'} and {md}")
 
 
 # --------------------------------------------------------------------------
@@ -1056,17 +1162,8 @@ def write_markdown(doc: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------
 
 
-def cleanup_reused(args: argparse.Namespace) -> None:
-    drop_database(REUSE_DB)
-    for name in ("embedded-reuse", "production-reuse"):
-        shutil.rmtree(args.scratch / name, ignore_errors=True)
-    deleted = delete_cache_keys(f"{CACHE_PREFIX}*")
-    say(f"dropped {REUSE_DB}, removed the reused data folders, deleted {deleted} cache keys")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated: production, embedded")
     p.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help="comma-separated: projects, documents, search"
     )
@@ -1090,23 +1187,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--import-torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the import (not the server)"
     )
-    p.add_argument("--reuse", action="store_true", help="keep and reuse the imported databases between runs")
+    p.add_argument("--fresh", action="store_true", help="delete the data folder and import again")
+    p.add_argument(
+        "--limit-docs",
+        type=int,
+        default=0,
+        help="import only the first N abstracts (a smoke run; never written)",
+    )
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH, help="data folders, logs, wrk files")
+    p.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH, help="data folder, logs, wrk files")
     p.add_argument("--label", default="", help="record as a tuning variant with this name")
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    p.add_argument("--no-write", action="store_true", help="print only; leave the results alone")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where load.json and load.md are")
     p.add_argument(
         "--render-only", action="store_true", help="rewrite load.md from load.json (no benchmark), then exit"
     )
-    p.add_argument(
-        "--cleanup-only", action="store_true", help="drop the --reuse databases and folders, then exit"
-    )
     args = p.parse_args(argv)
-    args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    for s in args.setups:
-        if s not in SETUPS:
-            p.error(f"unknown setup {s!r}")
     for s in args.scenarios:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}")
@@ -1126,102 +1223,86 @@ def _stop_children(*_: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.scratch.mkdir(parents=True, exist_ok=True)
-    if args.cleanup_only:
-        cleanup_reused(args)
-        return 0
     if args.render_only:
-        write_markdown(load_results())
+        write_markdown(load_results(args.results_dir), args.results_dir)
         return 0
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get update && apt-get install -y wrk")
-    signal.signal(signal.SIGTERM, _stop_children)
-    if "production" in args.setups:
+    if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-        from tests.pgvector_server import ensure_running
-
-        ensure_running(port=5433)
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    (DATA_ROOT / ".gitignore").write_text("*\n")
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _stop_children)
 
     run_id = f"{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
-    corpus = corpus_path(args.data_dir)
+    corpus = limited_corpus(corpus_path(args.data_dir), args.limit_docs, args.scratch)
     expected = corpus_size(corpus)
     queries = load_queries(args.data_dir)
     password = secrets.token_urlsafe(18)
-    versions = {
-        "django": package_version("django"),
-        "gunicorn": package_version("gunicorn"),
-        "torch": package_version("torch"),
-        "sentence-transformers": package_version("sentence-transformers"),
-        "onnxruntime": package_version("onnxruntime"),
-        "psycopg": package_version("psycopg"),
-        "wrk": wrk_version().replace("wrk ", "").split(" ")[0],
-        **server_versions(),
-    }
-    run: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "cpu": cpu_model(),
-            "memory_gib": memory_gib(),
-            "python": platform.python_version(),
-            "kernel": f"{platform.system()} {platform.release()}",
-            "versions": versions,
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "postgresql_autovacuum": autovacuum_setting(),
-        },
-        "config": {
-            "workers": args.workers,
-            "web_threads": args.web_threads,
-            "connections": args.connections,
-            "wrk_threads": args.wrk_threads,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "rounds": args.rounds,
-            "extra_env": " ".join(args.env),
-            "rate_limit_knobs": " ".join(f"{k}={v}" for k, v in rate_limit_knobs().items()),
-            "reuse": args.reuse,
-        },
-        "corpus_documents": expected,
-        "queries": len(queries),
-        "setups": {},
-    }
-    say(
-        f"run {run_id}: setups {args.setups}, {args.workers} workers x {args.web_threads} threads, load {os.getloadavg()}"
-    )
-
-    # Hashed static files, as `make serve` does (production mode serves them from the manifest).
-    static_setup = Setup("embedded", args, run_id)
-    if not (args.scratch / "static" / "staticfiles.json").exists() or not args.reuse:
-        static_setup.manage("collectstatic", "--noinput", log_name="collectstatic")
-
-    created: list[Setup] = []
+    bench = Bench(args, run_id)
+    bench.start()
     try:
-        for name in args.setups:
-            setup = Setup(name, args, run_id)
-            created.append(setup)
-            run["setups"][name] = bench_setup(
-                setup, args, password=password, corpus=corpus, expected=expected, queries=queries
-            )
+        facts = server_facts(bench)
+        versions = {
+            "django": package_version("django"),
+            "gunicorn": package_version("gunicorn"),
+            "uvicorn": package_version("uvicorn"),
+            "onnxruntime": package_version("onnxruntime"),
+            "psycopg": package_version("psycopg"),
+            "wrk": wrk_version().replace("wrk ", "").split(" ")[0],
+            **{k: v for k, v in facts.items() if k != "postgresql_settings"},
+        }
+        run: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cores": os.cpu_count(),
+                "cpu": cpu_model(),
+                "memory_gib": memory_gib(),
+                "python": platform.python_version(),
+                "kernel": f"{platform.system()} {platform.release()}",
+                "versions": versions,
+                "postgresql_settings": facts.get("postgresql_settings", {}),
+                "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            },
+            "config": {
+                "workers": args.workers,
+                "web_threads": args.web_threads,
+                "connections": args.connections,
+                "wrk_threads": args.wrk_threads,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "rounds": args.rounds,
+                "extra_env": " ".join(args.env),
+                "rate_limit_knobs": " ".join(f"{k}={v}" for k, v in rate_limit_knobs().items()),
+                "data_folder": str(bench.data_dir),
+                "limit_docs": args.limit_docs,
+            },
+            "corpus_documents": expected,
+            "queries": len(queries),
+            "setups": {},
+        }
+        say(f"run {run_id}: {args.workers} workers x {args.web_threads} threads, load {os.getloadavg()}")
+        # Hashed static files, as `make serve` does (production mode serves them from the manifest).
+        if not (args.scratch / "static" / "staticfiles.json").exists():
+            bench.manage("collectstatic", "--noinput", log_name="collectstatic")
+        run["setups"][SETUP] = bench_stack(
+            bench, args, password=password, corpus=corpus, expected=expected, queries=queries
+        )
     finally:
         for proc in list(_children):
             if proc.poll() is None:
                 proc.terminate()
-        for setup in created:
-            if setup.cache_prefix:
-                try:
-                    delete_cache_keys(setup.cache_prefix)
-                except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-                    say(f"could not delete cache keys: {exc}")
-            if not args.reuse:
-                if setup.db_name:
-                    drop_database(setup.db_name)
-                    say(f"dropped database {setup.db_name}")
-                shutil.rmtree(setup.data_dir, ignore_errors=True)
+        bench.stop()
 
     run["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(run, indent=2))
-    if not args.no_write:
-        write_results(run, args.label)
+    if args.limit_docs and not args.no_write and args.results_dir == RESULTS_DIR:
+        say(
+            "a --limit-docs run is a smoke run: bench/results left alone (use --results-dir to write elsewhere)"
+        )
+    elif not args.no_write:
+        write_results(run, args.label, args.results_dir)
     return 0
 
 

@@ -1,19 +1,24 @@
 """Streaming benchmark: open event streams must not slow the rest of the site, and a
 delta must reach its reader quickly.
 
-On the default web setup (`make run`'s: gunicorn with WEB_CONCURRENCY=2 uvicorn
-workers, SQLite, the file event carrier; or `--redis` for Redis Streams):
+On `make run`'s web setup and servers: gunicorn with WEB_CONCURRENCY=2 uvicorn workers,
+on the private PostgreSQL 17 and Valkey of `config.servers.Stack` (started in a scratch
+folder for the run, stopped and removed at the end), run events carried by Redis Streams
+in that Valkey (agents/events.py):
 
-1. baseline: closed-loop clients call GET /api/v1/projects/ for `--seconds`;
-2. the same load while `--streams` clients each hold GET /api/v1/runs/<id>/events/
-   open, and this process publishes deltas into the runs' logs (as the worker does)
+1. reference: the same list load on sync WSGI workers, the web setup before streaming;
+2. baseline: closed-loop clients call GET /api/v1/projects/ for `--seconds`;
+3. the same load while `--streams` clients each hold GET /api/v1/runs/<id>/events/
+   open, and another process publishes deltas into the runs' logs (as the worker does)
    at `--rate` per second, each stamped with the time it was produced.
 
 Reports the project list's p50/p95 in both phases and their ratio (target: p95 within
 1.5x), and the delay from a delta's publication to its arrival at the reader (target:
-p95 <= 150 ms). Results: bench/results/streams.{json,md}.
+p95 <= 150 ms). Results: bench/results/streams.{json,md}; a new run replaces the row of
+the same setup, and the rows measured before the one stack (2026-12-02: SQLite with events
+in files, and SQLite with Redis Streams) are kept beside it.
 
-    .venv/bin/python bench/streams.py [--streams 100] [--seconds 20] [--redis]
+    .venv/bin/python bench/streams.py [--streams 100] [--seconds 20] [--results-dir DIR]
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS_JSON = BENCH_DIR / "results" / "streams.json"
-RESULTS_MD = BENCH_DIR / "results" / "streams.md"
+RESULTS_DIR = BENCH_DIR / "results"
+CARRIER = "valkey"
+WEB = "gunicorn + 2 uvicorn workers, PostgreSQL 17 + Valkey (the one stack)"
 TARGETS = {"p95_ratio": 1.5, "delta_p95_ms": 150.0}
 
 sys.path.insert(0, str(BENCH_DIR))
@@ -50,12 +56,21 @@ def say(message: str) -> None:
     print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def environment(data_dir: Path, redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL"))}
+def environment(
+    data_dir: Path, redis_url: str = "", servers_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Docent's environment for the run: its data folder, and the servers' URLs when given
+    (unset, settings find the private servers of the data folder)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DOCENT_", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"))
+    }
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DOCENT_DATA_DIR": str(data_dir),
+            "DOCENT_MEDIA_ROOT": str(data_dir / "media"),
             "DOCENT_LLM_PROVIDER": "offline",
             "DOCENT_ACCESS_TOKEN_MINUTES": "240",
             "DOCENT_LOG_LEVEL": "WARNING",
@@ -65,6 +80,7 @@ def environment(data_dir: Path, redis_url: str) -> dict[str, str]:
             **rate_limit_knobs(),
         }
     )
+    env.update(servers_env or {})
     if redis_url:
         env["REDIS_URL"] = redis_url
     return env
@@ -248,9 +264,21 @@ def publisher(env: dict[str, str], runs: list[str], rate: float, seconds: float)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from config.servers import ServerError, Stack
+
     scratch = Path(tempfile.mkdtemp(prefix="docent-streams-"))
+    stack = Stack(scratch)
     try:
-        env = environment(scratch, args.redis_url if args.redis else "")
+        try:
+            stack.start()
+        except ServerError as exc:
+            raise SystemExit(f"the private servers did not start: {exc}") from None
+        say(f"PostgreSQL and Valkey up in {scratch}")
+        env = environment(scratch, servers_env=stack.environment())
+        # One person holds every stream here: lift the per-person cap (20 by default).
+        env["DOCENT_STREAMS_PER_USER"] = str(max(args.streams, 20))
         say(f"preparing {args.streams} runs in {scratch}")
         made = prepare(env, args.streams)
         port = free_port()
@@ -297,8 +325,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{cpu_model()}, {os.cpu_count()} cores, {memory_gib():.0f} GiB, Python {platform.python_version()}",
-            "carrier": "redis" if args.redis else "file",
-            "web": "gunicorn + 2 uvicorn workers, SQLite",
+            "carrier": CARRIER,
+            "web": WEB,
             "streams": args.streams,
             "streams_opened": outcome.get("opened", 0),
             "streams_failed": outcome.get("failed", 0),
@@ -316,6 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         return result
     finally:
+        stack.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -324,37 +353,52 @@ def _ref(r: dict[str, Any]) -> str:
     return f"{ref['p50_ms']} / {ref['p95_ms']} ({ref['rps']} req/s)" if ref else "-"
 
 
+# What the rows measured before the one stack carried their events in, and on what.
+BEFORE = {
+    "file": "files (the embedded default until 2026-12-07), SQLite",
+    "redis": "Redis Streams, SQLite (Redis also the cache)",
+}
+
+
+def _setup(r: dict[str, Any]) -> str:
+    if r.get("carrier") in BEFORE and "SQLite" in r.get("web", ""):
+        return f"before the one stack: {BEFORE[r['carrier']]}"
+    return f"{r.get('carrier')}: {r.get('web')}"
+
+
 def render(results: list[dict[str, Any]]) -> str:
     lines = [
         "# Streaming benchmark",
         "",
-        "`.venv/bin/python bench/streams.py` (and `--redis`): the project list under closed-loop load, "
-        "first alone, then while 100 clients hold a run's event stream open and deltas are published "
-        "into their logs; and the delay from a delta's publication to its arrival at its reader. "
+        "`.venv/bin/python bench/streams.py`: the project list under closed-loop load, first alone, then "
+        "while 100 clients hold a run's event stream open and deltas are published into their logs; and "
+        "the delay from a delta's publication to its arrival at its reader. "
         f"Targets: list p95 within {TARGETS['p95_ratio']}x of the baseline; delta p95 <= "
         f"{TARGETS['delta_p95_ms']:g} ms.",
         "",
-        "| date | carrier | streams open | list p50 / p95 alone (ms) | with streams (ms) | p95 ratio | "
-        "deltas sent / received | delta p50 / p95 / max (ms) | sync WSGI reference (ms) |",
+        "| date | events carried by, web setup | streams open | list p50 / p95 alone (ms) | with streams (ms) "
+        "| p95 ratio | deltas sent / received | delta p50 / p95 / max (ms) | sync WSGI reference (ms) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         b, w = r["baseline"], r["with_streams"]
         lines.append(
-            f"| {r['date']} | {r['carrier']} | {r['streams_opened']} / {r['streams']} | "
+            f"| {r['date']} | {_setup(r)} | {r['streams_opened']} / {r['streams']} | "
             f"{b['p50_ms']} / {b['p95_ms']} ({b['rps']} req/s) | {w['p50_ms']} / {w['p95_ms']} ({w['rps']} req/s) | "
             f"{r['p95_ratio']} | {r['deltas_sent']} / {r['deltas_received']} | "
             f"{r['delta_p50_ms']} / {r['delta_p95_ms']} / {r['delta_max_ms']} | {_ref(r)} |"
         )
     if results:
+        machines = sorted({r["machine"] for r in results})
         lines += [
             "",
-            f"Machine: {results[-1]['machine']}. Web: {results[-1]['web']}. The `file` row is the "
-            "embedded default (events in files, the disk cache); the `redis` row carries events in "
-            "Redis Streams and uses Redis as the cache. The last column is the same load on sync WSGI "
-            "workers, the web setup before streaming: ordinary requests on the embedded default reach "
-            "about 45% of its throughput through uvicorn (the disk cache under the threaded server; "
-            "see the README), and all of it with Redis.",
+            f"Machine: {'; '.join(machines)}. Since 2026-12-07 there is one stack: run events travel "
+            "through Redis Streams in the private Valkey that `make run` starts, beside PostgreSQL 17; "
+            'the file carrier and SQLite are gone. The rows marked "before the one stack" were measured '
+            "on 2026-12-02 with gunicorn + 2 uvicorn workers on SQLite and are kept for comparison: the "
+            "`files` row was the embedded default then (events in files, the disk cache), the `Redis "
+            "Streams` row used Redis as carrier and cache. The last column is the same list load on sync "
+            "WSGI workers, the web setup before streaming.",
             "",
         ]
     return "\n".join(lines)
@@ -368,16 +412,26 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="closed-loop clients on the project list")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="deltas published per second, in all")
-    parser.add_argument("--redis", action="store_true", help="carry events through Redis Streams")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where streams.json and .md are"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; leave the results alone")
+    # Events always travel through Valkey now; accepted so that older commands still run.
+    parser.add_argument("--redis", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     result = run(args)
-    previous = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else []
-    previous = [r for r in previous if r.get("carrier") != result["carrier"]] + [result]
-    RESULTS_JSON.write_text(json.dumps(previous, indent=2) + "\n")
-    RESULTS_MD.write_text(render(previous))
-    say(f"wrote {RESULTS_MD.relative_to(ROOT)}")
     print(json.dumps(result, indent=2))
+    if args.no_write:
+        return
+    results_json, results_md = args.results_dir / "streams.json", args.results_dir / "streams.md"
+    previous = json.loads(results_json.read_text()) if results_json.exists() else []
+    previous = [
+        r for r in previous if (r.get("carrier"), r.get("web")) != (result["carrier"], result["web"])
+    ] + [result]
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    results_json.write_text(json.dumps(previous, indent=2) + "\n")
+    results_md.write_text(render(previous))
+    say(f"wrote {results_md}")
 
 
 if __name__ == "__main__":

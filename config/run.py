@@ -203,6 +203,8 @@ def _serve(port: int, data_dir: Path, env: dict[str, str]) -> int:
             if code is None:
                 continue
             del children[name]
+            # What the child started (gunicorn's workers, if its master was killed) goes with it.
+            _signal(child, signal.SIGKILL)
             if not stopping:  # one child died on its own: stop the others too
                 print(f"docent: the {name} process exited ({code}); stopping", file=sys.stderr)
                 status = code or 1

@@ -109,10 +109,13 @@ def test_one_signal_stops_web_and_worker_promptly_and_quietly(tmp_path: Path, si
 
 def test_when_one_child_dies_the_other_is_stopped(tmp_path: Path) -> None:
     proc, _port, log = start(tmp_path)
-    web = [pid for pid in descendants(proc.pid) if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    children = descendants(proc.pid)
+    web = [pid for pid in children if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     os.kill(min(web), signal.SIGKILL)  # the gunicorn master: the oldest gunicorn process
     assert proc.wait(timeout=40) != 0
     assert "the web process exited" in log.read_text(errors="replace")
+    time.sleep(0.5)
+    assert not [pid for pid in children if running(pid)], "its workers and the worker went too"
 
 
 def test_after_a_kill_9_the_next_start_recovers_and_loses_nothing(tmp_path: Path) -> None:
