@@ -82,7 +82,7 @@ bench-load: install
 bench-scale: install
 	$(PY) bench/scale.py
 
-.PHONY: bench-answers bench-streams
+.PHONY: bench-answers bench-streams bench-start
 bench-answers: install
 	$(PY) bench/answers.py --label after
 
@@ -92,7 +92,10 @@ bench-ingest: install
 
 bench-streams: install
 	$(PY) bench/streams.py
-	$(PY) bench/streams.py --redis
+
+# How long make run takes to show its first page on a fresh data folder
+bench-start: install
+	$(PY) bench/start.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -3,8 +3,8 @@
     .venv/bin/python bench/answers.py [--data FILE] [--label NAME] [--limit N] [--no-write]
 
 The article's 44 paragraphs become the documents of one project (Docent's own
-services: pasted text, ingested with the real encoder) on a temporary SQLite
-database that is deleted afterwards. Every question then goes through the real
+services: pasted text, ingested with the real encoder) on private PostgreSQL and
+Valkey servers (config/servers.py) in a temporary folder that is deleted afterwards. Every question then goes through the real
 pipeline, the way a person's `ask` does: `agents.services.run_create` and
 `run_execute` (retrieval with Docent's hybrid search and the project's
 `AGENT_CONTEXT_CHUNKS`, the offline provider, citation verification), so what
@@ -96,29 +96,34 @@ def contains_gold(text: str, golds: tuple[str, ...]) -> bool:
 # --------------------------------------------------------------------------
 
 
-def setup_django(scratch: Path) -> None:
-    """Docent on a scratch SQLite database, local cache, in-memory broker, the offline provider."""
+def setup_django(scratch: Path) -> Any:
+    """Docent on private servers in a scratch folder, in-memory broker, the offline provider."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from config.servers import Stack
+
+    stack = Stack(scratch, throwaway=True).start()
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DOCENT_DATA_DIR"] = str(scratch)
     os.environ["DOCENT_MEDIA_ROOT"] = str(scratch / "media")
-    for name in ("DATABASE_URL", "REDIS_URL", "DOCENT_TASKS_EAGER", "GEMINI_API_KEY"):
+    for name in ("DOCENT_TASKS_EAGER", "GEMINI_API_KEY", "SECRET_KEY"):
         os.environ.pop(name, None)
+    os.environ.update(stack.environment())
     os.environ["CELERY_BROKER_URL"] = "memory://"
     os.environ["DOCENT_LLM_PROVIDER"] = "offline"
     os.environ.setdefault("DOCENT_LOG_LEVEL", "WARNING")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DOCENT_MODEL_DIR", str(ROOT / "var" / "models"))
     import django
 
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.db import connection
 
-    name = str(settings.DATABASES["default"]["NAME"])
-    if connection.vendor != "sqlite" or scratch.resolve() not in Path(name).resolve().parents:
-        raise SystemExit(f"refusing to run: database {name} is outside {scratch}")
+    host = str(settings.DATABASES["default"]["HOST"])
+    if scratch.resolve() not in Path(host).resolve().parents and Path(host) != stack.run_dir:
+        raise SystemExit(f"refusing to run: database server {host} is not the scratch one")
     call_command("migrate", verbosity=0, interactive=False)
+    return stack
 
 
 def build_project(paragraphs: list[str]) -> tuple[Any, Any]:
@@ -342,8 +347,10 @@ def main() -> int:
     if args.limit:
         questions = questions[: args.limit]
     scratch = Path(tempfile.mkdtemp(prefix="docent-answers-"))
+    scratch.chmod(0o755)
+    stack = None
     try:
-        setup_django(scratch)
+        stack = setup_django(scratch)
         from django.conf import settings
 
         from agents.providers import offline
@@ -389,6 +396,8 @@ def main() -> int:
                 ),
             }
     finally:
+        if stack is not None:
+            stack.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
     for half, f in run["figures"].items():

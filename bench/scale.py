@@ -767,7 +767,7 @@ def exact_top10(project_id: Any, folder: Path, qvecs: np.ndarray[Any, Any], n: i
     for i in range(n):
         t = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
-            engine.set_dense_plan(cursor, "exact", 10)
+            cursor.execute("SET LOCAL enable_indexscan = off")  # every row, sorted: the truth
             cursor.execute(sql, [literal(qvecs[i])])
             top.append([int(r[0]) for r in cursor.fetchall()])
         ms.append((time.perf_counter() - t) * 1000)
@@ -788,14 +788,16 @@ def ann_sweep(
     with these settings (SET LOCAL), and `hide` (an index) dropped in it and back at the end."""
     from django.db import connection, transaction
 
-    from documents.search import engine
-
     hits, ms = [], []
     with transaction.atomic(), connection.cursor() as cursor:
         if hide:
             # Rolled back below: the index is back, and never had to be built again.
             cursor.execute(f"DROP INDEX {hide}")
-        engine.set_dense_plan(cursor, "hnsw", depth)  # the graph's path, not the scan's
+        # The graph's path, not the scan's, whatever the planner would price.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(depth, 40))])
         for name, value in settings.items():
             cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
         cursor.execute(sql, [literal(qvecs[len(exact)]), depth])  # warm

@@ -238,6 +238,24 @@ if DATABASE_URL:
 else:
     _database = {**embedded_servers.database_settings(DATA_DIR), "CONN_MAX_AGE": 60}
 _database["CONN_HEALTH_CHECKS"] = True
+# Parallel workers a query may start (PostgreSQL's max_parallel_workers_per_gather, set per
+# connection). Docent's queries are small and many: a pg_search top-100 started two workers
+# for every search, most of a search's database CPU on a 2-core machine, for no shorter wait
+# under load. Raise it for a database server with cores to spare and few, large searches.
+DB_PARALLEL_WORKERS = env_int("DOCENT_DB_PARALLEL_WORKERS", 0, minimum=0)
+# Candidates pgvector's HNSW search keeps (hnsw.ef_search); more recalls more and costs more.
+# Never below the depth a search ranks (documents/search: 100).
+SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 100, minimum=10)
+# Set on every connection, so a search is one statement and the planner, knowing the graph's
+# cost at this ef_search, reads a small partition's rows and walks a large one's graph; the
+# relaxed iterative scan keeps going until the LIMIT is met.
+_session = (
+    f"-c max_parallel_workers_per_gather={DB_PARALLEL_WORKERS} "
+    f"-c hnsw.ef_search={SEARCH_HNSW_EF} -c hnsw.iterative_scan=relaxed_order"
+)
+_options = dict(_database.get("OPTIONS") or {})
+_options["options"] = f"{_options.get('options', '')} {_session}".strip()
+_database["OPTIONS"] = _options
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -600,9 +618,6 @@ CHUNK_TOKENS = env_int("DOCENT_CHUNK_TOKENS", 200, minimum=16)
 CHUNK_OVERLAP_TOKENS = env_int("DOCENT_CHUNK_OVERLAP_TOKENS", 40, minimum=0)
 SEARCH_RRF_K = env_int("DOCENT_SEARCH_RRF_K", 20, minimum=1)
 SEARCH_MAX_K = env_int("DOCENT_SEARCH_MAX_K", 100, minimum=1)
-# PostgreSQL: candidates the HNSW graph search keeps (pgvector's hnsw.ef_search); more is
-# better recall and slower. Never below the depth a search ranks (documents/search).
-SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 400, minimum=10)
 # The language of the lexical index's stemmer and stop words (pg_search); after changing it,
 # `manage.py migrate` (run by `make run`) rebuilds the index.
 SEARCH_LANGUAGE = env_choice(

@@ -348,6 +348,7 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
                 Document.objects.filter(pk=item.doc.pk).update(title=titles[item.doc.pk])
             outcomes[str(item.doc.pk)] = DocumentStatus.READY
         _touch({item.doc.project_id for item in held})
+    search.engine.mark_written({item.doc.project_id for item in changed})
     for item in held:
         log.info(
             "document ready",

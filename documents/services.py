@@ -20,6 +20,7 @@ from django.utils.text import get_valid_filename
 from documents import importing, tasks
 from documents.extraction import fetching, readers
 from documents.models import Chunk, Document, DocumentStatus, ImportBatch, IngestPriority
+from documents.search import engine as search_engine
 from projects.access import require
 from projects.models import Project, Role
 
@@ -401,13 +402,33 @@ def document_save_edits(*, document: Document, fields: list[str]) -> None:
     log.info("document edited", extra={"document_id": str(document.pk), "fields": fields})
 
 
+def search_indexes_compact() -> int:
+    """Rebuild the BM25 index of each project written since it was last looked at, once nothing
+    of it waits to be ingested, if its segments have piled up (the sweeper); how many were."""
+    done = 0
+    written = search_engine.written()
+    busy = set(
+        Document.objects.filter(
+            project_id__in=written, status__in=[DocumentStatus.PENDING, DocumentStatus.PROCESSING]
+        ).values_list("project_id", flat=True)
+    )
+    for project_id in written:
+        if project_id in busy:
+            continue  # an import still running: once, at its end
+        try:
+            done += search_engine.compact(project_id)
+        except Exception:
+            log.warning("search index not compacted", exc_info=True, extra={"project_id": str(project_id)})
+            continue
+        search_engine.forget_written([project_id])
+    return done
+
+
 def search_partitions_sweep() -> int:
     """Drop the search partitions of projects that no longer exist (the sweeper, every minute);
     how many went. A deleted project's chunks go with it at once; its empty partition here."""
-    from documents.search import engine
-
-    orphans = engine.existing_partitions() - set(Project.objects.values_list("pk", flat=True))
-    return engine.drop_partitions(sorted(orphans, key=str))
+    orphans = search_engine.existing_partitions() - set(Project.objects.values_list("pk", flat=True))
+    return search_engine.drop_partitions(sorted(orphans, key=str))
 
 
 def document_delete(*, user: Any, document: Document) -> None:
@@ -673,6 +694,7 @@ def document_purge(*, document: Document) -> bool:
             return False
         document.delete()
         documents_changed(project_id=project_id)
+    search_engine.mark_written([project_id])  # its chunks left tombstones in the index's segments
     if file_name:
         transaction.on_commit(lambda: document_files_remove(names=[file_name]))
     log.info("document purged", extra={"document_id": str(document_id), "project_id": str(project_id)})

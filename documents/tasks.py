@@ -40,10 +40,11 @@ def ingest_documents(self: Task, document_id: str | None = None) -> dict[str, in
 @shared_task(name="documents.requeue_stuck", acks_late=True)
 def requeue_stuck_documents() -> bool:
     """Periodic sweeper: wake a worker when documents have waited (a lost message, a dead worker),
-    and drop the search partitions of deleted projects."""
+    drop the search partitions of deleted projects and compact the indexes that took writes."""
     from documents import ingest, services
 
     services.search_partitions_sweep()
+    services.search_indexes_compact()
     return ingest.sweep()
 
 

@@ -31,6 +31,7 @@ from uuid import UUID
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 
 from documents import embedder
 from documents.models import Chunk
@@ -176,39 +177,38 @@ def search(
     return Results(kept, weak=[hit for hit in hits if hit.chunk_id not in shown])
 
 
+# The hits' rows, by chunk id within the searched projects: one plain statement (the ORM's,
+# with the model's ordering and an IN list, planned in about 2 ms over the partitioned table).
+HYDRATE = (
+    'SELECT c.id, c.document_id, d.title, d.external_id, c.project_id, p.title, c.text, c."start", c."end" '
+    "FROM documents_chunk c JOIN documents_document d ON d.id = c.document_id "
+    "JOIN projects_project p ON p.id = c.project_id WHERE c.id = ANY(%s) AND c.project_id = ANY(%s)"
+)
+
+
 def _hits(ranked: list[tuple[int, float]], project_ids: list[UUID]) -> list[Hit]:
     if not ranked:
         return []
-    rows = {
-        row["id"]: row
-        for row in Chunk.objects.filter(pk__in=[c for c, _ in ranked], project_id__in=project_ids).values(
-            "id",
-            "document_id",
-            "document__title",
-            "document__external_id",
-            "project_id",
-            "project__title",
-            "text",
-            "start",
-            "end",
-        )
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(HYDRATE, [[c for c, _ in ranked], project_ids])
+        rows = {row[0]: row for row in cursor.fetchall()}
     hits = []
     for chunk_id, score in ranked:
         row = rows.get(chunk_id)
         if row is None:  # deleted between ranking and reading: not a hit any more
             continue
+        _, document_id, title, external_id, project_id, project_title, text, start, end = row
         hits.append(
             Hit(
                 chunk_id=chunk_id,
-                document_id=str(row["document_id"]),
-                document_title=row["document__title"],
-                external_id=row["document__external_id"],
-                project_id=str(row["project_id"]),
-                project_title=row["project__title"],
-                text=row["text"],
-                start=row["start"],
-                end=row["end"],
+                document_id=str(document_id),
+                document_title=title,
+                external_id=external_id,
+                project_id=str(project_id),
+                project_title=project_title,
+                text=text,
+                start=start,
+                end=end,
                 score=round(float(score), 6),
             )
         )

@@ -22,6 +22,7 @@ commits, and gone with the delete that removes it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -34,16 +35,13 @@ from pgvector import Vector
 
 from documents.search import text as search_text
 
+log = logging.getLogger(__name__)
+
 PARENT = "documents_chunk"
 PARTITION_PREFIX = "documents_chunk_p_"
 BM25_INDEX = "documents_chunk_bm25"
 # HNSW indexes of more dimensions than this are not built by pgvector; such vectors are scanned.
 HNSW_MAX_DIM = 2000
-# A partition of up to this many chunks is ranked exactly (its rows, sorted): a few
-# milliseconds, never a missed neighbour. Larger ones go through their HNSW graph: left to
-# itself at ef_search 400 the planner priced the graph above reading every row (46 ms a
-# query instead of 3 ms at 11,607 chunks, bench/results/load.md, 2026-12-04).
-EXACT_DENSE_MAX = 2_000
 # The words of a query the lexical ranking uses, at most: each one costs pg_search a
 # posting-list walk (a 10,000-character question took 2.4 s), and past a few dozen
 # distinct words a question ranks no differently.
@@ -227,6 +225,92 @@ def partitions(project_ids: Sequence[UUID]) -> dict[UUID, float]:
         return {names[name]: float(rows) for name, rows in cursor.fetchall()}
 
 
+# --- compaction ----------------------------------------------------------------------------
+
+# pg_search writes each insert's rows as a segment of their own, and its merge policy leaves
+# dozens of small ones: every search then opens each of them (SciFact's 11,607 chunks ingested
+# document by document: 72 segments, 19 ms a top-100; rebuilt into one segment: 1.2 ms). A
+# partition with more segments than this is rebuilt (REINDEX ... CONCURRENTLY: searches and
+# inserts go on meanwhile) once its project has nothing left waiting to be ingested.
+COMPACT_SEGMENTS = 8
+# The projects written since their partitions were last looked at, in Redis (a set).
+WRITTEN_KEY = "docent:search:written"
+
+
+def mark_written(project_ids: Iterable[Any]) -> None:
+    """Note that these projects' partitions took rows (or lost some) since the last compaction;
+    a cache outage costs only a compaction, never the write."""
+    members = [str(p) for p in project_ids]
+    if not members:
+        return
+    try:
+        _redis().sadd(WRITTEN_KEY, *members)
+    except Exception:
+        log.warning("could not note a search partition to compact", exc_info=True)
+
+
+def written() -> list[UUID]:
+    return sorted(
+        UUID(str(m.decode() if isinstance(m, bytes) else m)) for m in _redis().smembers(WRITTEN_KEY)
+    )
+
+
+def forget_written(project_ids: Iterable[Any]) -> None:
+    members = [str(p) for p in project_ids]
+    if members:
+        _redis().srem(WRITTEN_KEY, *members)
+
+
+def _redis() -> Any:
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def _bm25_index_of(cursor: Any, project_id: UUID) -> str | None:
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = to_regclass(%s) AND a.amname = 'bm25'",
+        [partition_name(project_id)],
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def segment_count(project_id: UUID) -> int:
+    """How many segments the project's BM25 index is in (0: no partition)."""
+    with connection.cursor() as cursor:
+        index = _bm25_index_of(cursor, project_id)
+        if index is None:
+            return 0
+        cursor.execute("SELECT count(*) FROM paradedb.index_info(%s::regclass)", [index])
+        return int(cursor.fetchone()[0])
+
+
+def compact(project_id: UUID) -> bool:
+    """Rebuild the project's BM25 index into one segment when it is in more than COMPACT_SEGMENTS;
+    True when it was. Outside any transaction (REINDEX CONCURRENTLY cannot run in one)."""
+    if segment_count(project_id) <= COMPACT_SEGMENTS:
+        return False
+    with connection.cursor() as cursor:
+        index = _bm25_index_of(cursor, project_id)
+        if index is None:
+            return False
+        try:
+            cursor.execute(f"REINDEX INDEX CONCURRENTLY {index}")
+        except Exception:
+            # A failed concurrent rebuild leaves an invalid copy beside the index: drop it.
+            cursor.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = to_regclass(%s) "
+                "AND NOT indisvalid",
+                [partition_name(project_id)],
+            )
+            for (leftover,) in cursor.fetchall():
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {leftover}")
+            raise
+    return True
+
+
 # --- ranking -----------------------------------------------------------------------------
 
 
@@ -241,59 +325,31 @@ def dense(
     *,
     found: dict[UUID, float] | None = None,
 ) -> Ranking:
-    """Chunks by cosine similarity to the vector, best first: each partition ranked exactly
-    (small) or through its HNSW graph (large), the partitions' lists merged. `found` is
-    `partitions(project_ids)` when the caller has it already."""
-    sizes = _searched(project_ids, found)
-    if not sizes:
+    """Chunks by cosine similarity to the vector, best first, over the searched partitions in one
+    statement. `found` is `partitions(project_ids)` when the caller has it already.
+
+    Each partition is planned on its own: the planner reads a small partition's rows and sorts
+    them (exact), and walks a large one's HNSW graph, knowing its cost at the connection's
+    hnsw.ef_search (DOCENT_SEARCH_HNSW_EF); the relaxed iterative scan goes on until the LIMIT
+    is met (config/settings.py sets both on every connection).
+    """
+    projects = sorted(_searched(project_ids, found), key=str)
+    if not projects:
         return []
-    projects = sorted(sizes, key=str)
     dim = int(len(vector))
     literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()
-    exact = [p for p in projects if sizes[p] <= EXACT_DENSE_MAX]
-    graph = [p for p in projects if p not in exact]
-    ranked: Ranking = []
-    for group, plan in ((exact, "exact"), (graph, "hnsw")):
-        if group:
-            ranked.extend(_dense_group(group, plan, dim, literal, depth))
-    # The relaxed graph scan may hand back near-ties out of order: sort exactly.
-    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
-    return ranked[:depth]
-
-
-def _dense_group(projects: list[UUID], plan: str, dim: int, literal: str, depth: int) -> Ranking:
     branch = (
         f"(SELECT id, embedding::vector({dim}) <=> %s::vector({dim}) AS distance FROM {{table}} "
         f"WHERE dim = {dim} ORDER BY distance LIMIT %s)"
     )
     sql = " UNION ALL ".join(branch.format(table=partition_name(p)) for p in projects)
     params: list[Any] = [value for _ in projects for value in (literal, depth)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        set_dense_plan(cursor, plan, depth)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        # Inside a caller's transaction this block is a savepoint, and releasing one keeps
-        # its SET LOCALs: roll it back (it wrote nothing) so the knobs end here.
-        transaction.set_rollback(True)
-    return [(int(pk), 1.0 - float(distance)) for pk, distance in rows]
-
-
-def set_dense_plan(cursor: Any, plan: str, depth: int) -> None:
-    """Steer the planner for the rest of the transaction, in one round trip (set_config(..., true)
-    is SET LOCAL): "exact" reads the rows and sorts; "hnsw" walks the graph."""
-    if plan == "exact":
-        knobs = {"enable_indexscan": "off"}
-    else:
-        knobs = {
-            "hnsw.iterative_scan": "relaxed_order",
-            "hnsw.ef_search": str(int(max(settings.SEARCH_HNSW_EF, depth))),
-            # The graph is the only ordered path left once these are off.
-            "enable_seqscan": "off",
-            "enable_bitmapscan": "off",
-            "enable_sort": "off",
-        }
-    calls = ", ".join("set_config(%s, %s, true)" for _ in knobs)
-    cursor.execute(f"SELECT {calls}", [part for pair in knobs.items() for part in pair])
+        ranked = [(int(pk), 1.0 - float(distance)) for pk, distance in cursor.fetchall()]
+    # The relaxed graph scan may hand back near-ties out of order: sort exactly.
+    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
+    return ranked[:depth]
 
 
 def lexical_query(query: str) -> str:

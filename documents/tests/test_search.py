@@ -4,7 +4,6 @@ indexes following every write (PostgreSQL: pg_search and pgvector on partitions 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import numpy as np
 import pytest
@@ -17,7 +16,12 @@ from conftest import make_project
 from documents import embedder, search
 from documents.models import Chunk, Document, DocumentStatus
 from documents.search import engine
-from documents.services import document_purge, document_save_edits, search_partitions_sweep
+from documents.services import (
+    document_purge,
+    document_save_edits,
+    search_indexes_compact,
+    search_partitions_sweep,
+)
 from documents.tests.factories import ChunkFactory
 from projects.models import Project
 from projects.services import project_delete
@@ -411,76 +415,31 @@ def test_a_projects_scores_and_order_ignore_other_projects_documents(
 # --- the dense plan -----------------------------------------------------------------------
 
 
-def _explain(cursor: Any, plan: str, project: Project) -> str:
-    engine.set_dense_plan(cursor, plan, 100)
-    table = engine.partition_name(project.pk)
-    cursor.execute(
-        f"EXPLAIN SELECT id FROM {table} WHERE dim = {DIM} "  # noqa: S608 - a partition name made from a UUID
-        f"ORDER BY embedding::vector({DIM}) <=> '[1,0,0,0]'::vector({DIM}) LIMIT 10"
-    )
-    return "\n".join(row[0] for row in cursor.fetchall())
+def test_every_connection_searches_the_graph_at_the_configured_depth(db: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert cursor.fetchone()[0] == str(settings.SEARCH_HNSW_EF)
+        cursor.execute("SHOW hnsw.iterative_scan")
+        assert cursor.fetchone()[0] == "relaxed_order"
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == str(settings.DB_PARALLEL_WORKERS)
 
 
-def test_dense_plans_steer_the_planner_to_the_graph_or_the_partitions_rows(db: Any, user: Any) -> None:
-    from django.db import transaction
-
+def test_a_large_partition_is_searched_through_its_graph(db: Any, user: Any) -> None:
     project = make_project(user)
     rng = np.random.default_rng(3)
     add_document(
-        project, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(300, DIM)))]
+        project, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(3000, DIM)))]
     )
-    for plan in ("hnsw", "exact"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            explained = _explain(cursor, plan, project)
-            transaction.set_rollback(True)  # the test's own transaction keeps no SET LOCAL
-        if plan == "hnsw":  # the partition's HNSW index gives the order
-            assert "Index Scan using" in explained and "Sort" not in explained, explained
-        else:
-            assert "Index Scan" not in explained and "Sort" in explained, explained
-
-
-def test_a_large_partition_goes_through_its_graph_and_a_small_one_is_exact(
-    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rng = np.random.default_rng(11)
-    big, small = make_project(user, "Big"), make_project(user, "Small")
-    vectors = rng.normal(size=(300, DIM)).astype(np.float32)
-    add_document(big, "Many", [(f"chunk {i}", v.tolist()) for i, v in enumerate(vectors)])
-    add_document(small, "Few", [(f"other {i}", v.tolist()) for i, v in enumerate(rng.normal(size=(5, DIM)))])
+    table = engine.partition_name(project.pk)
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {engine.partition_name(big.pk)}, {engine.partition_name(small.pk)}")
-    plans: list[tuple[list[UUID], str]] = []
-    real = engine._dense_group
-    monkeypatch.setattr(engine, "EXACT_DENSE_MAX", 10)
-    monkeypatch.setattr(
-        engine,
-        "_dense_group",
-        lambda group, plan, *rest: plans.append((group, plan)) or real(group, plan, *rest),
-    )
-    query = rng.normal(size=DIM).astype(np.float32)
-    query /= np.linalg.norm(query)
-    found = engine.dense([big.pk, small.pk], query, 20)
-    assert sorted(plans) == sorted([([big.pk], "hnsw"), ([small.pk], "exact")])
-    # Relaxed graph scan or not, the merged list is exact at this size.
-    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    texts = dict(Chunk.objects.filter(pk__in=[pk for pk, _ in found]).values_list("pk", "text"))
-    best_of_big = [int(texts[pk].split()[1]) for pk, _ in found if texts[pk].startswith("chunk")]
-    expected = np.argsort(-(units @ query), kind="stable")[: len(best_of_big)]
-    assert best_of_big == expected.tolist()
-
-
-def test_dense_leaves_no_planner_knob_in_the_callers_transaction(
-    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project = make_project(user)
-    add_document(project, "Many", [(f"chunk {i}", [1, i / 50, 0, 0]) for i in range(50)])
-    monkeypatch.setattr(engine, "EXACT_DENSE_MAX", -1)
-    # The test runs inside a transaction, as a search inside a caller's atomic block does.
-    assert len(engine.dense([project.pk], np.asarray([1, 0, 0, 0], dtype=np.float32), 5)) == 5
-    with connection.cursor() as cursor:
-        for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_indexscan"):
-            cursor.execute(f"SHOW {knob}")
-            assert cursor.fetchone()[0] == "on", knob
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(
+            f"EXPLAIN SELECT id FROM {table} WHERE dim = {DIM} "  # noqa: S608 - a name made from a UUID
+            f"ORDER BY embedding::vector({DIM}) <=> '[1,0,0,0]'::vector({DIM}) LIMIT 100"
+        )
+        explained = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using" in explained and "Sort" not in explained, explained
 
 
 def test_a_query_is_read_as_its_distinct_words_and_at_most_a_bounded_number() -> None:
@@ -489,3 +448,28 @@ def test_a_query_is_read_as_its_distinct_words_and_at_most_a_bounded_number() ->
     assert len(engine.lexical_query(many).split()) == engine.MAX_QUERY_WORDS
     assert engine.lexical_query("the of and") == ""
     assert "\x00" not in engine.lexical_query("a\x00b")
+
+
+# --- compaction ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partition_written_piece_by_piece_is_compacted_once_its_project_is_idle(user: Any) -> None:
+    """Each ingest leaves a segment; the sweeper rebuilds the index into one once nothing waits."""
+    project = make_project(user)
+    for n in range(engine.COMPACT_SEGMENTS + 4):
+        add_document(
+            project, f"Note {n}", [(f"Pump {n} needs priming.", [1, 0, 0, n / 10])], external_id=f"n{n}"
+        )
+        engine.mark_written([project.pk])
+    assert engine.segment_count(project.pk) > engine.COMPACT_SEGMENTS
+    waiting = Document.objects.create(project=project, title="Waiting", status=DocumentStatus.PENDING)
+    assert search_indexes_compact() == 0, "not while an import is still running"
+    assert project.pk in engine.written()
+    waiting.delete()
+    assert search_indexes_compact() == 1
+    assert engine.segment_count(project.pk) == 1
+    assert project.pk not in engine.written()
+    hits = search.search(project_ids=[project.pk], query="priming pump", mode="lexical", k=20, cut=False).hits
+    assert len(hits) == engine.COMPACT_SEGMENTS + 4
+    assert search_indexes_compact() == 0, "nothing written since"
