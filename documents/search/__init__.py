@@ -23,6 +23,7 @@ transaction commits, and gone when its delete does.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +32,9 @@ from uuid import UUID
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import ProgrammingError, connection
 
 from documents import embedder
-from documents.models import Chunk
 from documents.search import cut as weak_hits
 from documents.search import engine
 from projects.access import projects_visible_to
@@ -141,90 +141,56 @@ def search(
     if not project_ids or not query.strip() or k <= 0:
         return Results()
     ids = [p if isinstance(p, UUID) else UUID(str(p)) for p in project_ids]
-    depth = max(FUSION_DEPTH, k)
-    # rank
-    vector: np.ndarray[Any, Any] | None = None
-    dense: engine.Ranking = []
-    lexical: engine.Ranking = []
-    found = engine.partitions(ids)  # the searched projects that hold chunks
-    if not found:
+    if not engine.partitions(ids):  # none of the projects holds a chunk yet
         return Results()
-    if mode in ("dense", "hybrid"):
-        vector = embedder.encode([query])[0]
-        dense = engine.dense(ids, vector, depth, found=found)
-    if mode in ("lexical", "hybrid"):
-        lexical = engine.lexical(ids, query, depth, found=found)
-    # fuse
-    rank_k = settings.SEARCH_RRF_K
-    lists = {"hybrid": [dense, lexical], "dense": [dense], "lexical": [lexical]}[mode]
-    chunk_ids, fused = rrf([[c for c, _ in ranking] for ranking in lists], rank_k)
-    ranked = list(zip(chunk_ids[:k].tolist(), fused[:k].tolist(), strict=True))
-    # hydrate (the cut reads titles and texts)
-    hits = _hits(ranked, ids)
+    vector = embedder.encode([query])[0] if mode in ("dense", "hybrid") else None
+    # rank, fuse and hydrate: one statement
+    rank = functools.partial(
+        engine.ranked,
+        ids,
+        vector=vector,
+        query=query if mode in ("lexical", "hybrid") else "",
+        depth=max(FUSION_DEPTH, k),
+        k=k,
+        rank_k=settings.SEARCH_RRF_K,
+    )
+    try:
+        rows = rank()
+    except ProgrammingError:
+        # A partition dropped since this process saw it: its project was deleted meanwhile.
+        engine.forget_partitions()
+        if connection.in_atomic_block:  # the caller's transaction is spoilt: let it say so
+            raise
+        rows = rank()
+    hits = [_hit(row) for row in rows]
     if not cut:
         return Results(hits)
     # cut
     signals = weak_hits.Signals(
         mode=mode,
         query=query,
-        rank_k=rank_k,
-        cosine=dict(dense),
-        bm25=dict(lexical),
-        cosines=lambda chunk_ids: _cosines(chunk_ids, ids, query, vector),
+        rank_k=settings.SEARCH_RRF_K,
+        cosine={row.chunk_id: row.cosine for row in rows if row.cosine is not None},
+        bm25={row.chunk_id: row.bm25 for row in rows if row.bm25 is not None},
     )
     kept = weak_hits.cut(hits, signals)
     shown = {hit.chunk_id for hit in kept}
     return Results(kept, weak=[hit for hit in hits if hit.chunk_id not in shown])
 
 
-# The hits' rows, by chunk id within the searched projects: one plain statement (the ORM's,
-# with the model's ordering and an IN list, planned in about 2 ms over the partitioned table).
-HYDRATE = (
-    'SELECT c.id, c.document_id, d.title, d.external_id, c.project_id, p.title, c.text, c."start", c."end" '
-    "FROM documents_chunk c JOIN documents_document d ON d.id = c.document_id "
-    "JOIN projects_project p ON p.id = c.project_id WHERE c.id = ANY(%s) AND c.project_id = ANY(%s)"
-)
-
-
-def _hits(ranked: list[tuple[int, float]], project_ids: list[UUID]) -> list[Hit]:
-    if not ranked:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(HYDRATE, [[c for c, _ in ranked], project_ids])
-        rows = {row[0]: row for row in cursor.fetchall()}
-    hits = []
-    for chunk_id, score in ranked:
-        row = rows.get(chunk_id)
-        if row is None:  # deleted between ranking and reading: not a hit any more
-            continue
-        _, document_id, title, external_id, project_id, project_title, text, start, end = row
-        hits.append(
-            Hit(
-                chunk_id=chunk_id,
-                document_id=str(document_id),
-                document_title=title,
-                external_id=external_id,
-                project_id=str(project_id),
-                project_title=project_title,
-                text=text,
-                start=start,
-                end=end,
-                score=round(float(score), 6),
-            )
-        )
-    return hits
-
-
-def _cosines(
-    chunk_ids: list[int], project_ids: list[UUID], query: str, vector: np.ndarray[Any, Any] | None
-) -> dict[int, float]:
-    """The query's cosine to each of these chunks (for hits the dense ranking did not reach)."""
-    if not chunk_ids:
-        return {}
-    if vector is None:
-        vector = embedder.encode([query])[0]
-    rows = Chunk.objects.filter(pk__in=chunk_ids, project_id__in=project_ids).values_list("pk", "embedding")
-    return {pk: float(vector @ emb) for pk, emb in rows if emb is not None and len(emb) == len(vector)}
+def _hit(row: engine.Row) -> Hit:
+    return Hit(
+        chunk_id=row.chunk_id,
+        document_id=row.document_id,
+        document_title=row.document_title,
+        external_id=row.external_id,
+        project_id=row.project_id,
+        project_title=row.project_title,
+        text=row.text,
+        start=row.start,
+        end=row.end,
+        score=round(row.score, 6),
+    )
 
 
 def ensure_dimension(dim: int) -> None:

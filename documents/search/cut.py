@@ -10,7 +10,7 @@ one search, never returned: the fused rank score (hybrid), the cosine to the que
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,9 +60,8 @@ class Signals:
     mode: str
     query: str
     rank_k: int
-    cosine: Mapping[int, float]  # chunk id -> cosine, from the dense ranking
-    bm25: Mapping[int, float]  # chunk id -> BM25, from the lexical ranking
-    cosines: Callable[[list[int]], Mapping[int, float]]  # for hits the dense ranking did not reach
+    cosine: Mapping[int, float]  # chunk id -> cosine to the query (every hit, when it was embedded)
+    bm25: Mapping[int, float]  # chunk id -> BM25, for the hits the lexical ranking found
 
 
 def _measure(hit: Hit, signals: Signals) -> float:
@@ -98,11 +97,5 @@ def _cut_semantic_only(hits: list[Hit], signals: Signals, least: float) -> list[
     ]
     if not unexplained:
         return hits
-    similarity = {
-        hit.chunk_id: signals.cosine[hit.chunk_id] for hit in unexplained if hit.chunk_id in signals.cosine
-    }
-    missing = [hit.chunk_id for hit in unexplained if hit.chunk_id not in similarity]
-    if missing:
-        similarity.update(signals.cosines(missing))
-    weak = {hit.chunk_id for hit in unexplained if similarity.get(hit.chunk_id, 0.0) < least}
+    weak = {hit.chunk_id for hit in unexplained if signals.cosine.get(hit.chunk_id, 0.0) < least}
     return [hit for hit in hits if hit.chunk_id not in weak]

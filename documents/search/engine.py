@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -212,17 +213,29 @@ def drop_partitions(project_ids: Iterable[UUID]) -> int:
     return dropped
 
 
-def partitions(project_ids: Sequence[UUID]) -> dict[UUID, float]:
-    """The searched projects that have chunks (a partition), with each partition's row count as
-    the planner knows it (-1: not analysed yet): one catalog read a search."""
-    if not project_ids:
-        return {}
-    names = {partition_name(p): p for p in project_ids}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", [list(names)]
-        )
-        return {names[name]: float(rows) for name, rows in cursor.fetchall()}
+# Partitions this process has seen: a partition, once made, stays until its project is gone,
+# so a search asks the catalog only about projects not seen yet (a new project's first chunks
+# are found by the very next search), and forgets one whose table went (`forget_partitions`).
+_seen: set[UUID] = set()
+
+
+def partitions(project_ids: Sequence[UUID]) -> set[UUID]:
+    """The projects among these that have chunks (a partition)."""
+    wanted = {UUID(str(p)) for p in project_ids}
+    unknown = wanted - _seen
+    if unknown:
+        names = {partition_name(p): p for p in unknown}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'", [list(names)]
+            )
+            _seen.update(names[name] for (name,) in cursor.fetchall())
+    return wanted & _seen
+
+
+def forget_partitions() -> None:
+    """Ask the catalog again next time (a partition was dropped under a search)."""
+    _seen.clear()
 
 
 # --- compaction ----------------------------------------------------------------------------
@@ -312,44 +325,65 @@ def compact(project_id: UUID) -> bool:
 
 
 # --- ranking -----------------------------------------------------------------------------
+#
+# Each ranking is a UNION ALL of one branch per searched partition, each planned on its own:
+# the planner reads a small partition's vectors and sorts them (exact) and walks a large one's
+# HNSW graph, knowing its cost at the connection's hnsw.ef_search (DOCENT_SEARCH_HNSW_EF; the
+# relaxed iterative scan goes on until the LIMIT is met: config/settings.py sets both on every
+# connection); pg_search ranks each partition's BM25 against that partition's statistics.
+# `search` runs both rankings, their fusion and the hits' rows as one statement.
 
 
-def _searched(project_ids: Sequence[UUID], found: dict[UUID, float] | None) -> dict[UUID, float]:
-    return partitions(project_ids) if found is None else found
+@dataclass(frozen=True)
+class Row:
+    """A ranked chunk as `ranked` returns it: its fused rank score, the signals the cut reads,
+    and what a hit shows."""
+
+    chunk_id: int
+    score: float
+    cosine: float | None  # to the query, when it was embedded
+    bm25: float | None  # when the lexical ranking found it
+    document_id: str
+    document_title: str
+    external_id: str
+    project_id: str
+    project_title: str
+    text: str
+    start: int
+    end: int
 
 
-def dense(
-    project_ids: Sequence[UUID],
-    vector: np.ndarray[Any, Any],
-    depth: int,
-    *,
-    found: dict[UUID, float] | None = None,
-) -> Ranking:
-    """Chunks by cosine similarity to the vector, best first, over the searched partitions in one
-    statement. `found` is `partitions(project_ids)` when the caller has it already.
-
-    Each partition is planned on its own: the planner reads a small partition's rows and sorts
-    them (exact), and walks a large one's HNSW graph, knowing its cost at the connection's
-    hnsw.ef_search (DOCENT_SEARCH_HNSW_EF); the relaxed iterative scan goes on until the LIMIT
-    is met (config/settings.py sets both on every connection).
-    """
-    projects = sorted(_searched(project_ids, found), key=str)
-    if not projects:
-        return []
-    dim = int(len(vector))
-    literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()
+def _dense_sql(projects: list[UUID], dim: int, literal: str, depth: int) -> tuple[str, list[Any]]:
     branch = (
         f"(SELECT id, embedding::vector({dim}) <=> %s::vector({dim}) AS distance FROM {{table}} "
         f"WHERE dim = {dim} ORDER BY distance LIMIT %s)"
     )
     sql = " UNION ALL ".join(branch.format(table=partition_name(p)) for p in projects)
-    params: list[Any] = [value for _ in projects for value in (literal, depth)]
+    return sql, [value for _ in projects for value in (literal, depth)]
+
+
+def _lexical_sql(projects: list[UUID], words: str, depth: int) -> tuple[str, list[Any]]:
+    branch = (
+        "(SELECT id, paradedb.score(id) AS score FROM {table} "
+        "WHERE (title || E'\\n' || text) ||| %s ORDER BY score DESC LIMIT %s)"
+    )
+    sql = " UNION ALL ".join(branch.format(table=partition_name(p)) for p in projects)
+    return sql, [value for _ in projects for value in (words, depth)]
+
+
+def _literal(vector: np.ndarray[Any, Any]) -> str:
+    return Vector(np.asarray(vector, dtype=np.float32)).to_text()
+
+
+def dense(project_ids: Sequence[UUID], vector: np.ndarray[Any, Any], depth: int) -> Ranking:
+    """Chunks by cosine similarity to the vector, best first (the dense ranking alone)."""
+    projects = sorted(partitions(project_ids), key=str)
+    if not projects:
+        return []
+    sql, params = _dense_sql(projects, int(len(vector)), _literal(vector), depth)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ranked = [(int(pk), 1.0 - float(distance)) for pk, distance in cursor.fetchall()]
-    # The relaxed graph scan may hand back near-ties out of order: sort exactly.
-    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
-    return ranked[:depth]
+        cursor.execute(f"SELECT id, distance FROM ({sql}) u ORDER BY distance, id LIMIT %s", [*params, depth])
+        return [(int(pk), 1.0 - float(distance)) for pk, distance in cursor.fetchall()]
 
 
 def lexical_query(query: str) -> str:
@@ -358,28 +392,99 @@ def lexical_query(query: str) -> str:
     return " ".join(search_text.distinct_words(query)[:MAX_QUERY_WORDS])
 
 
-def lexical(
-    project_ids: Sequence[UUID], query: str, depth: int, *, found: dict[UUID, float] | None = None
-) -> Ranking:
-    """Chunks by BM25 over their title and text (any of the query's words), best first; each
-    project scored against its own chunks' statistics."""
+def lexical(project_ids: Sequence[UUID], query: str, depth: int) -> Ranking:
+    """Chunks by BM25 over their title and text (any of the query's words), best first (the
+    lexical ranking alone); each project scored against its own chunks' statistics."""
     words = lexical_query(query)
-    if not words:
-        return []
-    projects = sorted(_searched(project_ids, found), key=str)
+    projects = sorted(partitions(project_ids), key=str) if words else []
     if not projects:
         return []
-    branch = (
-        "(SELECT id, paradedb.score(id) AS score FROM {table} "
-        "WHERE (title || E'\\n' || text) ||| %s ORDER BY score DESC LIMIT %s)"
-    )
-    sql = " UNION ALL ".join(branch.format(table=partition_name(p)) for p in projects)
-    params: list[Any] = [value for _ in projects for value in (words, depth)]
-    if len(projects) > 1:
-        sql = f"SELECT id, score FROM ({sql}) merged ORDER BY score DESC, id LIMIT %s"
-        params.append(depth)
+    sql, params = _lexical_sql(projects, words, depth)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ranked = [(int(pk), float(score)) for pk, score in cursor.fetchall()]
-    ranked.sort(key=lambda hit: (-hit[1], hit[0]))
-    return ranked
+        cursor.execute(f"SELECT id, score FROM ({sql}) u ORDER BY score DESC, id LIMIT %s", [*params, depth])
+        return [(int(pk), float(score)) for pk, score in cursor.fetchall()]
+
+
+def ranked(
+    project_ids: Sequence[UUID],
+    *,
+    vector: np.ndarray[Any, Any] | None,
+    query: str,
+    depth: int,
+    k: int,
+    rank_k: int,
+) -> list[Row]:
+    """The top k chunks of the projects, fused by reciprocal rank over the dense ranking (when
+    `vector` is given) and the lexical one (when `query` has words), best first, in one statement.
+
+    Each ranking goes `depth` deep; a chunk scores the sum of 1/(rank_k + rank) over the rankings
+    that found it (ties to the lower id), as `documents.search.rrf` computes it. The rows carry
+    each hit's cosine to the query (computed for every hit, when the query was embedded) and
+    its BM25 score, for the cut.
+    """
+    words = lexical_query(query) if query else ""
+    projects = sorted(partitions(project_ids), key=str)
+    if not projects or (vector is None and not words):
+        return []
+    ctes: list[str] = []
+    parts: list[str] = []
+    params: list[Any] = []
+    dim = int(len(vector)) if vector is not None else 0
+    literal = _literal(vector) if vector is not None else ""
+    if vector is not None:
+        sql, branch_params = _dense_sql(projects, dim, literal, depth)
+        ctes.append(
+            f"dense AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM ({sql}) u "
+            "ORDER BY distance, id LIMIT %s)"
+        )
+        params += [*branch_params, depth]
+        parts.append("SELECT id, r, NULL::float8 AS bm25 FROM dense")
+    if words:
+        sql, branch_params = _lexical_sql(projects, words, depth)
+        ctes.append(
+            f"lexical AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM ({sql}) u "
+            "ORDER BY score DESC, id LIMIT %s)"
+        )
+        params += [*branch_params, depth]
+        parts.append("SELECT id, r, score::float8 AS bm25 FROM lexical")
+    ctes.append(
+        "fused AS (SELECT id, sum(1.0::float8 / (%s + r)) AS score, max(bm25) AS bm25 "
+        f"FROM ({' UNION ALL '.join(parts)}) found GROUP BY id ORDER BY score DESC, id LIMIT %s)"
+    )
+    params += [rank_k, k]
+    cosine = (
+        f"CASE WHEN c.dim = {dim} THEN 1 - (c.embedding::vector({dim}) <=> %s::vector({dim})) END"
+        if vector is not None
+        else "NULL::float8"
+    )
+    statement = (
+        f"WITH {', '.join(ctes)} "
+        f"SELECT f.id, f.score, {cosine}, f.bm25, c.document_id, d.title, d.external_id, c.project_id, "
+        'p.title, c.text, c."start", c."end" FROM fused f '
+        "JOIN documents_chunk c ON c.id = f.id AND c.project_id = ANY(%s::uuid[]) "
+        "JOIN documents_document d ON d.id = c.document_id JOIN projects_project p ON p.id = c.project_id "
+        "ORDER BY f.score DESC, f.id"
+    )
+    if vector is not None:
+        params.append(literal)
+    params.append([str(p) for p in projects])
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return [
+        Row(
+            chunk_id=int(pk),
+            score=float(score),
+            cosine=None if cos is None else float(cos),
+            bm25=None if bm25 is None else float(bm25),
+            document_id=str(document_id),
+            document_title=title,
+            external_id=external_id,
+            project_id=str(project_id),
+            project_title=project_title,
+            text=text,
+            start=start,
+            end=end,
+        )
+        for pk, score, cos, bm25, document_id, title, external_id, project_id, project_title, text, start, end in rows
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from documents.search import Hit
 from documents.search.cut import Signals, cut
@@ -29,9 +29,8 @@ def signals(
     *,
     cosine: Mapping[int, float] | None = None,
     bm25: Mapping[int, float] | None = None,
-    cosines: Callable[[list[int]], Mapping[int, float]] = lambda ids: {},
 ) -> Signals:
-    return Signals(mode=mode, query=query, rank_k=20, cosine=cosine or {}, bm25=bm25 or {}, cosines=cosines)
+    return Signals(mode=mode, query=query, rank_k=20, cosine=cosine or {}, bm25=bm25 or {})
 
 
 def kept_ids(hits: list[Hit], how: Signals) -> list[int]:
@@ -49,22 +48,15 @@ def test_weak_hybrid_hits_are_cut_relative_to_the_best_one() -> None:
 
 
 def test_a_semantic_only_hybrid_hit_needs_a_minimum_cosine() -> None:
-    asked: list[list[int]] = []
-
-    def cosines(ids: list[int]) -> dict[int, float]:
-        asked.append(ids)
-        return {3: 0.1}
-
     k = 20
     hits = [
-        hit(1, 2 / (k + 1), "reef text"),  # found by both rankings: never asked about
+        hit(1, 2 / (k + 1), "reef text"),  # found by both rankings: kept whatever its cosine
         hit(2, 1 / (k + 2), "algae leave"),  # no query word, close in meaning: kept
-        hit(3, 1 / (k + 3), "tax forms"),  # no query word, unrelated, beyond the dense list: cut
+        hit(3, 1 / (k + 3), "tax forms"),  # no query word, unrelated: cut
         hit(4, 1 / (k + 4), "nothing", title="Reef survey"),  # the title has the word: lexical
     ]
-    how = signals("hybrid", "reef", cosine={2: 0.6}, cosines=cosines)
+    how = signals("hybrid", "reef", cosine={1: 0.05, 2: 0.6, 3: 0.1, 4: 0.0})
     assert kept_ids(hits, how) == [1, 2, 4]
-    assert asked == [[3]], "only a cosine the dense ranking did not give is looked up"
 
 
 def test_dense_hits_are_cut_by_their_cosine_not_their_rank_score() -> None:
