@@ -473,3 +473,34 @@ def test_a_partition_written_piece_by_piece_is_compacted_once_its_project_is_idl
     hits = search.search(project_ids=[project.pk], query="priming pump", mode="lexical", k=20, cut=False).hits
     assert len(hits) == engine.COMPACT_SEGMENTS + 4
     assert search_indexes_compact() == 0, "nothing written since"
+
+
+def test_the_one_statement_fuses_exactly_as_reciprocal_rank_fusion_does(
+    db: Any, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engine.ranked (rankings, fusion and rows in one query) against the two rankings run
+    alone and fused by `rrf`, the reference."""
+    project = make_project(user)
+    rng = np.random.default_rng(17)
+    words = ["pump", "valve", "seal", "motor", "filter", "pipe", "gauge", "tank"]
+    for n in range(40):
+        text = " ".join(rng.choice(words, size=6)) + f" item {n}."
+        add_document(project, f"Doc {n}", [(text, rng.normal(size=DIM).tolist())], external_id=f"d{n}")
+    query_vector = rng.normal(size=DIM).astype(np.float32)
+    query_vector /= np.linalg.norm(query_vector)
+    query = "pump seal gauge"
+    depth, k = 25, 15
+    dense = engine.dense([project.pk], query_vector, depth)
+    lexical = engine.lexical([project.pk], query, depth)
+    items, scores = search.rrf([[c for c, _ in dense], [c for c, _ in lexical]], settings.SEARCH_RRF_K)
+    rows = engine.ranked(
+        [project.pk], vector=query_vector, query=query, depth=depth, k=k, rank_k=settings.SEARCH_RRF_K
+    )
+    assert [row.chunk_id for row in rows] == items[:k].tolist()
+    assert [row.score for row in rows] == pytest.approx(scores[:k].tolist(), abs=1e-12)
+    cosines = dict(dense)
+    bm25 = dict(lexical)
+    for row in rows:
+        if row.chunk_id in cosines:
+            assert row.cosine == pytest.approx(cosines[row.chunk_id], abs=1e-6)
+        assert row.bm25 == (pytest.approx(bm25[row.chunk_id]) if row.chunk_id in bm25 else None)
