@@ -93,7 +93,7 @@ def claim(*, token: str, limit: int | None = None, max_bytes: int | None = None)
 
     The job's own earlier claims come first (it was retried or re-delivered), then
     claimable documents by priority, oldest first. PostgreSQL skips rows another
-    claimer has locked; SQLite runs one writer at a time. The update re-checks that
+    claimer has locked. The update re-checks that
     each row is still claimable, so two claimers never both get a document, and it
     bumps the attempt, which fences off any earlier holder.
     """

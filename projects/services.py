@@ -79,8 +79,7 @@ def project_lock(*, project_id: Any) -> Project:
 
     Every change of a project's memberships, and its delete, takes this lock first, so
     they take turns: two owners removing each other cannot both see the other as spare,
-    and a delete never meets a member or document added half-way through it. (SQLite
-    needs no row lock: its IMMEDIATE transactions take the write lock at BEGIN.)
+    and a delete never meets a member or document added half-way through it.
     """
     project = Project.objects.select_for_update().filter(pk=project_id).first()
     if project is None:

@@ -2,8 +2,7 @@
 
 The same invitation accepted from several requests at once makes one
 membership and answers every request with it; the same address invited by
-several requests at once leaves one open invitation. SQLite serialises every
-write, so the module needs PostgreSQL (and fails without it).
+several requests at once leaves one open invitation.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Issue 12: what a hostile or unlucky client broke, each with the behaviour that now holds.
 
-Runs on both passes (embedded SQLite + the shared disk cache, PostgreSQL + Redis);
-the races themselves are driven with real parallel requests in tests/test_concurrency.py.
+The races themselves are driven with real parallel requests in tests/test_concurrency.py.
 """
 
 from __future__ import annotations
