@@ -83,9 +83,10 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_one_signal_stops_web_and_worker_promptly_and_quietly(tmp_path: Path, signum: int) -> None:
-    proc, port, log = start(tmp_path)
+def stops_promptly_and_quietly(
+    proc: subprocess.Popen[bytes], port: int, log: Path, signum: int, tmp_path: Path
+) -> None:
+    """One signal stops web and worker promptly and quietly, then the servers."""
     children = descendants(proc.pid)
     assert len(children) >= 4  # gunicorn + its workers, celery + its pool
     sent = time.monotonic()
@@ -107,8 +108,13 @@ def test_one_signal_stops_web_and_worker_promptly_and_quietly(tmp_path: Path, si
     assert "PostgreSQL and Valkey stopped" in text
 
 
+def test_a_term_stops_web_and_worker_promptly_and_quietly_and_the_servers_last(tmp_path: Path) -> None:
+    proc, port, log = start(tmp_path)
+    stops_promptly_and_quietly(proc, port, log, signal.SIGTERM, tmp_path)
+
+
 def test_when_one_child_dies_the_other_is_stopped(tmp_path: Path) -> None:
-    proc, _port, log = start(tmp_path)
+    proc, port, log = start(tmp_path)
     children = descendants(proc.pid)
     web = [pid for pid in children if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     os.kill(min(web), signal.SIGKILL)  # the gunicorn master: the oldest gunicorn process
@@ -116,6 +122,8 @@ def test_when_one_child_dies_the_other_is_stopped(tmp_path: Path) -> None:
     assert "the web process exited" in log.read_text(errors="replace")
     time.sleep(0.5)
     assert not [pid for pid in children if running(pid)], "its workers and the worker went too"
+    with pytest.raises(OSError):  # nothing answers on the port any more
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)  # noqa: S310
 
 
 def test_after_a_kill_9_the_next_start_recovers_and_loses_nothing(tmp_path: Path) -> None:
@@ -131,18 +139,15 @@ def test_after_a_kill_9_the_next_start_recovers_and_loses_nothing(tmp_path: Path
     proc.wait()
     assert servers_running(tmp_path) == {"postgres": True, "valkey": True}
     again, _, log = start(tmp_path, port)  # the port is free again: the old web server was stopped
-    try:
-        assert not [pid for pid in children if running(pid)], "the killed supervisor's children are stopped"
-        counted = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from accounts.models import User; print(User.objects.filter(email='kept@example.com').count())"],
-            cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert counted.stdout.strip().splitlines()[-1] == "1", counted.stderr
-    finally:
-        again.send_signal(signal.SIGTERM)
-        assert again.wait(timeout=60) == 0
-    assert servers_running(tmp_path) == {"postgres": False, "valkey": False}
+    assert not [pid for pid in children if running(pid)], "the killed supervisor's children are stopped"
+    counted = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from accounts.models import User; print(User.objects.filter(email='kept@example.com').count())"],
+        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert counted.stdout.strip().splitlines()[-1] == "1", counted.stderr
+    # A Ctrl-C stops this second start as cleanly as a first one.
+    stops_promptly_and_quietly(again, port, log, signal.SIGINT, tmp_path)
 
 
 def test_a_data_folder_of_another_postgresql_version_is_named_with_its_log(tmp_path: Path) -> None:

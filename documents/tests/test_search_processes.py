@@ -134,10 +134,10 @@ def test_a_search_process_does_not_grow_with_the_corpus(search_process: SearchPr
     # Warm: the encoder and the database driver are loaded, the first queries are done.
     before = search_process.ask(project, "mitochondria cell energy", repeat=20)["rss_kb"]
 
-    # About 40 MB of corpus (text + vectors) arrives; the process searches it 30 times.
+    # About 20 MB of corpus (text + vectors) arrives; the process searches it 30 times.
     rng = np.random.default_rng(1)
     words = np.array(["cell", "energy", "protein", "membrane", "enzyme", "gene", "light", "water", "carbon"])
-    chunks = 12_000
+    chunks = 6_000
     for n in range(chunks // 1000):
         texts = [" ".join(rng.choice(words, size=300)) + f" filler{n}x{i}" for i in range(1000)]
         add_chunks(project, f"Bulk {n}", texts, external_id=f"bulk{n}", seed=n + 2)
