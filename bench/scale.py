@@ -645,30 +645,33 @@ def timed_searches(project_id: Any, queries: list[str], mode: str, clients: int)
 
 
 def breakdown(project_id: Any, queries: list[str], n: int = 100) -> dict[str, Any]:
-    """A hybrid search's parts, timed one by one as search() runs them (1 client)."""
+    """A hybrid search's parts, timed one by one as search() runs them (1 client): the query's
+    embedding, then the one statement that ranks, fuses and hydrates, then the cut."""
     from django.conf import settings
 
     from documents import embedder
-    from documents.search import FUSION_DEPTH, _hits, engine, rrf
+    from documents.search import FUSION_DEPTH, _hit, engine
+    from documents.search import cut as weak_hits
 
-    parts: dict[str, list[float]] = {"encode": [], "dense_db": [], "lexical_db": [], "fuse_and_fetch": []}
+    parts: dict[str, list[float]] = {"encode": [], "rank_fuse_hydrate_db": [], "cut": []}
     for query in queries[:n]:
         t0 = time.perf_counter()
         vector = embedder.encode([query])[0]
         t1 = time.perf_counter()
-        dense = engine.dense([project_id], vector, FUSION_DEPTH)
+        rows = engine.ranked(
+            [project_id], vector=vector, query=query, depth=FUSION_DEPTH, k=10, rank_k=settings.SEARCH_RRF_K
+        )
         t2 = time.perf_counter()
-        lexical = engine.lexical([project_id], query, FUSION_DEPTH)
+        signals = weak_hits.Signals(
+            mode="hybrid",
+            query=query,
+            rank_k=settings.SEARCH_RRF_K,
+            cosine={r.chunk_id: r.cosine for r in rows if r.cosine is not None},
+            bm25={r.chunk_id: r.bm25 for r in rows if r.bm25 is not None},
+        )
+        weak_hits.cut([_hit(r) for r in rows], signals)
         t3 = time.perf_counter()
-        ids, scores = rrf([[c for c, _ in dense], [c for c, _ in lexical]], settings.SEARCH_RRF_K)
-        _hits(list(zip(ids[:10].tolist(), scores[:10].tolist(), strict=True)), [project_id])
-        t4 = time.perf_counter()
-        for key, a, b in (
-            ("encode", t0, t1),
-            ("dense_db", t1, t2),
-            ("lexical_db", t2, t3),
-            ("fuse_and_fetch", t3, t4),
-        ):
+        for key, a, b in (("encode", t0, t1), ("rank_fuse_hydrate_db", t1, t2), ("cut", t2, t3)):
             parts[key].append((b - a) * 1000)
     return {k: [round(percentile(v, 50), 1), round(percentile(v, 95), 1)] for k, v in parts.items()}
 
