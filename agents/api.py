@@ -184,7 +184,7 @@ class RunViewSet(
             )
         except services.TokenBudgetExceeded as exc:
             return Response(
-                {"detail": str(exc), "limit": "gemini_tokens_per_month"},
+                {"detail": str(exc), "limit": "llm_tokens_per_month"},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(exc.retry_after_s)},
             )

@@ -1,7 +1,7 @@
 """The REST API, version 1: every app's viewsets on one router."""
 
 from django.urls import include, path, re_path
-from rest_framework.routers import SimpleRouter
+from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
 from agents import api as agents_api
@@ -9,8 +9,11 @@ from documents import api as documents_api
 from projects import api as projects_api
 
 
-class OptionalSlashRouter(SimpleRouter):
-    """Accept `/users/me` and `/users/me/` alike: API clients differ."""
+class OptionalSlashRouter(DefaultRouter):
+    """Accept `/users/me` and `/users/me/` alike: API clients differ. `/api/v1/` lists the
+    collections (DRF's root view); no `.json` suffix routes."""
+
+    include_format_suffixes = False
 
     def __init__(self) -> None:
         super().__init__()

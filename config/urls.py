@@ -2,7 +2,9 @@
 
 from csp.decorators import csp_update
 from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from config import health
@@ -10,8 +12,24 @@ from config import health
 # The API docs pages render styles and workers at run time; they show no user content.
 docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"], "img-src": ["data:"]})
 
+
+@require_GET
+def api_index(request: HttpRequest) -> JsonResponse:
+    """/api/ says where the API and its documentation are (it was a 404)."""
+    base = request.build_absolute_uri("/api/")
+    return JsonResponse(
+        {
+            "v1": base + "v1/",
+            "docs": base + "docs/",
+            "redoc": base + "redoc/",
+            "schema": base + "schema/",
+        }
+    )
+
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("api/", api_index, name="api-index"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),

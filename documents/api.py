@@ -7,7 +7,6 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -101,10 +100,19 @@ class DocumentFilter(django_filters.FilterSet):
         fields = ["project", "status", "external_id", "format"]
 
     def filter_tag(self, queryset: QuerySet[Document], name: str, value: str) -> QuerySet[Document]:
-        if connection.features.supports_json_field_contains:
-            return queryset.filter(metadata__tags__contains=[value])
-        # SQLite cannot match inside a JSON array; match the quoted element instead.
-        return queryset.filter(metadata__tags__icontains=f'"{value}"')
+        return queryset.filter(metadata__tags__contains=[value])
+
+
+class DocumentRenameIn(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+
+    def to_internal_value(self, data: Any) -> Any:
+        others = sorted(set(data) - {"title"}) if hasattr(data, "keys") else []
+        if others:
+            raise serializers.ValidationError(
+                {name: ["Only the title of a document can be changed."] for name in others}
+            )
+        return super().to_internal_value(data)
 
 
 class DocumentViewSet(
@@ -147,7 +155,7 @@ class DocumentViewSet(
         return self.get_paginated_response(DocumentOut(page, many=True).data).data
 
     def get_object(self) -> Document:
-        need = Role.EDITOR if self.action in {"destroy", "reindex"} else Role.VIEWER
+        need = Role.EDITOR if self.action in {"destroy", "reindex", "partial_update"} else Role.VIEWER
         return selectors.document_for(self.request.user, self.kwargs["pk"], need=need)
 
     @extend_schema(
@@ -169,6 +177,16 @@ class DocumentViewSet(
             external_id=v.get("external_id", ""),
         )
         return Response(DocumentOut(doc).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DocumentRenameIn, responses={200: DocumentOut})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Rename the document: the title is the one field that changes (editors and owners)."""
+        data = DocumentRenameIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        doc = services.document_rename(
+            user=request.user, document=self.get_object(), title=data.validated_data["title"]
+        )
+        return Response(DocumentOut(doc).data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.document_delete(user=request.user, document=self.get_object())

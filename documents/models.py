@@ -43,6 +43,7 @@ class ImportBatch(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        verbose_name_plural = "import batches"
         indexes = [models.Index(fields=["project", "-started_at"], name="imports_project_newest")]
 
     def __str__(self) -> str:

@@ -387,6 +387,16 @@ def document_save_metadata(*, document: Document) -> None:
         documents_changed(project_id=document.project_id)
 
 
+def document_rename(*, user: Any, document: Document, title: Any) -> Document:
+    """Give a document a new title (editors and owners); its passages carry it too."""
+    require(user, document.project, Role.EDITOR)
+    if not isinstance(title, str):
+        raise ValidationError({"title": "A title is text."})
+    document.title = _clean_title(title)
+    document_save_edits(document=document, fields=["title"])
+    return document
+
+
 def document_save_edits(*, document: Document, fields: list[str]) -> None:
     """Store a staff edit (title, external id, source, metadata) made in the admin."""
     if not fields:

@@ -19,6 +19,7 @@ document_patterns = [
     path("<uuid:pk>/", documents.detail, name="detail"),
     path("<uuid:pk>/status.json", documents.status, name="status"),
     path("<uuid:pk>/reindex/", documents.reindex, name="reindex"),
+    path("<uuid:pk>/rename/", documents.rename, name="rename"),
     path("<uuid:pk>/delete/", documents.delete, name="delete"),
 ]
 

@@ -179,7 +179,7 @@ def test_spent_token_budget_is_a_429_unless_offline_is_allowed(
         "/api/v1/runs/", {"project": str(project.pk), "kind": "ask", "question": "Again?"}, format="json"
     )
     assert response.status_code == 429
-    assert response.json()["limit"] == "gemini_tokens_per_month"
+    assert response.json()["limit"] == "llm_tokens_per_month"
     assert int(response["Retry-After"]) > 0
     assert AgentRun.objects.count() == 1
 

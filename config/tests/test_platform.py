@@ -114,3 +114,11 @@ def test_a_hostile_request_id_is_replaced(client: Client) -> None:
     response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
     assert response["X-Request-ID"] != "bad id\nwith newline"
     assert len(response["X-Request-ID"]) == 32
+
+
+def test_the_api_root_points_at_the_api_and_its_documentation(client: Any) -> None:
+    body = client.get("/api/").json()
+    assert set(body) == {"v1", "docs", "redoc", "schema"}
+    for url in body.values():
+        path = url.split("testserver", 1)[1]
+        assert client.get(path).status_code in {200, 401}, path

@@ -174,6 +174,24 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+# What a damaged ZIP package makes Python say: no help to a person, so not repeated.
+_ZIP_JARGON = (
+    "File is not a zip file",
+    "Bad magic number",
+    "Truncated file header",
+    "Bad CRC-32",
+    "Error -3",
+)
+
+
+def _damaged(label: str, exc: BaseException) -> ExtractionError:
+    """'The file is damaged (not a valid DOCX)', with the reader's own words when they say more."""
+    reason = _reason(exc)
+    if isinstance(exc, zipfile.BadZipFile) or any(reason.startswith(jargon) for jargon in _ZIP_JARGON):
+        return ExtractionError(f"The file is damaged (not a valid {label}).")
+    return ExtractionError(f"The file is damaged (not a valid {label}): {reason}")
+
+
 def _looks_textual(text: str) -> bool:
     if not text:
         return True
@@ -611,7 +629,7 @@ def _check_zip(data: bytes, label: str) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except Exception as exc:
-        raise ExtractionError(f"The {label} file is damaged or not a {label}: {_reason(exc)}") from exc
+        raise _damaged(label, exc) from exc
     if len(infos) > MAX_DOCX_MEMBERS:
         raise ExtractionError(
             f"The {label} file contains too many parts ({len(infos):,}; possible zip bomb)."
@@ -634,7 +652,8 @@ def _check_zip(data: bytes, label: str) -> None:
 
 
 def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
-    """Paragraph and table-cell texts under an XML container, in document order."""
+    """Paragraph texts and table rows under an XML container, in document order: a table row is
+    one line, `cell | cell | cell`, as XLSX and CSV rows are, so a value stays beside its labels."""
     from docx.oxml.ns import qn
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -649,11 +668,15 @@ def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
             # while referenced, so ids of dropped ones can be reused.
             seen: set[Any] = set()
             for row in Table(child, parent).rows:
+                cells = []
                 for cell in row.cells:
                     if cell._tc in seen:
                         continue
                     seen.add(cell._tc)
-                    yield from _docx_blocks(cell._tc, cell)
+                    # A cell's paragraphs (and any table inside it) on the row's one line.
+                    cells.append(" ".join(" ".join(block.split()) for block in _docx_blocks(cell._tc, cell)))
+                if any(cells):
+                    yield " | ".join(cells)
         elif child.tag == sdt_tag:
             # Content controls (cover pages, tables of contents) wrap real text.
             content = child.find(qn("w:sdtContent"))
@@ -684,7 +707,7 @@ def extract_docx(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(f"The DOCX file is damaged or not a DOCX: {_reason(exc)}") from exc
+        raise _damaged("DOCX", exc) from exc
 
 
 def _one_line(text: str) -> str:
@@ -745,7 +768,7 @@ def extract_pptx(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(f"The PPTX file is damaged or not a PPTX: {_reason(exc)}") from exc
+        raise _damaged("PPTX", exc) from exc
 
 
 @dataclass
@@ -808,7 +831,7 @@ def extract_xlsx(data: bytes) -> str:
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:
-        raise ExtractionError(f"The XLSX file is damaged or not an XLSX: {_reason(exc)}") from exc
+        raise _damaged("XLSX", exc) from exc
     budget = _CellBudget(LIMITS.sheet_max_cells)
     blocks: list[str] = []
     try:
@@ -824,7 +847,7 @@ def extract_xlsx(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(f"The XLSX file is damaged or not an XLSX: {_reason(exc)}") from exc
+        raise _damaged("XLSX", exc) from exc
     finally:
         workbook.close()
     return "\n\n".join(blocks)
@@ -931,7 +954,7 @@ def extract_epub(data: bytes) -> str:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(f"The EPUB file is damaged or not an EPUB: {_reason(exc)}") from exc
+        raise _damaged("EPUB", exc) from exc
 
 
 _trafilatura_config: Any = None
@@ -1175,7 +1198,11 @@ _PLACEHOLDER_TITLE_RE = re.compile(
     r"|^(?:untitled|document|presentation|book|sheet|slide)\s*-?\s*\d+$"
     # A path or a bare file name: "C:\\Users\\x\\report.docx", "/tmp/a.pdf", "final_v2.doc".
     r"|^[a-z]:[\\/]|^/|^file:"
-    r"|^\S+\.(?:docx?|pdf|pptx?|xlsx?|rtf|odt|txt|md|html?|tex|dvi|ps|indd|qxd)$",
+    r"|^\S+\.(?:docx?|pdf|pptx?|xlsx?|rtf|odt|txt|md|html?|tex|dvi|ps|indd|qxd|tmp)$"
+    # A browser's page that was printed before it had a title: "about:blank", a bare address.
+    r"|^about:|^(?:https?|data|blob):"
+    # The temporary names editors write: "~$report.docx", "~WRL0001", "tmpa1b2c3d4", ".~lock".
+    r"|^~|^\.~lock|^tmp[a-z0-9_]{4,}$",
     re.IGNORECASE,
 )
 

@@ -454,3 +454,40 @@ def test_a_query_too_long_or_holding_a_nul_is_a_400_and_the_page_still_answers(
         assert response.status_code == 400, response.content[:300]
         assert "q" in response.json()
         assert owner_client.get(f"/projects/{project.pk}/search/", {"q": query}).status_code == 200
+
+
+def test_an_editor_renames_a_document_and_search_finds_the_new_title(
+    auth_api: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    doc = paste(auth_api, project, django_capture_on_commit_callbacks)
+    url = f"/api/v1/documents/{doc['id']}/"
+    response = auth_api.patch(url, {"title": "  Photosynthesis   primer "}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["title"] == "Photosynthesis primer"
+    hits = search.search(project_ids=[project.pk], query="primer", mode="lexical", cut=False).hits
+    assert hits and all(hit.document_title == "Photosynthesis primer" for hit in hits)
+    assert auth_api.put(url, {"title": "x"}, format="json").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": "x" * 301}, "title"),
+        ({}, "title"),
+        ({"title": "Fine", "status": "ready"}, "status"),
+        ({"title": ["a"]}, "title"),
+    ],
+)
+def test_a_rename_takes_one_readable_title_and_nothing_else(
+    auth_api: APIClient, project: Project, body: dict[str, Any], field: str
+) -> None:
+    from documents.tests.factories import DocumentFactory
+
+    doc = DocumentFactory(project=project, title="Kept")
+    response = auth_api.patch(f"/api/v1/documents/{doc.pk}/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    doc.refresh_from_db()
+    assert doc.title == "Kept"

@@ -192,6 +192,28 @@ def test_docx_paragraphs_and_table_cells_come_in_document_order() -> None:
     assert positions == sorted(positions)
 
 
+def test_a_word_table_row_is_one_line_so_a_value_stays_beside_its_labels() -> None:
+    document = docx.Document()
+    document.add_paragraph("Travel policy")
+    table = document.add_table(rows=3, cols=3)
+    for r, row in enumerate(
+        [["City", "Hotel cap", "Meals"], ["Berlin", "€180", "€45"], ["Lisbon", "€140", ""]]
+    ):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(2, 2).add_paragraph("see annex")  # two paragraphs in one cell stay on its line
+    merged = document.add_table(rows=1, cols=3)
+    merged.cell(0, 0).merge(merged.cell(0, 1)).text = "Merged label"
+    merged.cell(0, 2).text = "value"
+    out = io.BytesIO()
+    document.save(out)
+    lines = extract_text(out.getvalue(), filename="policy.docx").text.split("\n")
+    assert "City | Hotel cap | Meals" in lines
+    assert "Berlin | €180 | €45" in lines
+    assert "Lisbon | €140 | see annex" in lines
+    assert "Merged label | value" in lines, "a merged cell once, not once per column it spans"
+
+
 def test_docx_named_pdf_is_read_as_docx() -> None:
     assert sniff_format(build_docx(), "scan.pdf") == "docx"
 
@@ -211,6 +233,17 @@ def test_truncated_docx_raises() -> None:
     data = build_docx()
     with pytest.raises(ExtractionError):
         extract_text(data[: len(data) // 2], filename="cut.docx")
+
+
+@pytest.mark.parametrize("label", ["DOCX", "PPTX", "XLSX", "EPUB"])
+def test_a_damaged_package_is_called_damaged_in_words_a_person_reads(label: str) -> None:
+    from documents.extraction import readers
+
+    error = readers._damaged(label, zipfile.BadZipFile("File is not a zip file"))
+    assert str(error) == f"The file is damaged (not a valid {label})."
+    assert "zip file" not in str(error)
+    # A reader's own words stay when they say something.
+    assert "missing part" in str(readers._damaged(label, KeyError("missing part word/document.xml")))
 
 
 def test_docx_zip_bomb_is_refused_before_parsing() -> None:

@@ -88,7 +88,23 @@ def test_an_untitled_upload_takes_the_title_its_file_gives(
 
 @pytest.mark.parametrize(
     "junk",
-    [None, "", "   ", "untitled", "Microsoft Word - survey.doc", "Document1", "survey_v2.docx", "1234"],
+    [
+        None,
+        "",
+        "   ",
+        "untitled",
+        "Microsoft Word - survey.doc",
+        "Microsoft Word - Q3 Report.docx",
+        "Document1",
+        "survey_v2.docx",
+        "1234",
+        "about:blank",
+        "https://intranet.example.com/print?id=4",
+        "~$survey.docx",
+        "~WRL0001.tmp",
+        "tmp3f9a2k1x",
+        ".~lock.survey.docx#",
+    ],
 )
 def test_a_placeholder_pdf_title_leaves_the_file_name(user: Any, project: Project, junk: str | None) -> None:
     doc = ingested(user, project, "survey.pdf", pdf_titled(junk))

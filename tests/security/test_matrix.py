@@ -336,6 +336,15 @@ API_CASES = [
     ),
     Case("document read", "GET", D + "/", MEMBERS_READ, "document-detail", "GET /api/v1/documents/{id}/"),
     Case(
+        "document rename",
+        "PATCH",
+        D + "/",
+        expect(401, 404, 403, 200, 200, 404),
+        "document-detail",
+        "PATCH /api/v1/documents/{id}/",
+        {"title": "Renamed notes"},
+    ),
+    Case(
         "document delete",
         "DELETE",
         D + "/",
@@ -669,6 +678,14 @@ PAGE_CASES = [
     Case("document page", "GET", "/documents/{document}/", PAGE_MEMBERS_READ, "documents:detail"),
     Case("document state", "GET", "/documents/{document}/status.json", PAGE_MEMBERS_READ, "documents:status"),
     Case("reindex", "POST", "/documents/{document}/reindex/", PAGE_EDITOR_POST, "documents:reindex"),
+    Case(
+        "rename document",
+        "POST",
+        "/documents/{document}/rename/",
+        PAGE_EDITOR_POST,
+        "documents:rename",
+        body={"title": "Renamed notes"},
+    ),
     Case("delete document", "POST", "/documents/{document}/delete/", PAGE_EDITOR_POST, "documents:delete"),
     Case(
         "ask from a page",
@@ -732,6 +749,8 @@ PAGE_CASES = [
     ),
     Case("reset done", "GET", "/accounts/reset/done/", everyone(200), "accounts:password_reset_complete"),
     Case("liveness", "GET", "/healthz", everyone(200), "healthz"),
+    Case("api index", "GET", "/api/", everyone(200), "api-index"),
+    Case("api v1 root", "GET", "/api/v1/", SIGNED_IN, "api-root"),
     Case("readiness", "GET", "/readyz", everyone(200), "readyz"),
     Case("admin index", "GET", "/admin/", expect(302, 302, 302, 302, 302, 200), "admin:index"),
 ]

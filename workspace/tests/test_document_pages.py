@@ -271,3 +271,25 @@ def test_search_of_all_projects_names_the_project_and_shows_only_mine(
 def test_search_of_all_projects_needs_a_sign_in(client: Client) -> None:
     response = client.get("/search/", {"q": "anything"})
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_an_editor_renames_a_document_on_its_page(
+    owner_client: Client, project: Project, doc: Document
+) -> None:
+    page = owner_client.get(f"/documents/{doc.pk}/").content.decode()
+    assert f'action="/documents/{doc.pk}/rename/"' in page
+    response = owner_client.post(f"/documents/{doc.pk}/rename/", {"title": "Harbour survey"}, follow=True)
+    assert "Renamed to “Harbour survey”" in response.content.decode()
+    doc.refresh_from_db()
+    assert doc.title == "Harbour survey"
+    refused = owner_client.post(f"/documents/{doc.pk}/rename/", {"title": "  "}, follow=True)
+    assert "A title is required." in refused.content.decode()
+    doc.refresh_from_db()
+    assert doc.title == "Harbour survey"
+
+
+def test_a_viewer_gets_no_rename_form(project: Project, doc: Document) -> None:
+    viewer = UserFactory()
+    Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
+    page = client_for(viewer).get(f"/documents/{doc.pk}/").content.decode()
+    assert "/rename/" not in page

@@ -138,6 +138,20 @@ def reindex(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @require_POST
 @login_required
+def rename(request: HttpRequest, pk: UUID) -> HttpResponse:
+    doc = selectors.document_for(request.user, pk, need=Role.EDITOR)
+    try:
+        services.document_rename(user=request.user, document=doc, title=request.POST.get("title", ""))
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"Renamed to “{doc.title}”.")
+    return redirect("documents:detail", pk=doc.pk)
+
+
+@require_POST
+@login_required
 def delete(request: HttpRequest, pk: UUID) -> HttpResponse:
     doc = selectors.document_for(request.user, pk, need=Role.EDITOR)
     project_id, title = doc.project_id, doc.title
