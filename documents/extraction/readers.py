@@ -181,12 +181,14 @@ _ZIP_JARGON = (
     "Truncated file header",
     "Bad CRC-32",
     "Error -3",
+    "no member",
+    "Package not found",
 )
 
 
 def _damaged(label: str, exc: BaseException) -> ExtractionError:
     """'The file is damaged (not a valid DOCX)', with the reader's own words when they say more."""
-    reason = _reason(exc)
+    reason = _reason(exc).strip("\"'")
     if isinstance(exc, zipfile.BadZipFile) or any(reason.startswith(jargon) for jargon in _ZIP_JARGON):
         return ExtractionError(f"The file is damaged (not a valid {label}).")
     return ExtractionError(f"The file is damaged (not a valid {label}): {reason}")
@@ -300,10 +302,7 @@ def _zip_kind(data: bytes) -> str | None:
                         return kind
             return None
     except Exception as exc:
-        raise ExtractionError(
-            f"The file looks like a ZIP archive (such as a .docx, .pptx, .xlsx or .epub) but is damaged: "
-            f"{_reason(exc)}"
-        ) from exc
+        raise _damaged("DOCX, PPTX, XLSX or EPUB", exc) from exc
 
 
 _CSV_DELIMITERS = ",;\t|"
