@@ -471,7 +471,7 @@ project = Project.objects.get(pk="{project}")
 took = []
 for i in range(5):
     started = time.monotonic()
-    doc = document_create(user=user, project=project, title=f"Single {{i}}", text="A lone upload about tides and the moon.")
+    doc = document_create(user=user, project=project, title=f"Single {{i}}", text=f"A lone upload about tides and the moon, number {{i}}.")
     while not Document.objects.filter(pk=doc.pk, status="ready").exists():
         time.sleep(0.01)
     took.append(time.monotonic() - started)

@@ -77,7 +77,19 @@ class DocumentIn(serializers.Serializer):
         max_length=fetching.MAX_URL_CHARS,
         help_text="A web page to fetch now and add (instead of a file or text).",
     )
+    replace = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="When the project already holds these exact bytes: true makes this upload that "
+        "document (same id, new file name); without it the answer is 409 naming the document.",
+    )
     # Which one of file, text and url was sent is checked by services.document_create.
+
+
+class DuplicateOut(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    existing = DocumentOut()
 
 
 class ChunkOut(serializers.ModelSerializer):
@@ -160,23 +172,35 @@ class DocumentViewSet(
 
     @extend_schema(
         request={"multipart/form-data": DocumentIn, "application/json": DocumentIn},
-        responses={201: DocumentOut},
+        responses={201: DocumentOut, 200: DocumentOut, 409: DuplicateOut},
     )
     def create(self, request: Request) -> Response:
+        """Add a document. The same bytes again: 409 naming the document that holds them, or,
+        with `replace=true`, 200 with that document, which the upload has become."""
         data = DocumentIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         project = access.project_for(request.user, v["project"], need=Role.EDITOR)
-        doc = services.document_create(
-            user=request.user,
-            project=project,
-            upload=v.get("file"),
-            text=v.get("text"),
-            url=v.get("url"),
-            title=v.get("title", ""),
-            external_id=v.get("external_id", ""),
-        )
-        return Response(DocumentOut(doc).data, status=status.HTTP_201_CREATED)
+        try:
+            doc = services.document_create(
+                user=request.user,
+                project=project,
+                upload=v.get("file"),
+                text=v.get("text"),
+                url=v.get("url"),
+                title=v.get("title", ""),
+                external_id=v.get("external_id", ""),
+                replace=v["replace"],
+            )
+        except services.DuplicateDocument as exc:
+            body = {
+                "detail": " ".join(exc.messages),
+                "code": "duplicate",
+                "existing": DocumentOut(exc.existing).data,
+            }
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        code = status.HTTP_200_OK if doc.replaced else status.HTTP_201_CREATED
+        return Response(DocumentOut(doc).data, status=code)
 
     @extend_schema(request=DocumentRenameIn, responses={200: DocumentOut})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -91,6 +91,10 @@ class Document(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
 
+    # Not stored: true on the document services.document_create returns when an upload of the
+    # same bytes replaced it (rather than making a new one).
+    replaced = False
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -100,6 +104,8 @@ class Document(models.Model):
             # The ingest queue: claimable work by priority, oldest first.
             models.Index(fields=["status", "priority", "status_changed_at"], name="documents_ingest_queue"),
             models.Index(fields=["batch", "status"], name="documents_batch_status"),
+            # A new upload's twin: the same bytes already in the project.
+            models.Index(fields=["project", "content_hash"], name="documents_project_hash"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from documents import importing, tasks
+from documents import importing, signals, tasks
 from documents.extraction import fetching, readers
 from documents.models import Chunk, Document, DocumentStatus, ImportBatch, IngestPriority
 from documents.search import engine as search_engine
@@ -33,6 +33,26 @@ SOURCE_MISSING = "Choose a file, paste some text or give a web address."
 SOURCE_SEVERAL = "Choose a file, paste text or give a web address, not more than one."
 TITLE_WITH_TEXT = "A title is required with pasted text."
 URL_MISSING = "Give the address of a web page."
+
+
+class DuplicateDocument(ValidationError):
+    """The project already holds these exact bytes: `existing` is that document.
+
+    A conflict (the API answers 409 with its id, the page offers to replace it); sent again
+    with `replace`, the new upload becomes that document instead.
+    """
+
+    def __init__(self, existing: Document, field: str) -> None:
+        self.existing = existing
+        self.field = field
+        what = {"text": "This text", "url": "This page"}.get(field, "This file")
+        super().__init__(
+            {
+                field: ValidationError(
+                    f"{what} is already in the project as “{existing.title}”.", code="conflict"
+                )
+            }
+        )
 
 
 def documents_changed(*, project_id: Any) -> int:
@@ -91,6 +111,7 @@ def document_create(
     source: str = "",
     batch: ImportBatch | None = None,
     enqueue: bool = True,
+    replace: bool = False,
 ) -> Document:
     """A new pending document from exactly one of a file (`upload`), pasted `text` or a web page's `url`.
 
@@ -99,6 +120,10 @@ def document_create(
     ingest once the transaction commits, unless `enqueue` is false (a caller that
     ingests it itself, `import_documents --sync`). A document of an import `batch`
     is bulk work: ingest takes interactive uploads first.
+
+    Bytes the project already holds (without an external id, which names a distinct record)
+    raise DuplicateDocument, unless `replace`: then they become that document (see
+    `_replace`), and it is what is returned.
     """
     require(user, project, Role.EDITOR)
     # None: not sent. Blank: sent empty, which is no source beside another one, and an error alone.
@@ -112,7 +137,7 @@ def document_create(
         raise ValidationError({"url": URL_MISSING} if sent_url else {"file": SOURCE_MISSING})
     if len(given) > 1:
         raise ValidationError({given[-1]: SOURCE_SEVERAL})
-    common: dict[str, Any] = {"external_id": external_id, "enqueue": enqueue}
+    common: dict[str, Any] = {"external_id": external_id, "enqueue": enqueue, "replace": replace}
     if upload is not None:
         return _from_file(user, project, upload, title=title, source=source, batch=batch, **common)
     if text is not None:
@@ -133,6 +158,7 @@ def _from_file(
     source: str,
     batch: ImportBatch | None,
     enqueue: bool,
+    replace: bool,
 ) -> Document:
     data = read_upload(upload)
     filename = safe_filename(getattr(upload, "name", "") or "upload")
@@ -152,6 +178,9 @@ def _from_file(
         content_type=getattr(upload, "content_type", "") or "",
         batch=batch,
         enqueue=enqueue,
+        replace=replace,
+        source_field="file",
+        explicit_title=bool(title),
     )
 
 
@@ -165,6 +194,7 @@ def _from_text(
     source: str,
     batch: ImportBatch | None,
     enqueue: bool,
+    replace: bool,
 ) -> Document:
     if not text.strip():
         raise ValidationError({"text": "The text is empty."})
@@ -186,11 +216,14 @@ def _from_text(
         pasted=text,
         batch=batch,
         enqueue=enqueue,
+        replace=replace,
+        source_field="text",
+        explicit_title=True,
     )
 
 
 def _from_url(
-    user: Any, project: Project, url: str, *, title: str, external_id: str, enqueue: bool
+    user: Any, project: Project, url: str, *, title: str, external_id: str, enqueue: bool, replace: bool
 ) -> Document:
     """Fetch a web page now (errors go to the `url` field); its bytes are the document's file.
 
@@ -217,6 +250,9 @@ def _from_url(
         fmt=fmt,
         content_type=fetched.content_type or "text/html",
         enqueue=enqueue,
+        replace=replace,
+        source_field="url",
+        explicit_title=bool(title),
     )
 
 
@@ -242,6 +278,9 @@ def _create(
     pasted: str = "",
     batch: ImportBatch | None = None,
     enqueue: bool = True,
+    replace: bool = False,
+    source_field: str = "file",
+    explicit_title: bool = False,
 ) -> Document:
     external_id = (external_id or "").strip()
     if len(external_id) > 300:
@@ -272,6 +311,11 @@ def _create(
                 raise ValidationError({"project": PROJECT_GONE})
             if external_id and Document.objects.filter(project=project, external_id=external_id).exists():
                 raise _duplicate_external_id()
+            twin = None if external_id else _twin(project, doc.content_hash)
+            if twin is not None:
+                if not replace:
+                    raise DuplicateDocument(twin, source_field)
+                return _replace(twin, doc, data, explicit_title=explicit_title, enqueue=enqueue)
             if filename:
                 doc.file.save(filename, ContentFile(data), save=False)
             doc.save()
@@ -292,6 +336,54 @@ def _create(
 
 
 PROJECT_GONE = "The project was deleted."
+
+
+def _twin(project: Project, content_hash: str) -> Document | None:
+    """The project's oldest document with these exact bytes (none for a record with an external id)."""
+    return (
+        Document.objects.select_for_update()
+        .filter(project=project, content_hash=content_hash, external_id="")
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def _replace(twin: Document, new: Document, data: bytes, *, explicit_title: bool, enqueue: bool) -> Document:
+    """The new upload becomes `twin` (in the caller's transaction, its row locked): its file,
+    name, type and source, and its title when one was given; the document keeps its id, so
+    links and threads that cite it still point at it (a run's citations carry their quotes).
+
+    The bytes are the same, so a ready document keeps its passages; one that failed or is
+    still waiting is queued again, as the new upload is a new attempt.
+    """
+    old_file = twin.file.name if twin.file else ""
+    fields = ["original_filename", "pasted_text", "content_type", "format", "size_bytes", "source", "file"]
+    for name in fields:
+        setattr(twin, name, getattr(new, name))
+    if explicit_title:
+        twin.title = new.title
+        fields.append("title")
+    if new.original_filename:
+        # Under the document's own folder, beside (then instead of) the old copy.
+        twin.file.save(new.original_filename, ContentFile(data), save=False)
+    else:
+        twin.file = ""
+    new_file = twin.file.name if twin.file else ""
+    try:
+        twin.save(update_fields=[*fields, "updated_at"])
+        if "title" in fields:
+            Chunk.objects.filter(project_id=twin.project_id, document_id=twin.pk).update(title=twin.title)
+        if twin.status != DocumentStatus.READY:
+            document_requeue(document=twin, force=True, enqueue=enqueue)
+    except BaseException:
+        if new_file:  # the row still names the old copy: the new one goes
+            twin.file.storage.delete(new_file)
+        raise
+    if old_file and old_file != new_file:
+        transaction.on_commit(lambda: document_files_remove(names=[old_file]))
+    twin.replaced = True
+    log.info("document replaced", extra={"document_id": str(twin.pk), "project_id": str(twin.project_id)})
+    return twin
 
 
 def _enqueue_after_commit(document_id: Any) -> None:
@@ -656,6 +748,8 @@ def _import_records(
                             enqueue=not sync,
                         )
                         known_hashes.add(doc.content_hash)
+        except DuplicateDocument:
+            outcome = importing.SKIPPED  # the same bytes, added meanwhile by someone else
         except ValidationError as exc:
             if isinstance(record, importing.BeirRecord) and _is_duplicate_external_id(exc):
                 outcome = importing.SKIPPED  # created meanwhile by another import
@@ -702,6 +796,7 @@ def document_purge(*, document: Document) -> bool:
         # before (and is collected with it) or waits and finds it gone, never a broken reference.
         if not list(Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True)):
             return False
+        signals.document_deleting.send(sender=Document, document_id=document_id)
         document.delete()
         documents_changed(project_id=project_id)
     search_engine.mark_written([project_id])  # its chunks left tombstones in the index's segments

@@ -46,9 +46,20 @@ class UploadForm(forms.Form):
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/article", "inputmode": "url"}),
     )
 
+    # Shown only once an upload turned out to be in the project already (offer_replace).
+    replace = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["file"].help_text = self.fields["file"].help_text.format(settings.DOCENT_MAX_UPLOAD_MB)
+
+    def offer_replace(self, title: str) -> None:
+        """After a duplicate: a box to tick to make the next upload the document that holds these bytes."""
+        field = self.fields["replace"]
+        field.widget = forms.CheckboxInput()
+        field.label = f"Replace “{title}” with this upload"
+        field.help_text = "It keeps its place, links and citations. Choose the file again if it was one."
+        self._bound_fields_cache.pop("replace", None)  # bound while validating: label it afresh
 
     # Which one of file, text and url was given is checked by documents.services.document_create.
 

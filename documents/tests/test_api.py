@@ -154,7 +154,7 @@ def test_list_filters_by_project_and_status_and_searches_titles(
     first = make_project(user, "First")
     second = make_project(user, "Second")
     paste(auth_api, first, django_capture_on_commit_callbacks, title="Alpha report")
-    paste(auth_api, first, django_capture_on_commit_callbacks, title="Beta memo")
+    paste(auth_api, first, django_capture_on_commit_callbacks, title="Beta memo", text=ARTICLE + " (memo)")
     paste(auth_api, second, django_capture_on_commit_callbacks, title="Gamma")
     listing = auth_api.get(f"/api/v1/documents/?project={first.pk}").json()
     assert listing["count"] == 2

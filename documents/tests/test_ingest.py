@@ -270,9 +270,10 @@ def test_an_embedding_crash_fails_the_document_with_a_reason(
 def _created(project: Project, n: int) -> list[Document]:
     """Documents added as people add them: through the service, which queues each for ingest."""
     owner = first_owner(project)
+    first = project.documents.count()  # each text its own: the same text twice is a duplicate
     return [
         services.document_create(user=owner, project=project, title=f"Note {i}", text=f"Note {i}. {TEXT}")
-        for i in range(n)
+        for i in range(first, first + n)
     ]
 
 

@@ -70,7 +70,7 @@ def test_a_repeated_list_request_reads_no_documents_from_the_database(
 
 def test_every_filter_and_page_is_cached_apart(auth_api: APIClient, user: Any, project: Project) -> None:
     for i in range(3):
-        services.document_create(user=user, project=project, title=f"Note {i}", text=TEXT)
+        services.document_create(user=user, project=project, title=f"Note {i}", text=f"{TEXT} ({i})")
     assert listing(auth_api, project)["count"] == 3
     assert listing(auth_api, project, search="Note 1")["count"] == 1
     assert listing(auth_api, project, status="ready")["count"] == 0
@@ -139,7 +139,7 @@ def test_created_and_deleted_documents_show_in_the_next_list(
     auth_api: APIClient, user: Any, project: Project, doc: Document
 ) -> None:
     assert listing(auth_api, project)["count"] == 1
-    second = services.document_create(user=user, project=project, title="Tides", text=TEXT)
+    second = services.document_create(user=user, project=project, title="Tides", text=TEXT + " Tides too.")
     assert listing(auth_api, project)["count"] == 2
     assert auth_api.delete(f"/api/v1/documents/{second.pk}/").status_code == 204
     page = listing(auth_api, project)

@@ -405,7 +405,9 @@ def test_pasted_text_of_24_mb_is_stored_from_the_page_and_the_api() -> None:
     page = browser.post(f"/projects/{project.pk}/documents/", {"title": "Page paste", "text": text})
     assert page.status_code == 302, page.content[:300]
     api = api_as(user).post(
-        "/api/v1/documents/", {"project": str(project.pk), "title": "API paste", "text": text}, format="json"
+        "/api/v1/documents/",
+        {"project": str(project.pk), "title": "API paste", "text": text[:-1] + "!"},  # not the same bytes
+        format="json",
     )
     assert api.status_code == 201, api.content[:300]
     sizes = dict(Document.objects.filter(project=project).values_list("title", "size_bytes"))

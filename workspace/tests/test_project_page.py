@@ -53,6 +53,7 @@ def test_json_upload_answers_201_with_the_new_document(owner_client: Client, pro
         "id": str(doc.pk),
         "title": "harbour.md",
         "url": reverse("documents:detail", args=[doc.pk]),
+        "status_url": reverse("documents:status", args=[doc.pk]),
         "status": doc.status,
     }
 

@@ -83,6 +83,7 @@ def _document_answer(doc: Document) -> dict[str, Any]:
         "id": str(doc.pk),
         "title": doc.title,
         "url": reverse("documents:detail", args=[doc.pk]),
+        "status_url": reverse("documents:status", args=[doc.pk]),
         "status": doc.status,
     }
 
@@ -103,6 +104,7 @@ def project_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
     project = access.project_for(request.user, pk, need=Role.EDITOR)
     form = UploadForm(request.POST, request.FILES)
+    duplicate = None
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -114,17 +116,29 @@ def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
                 text=data["text"] or None,
                 url=data["url"] or None,
                 title=data["title"],
+                replace=data["replace"],
             )
+        except document_services.DuplicateDocument as exc:
+            if _wants_json(request):
+                return JsonResponse(
+                    {"errors": {exc.field: exc.messages}, "existing": _document_answer(exc.existing)}, status=409
+                )
+            add_service_errors(form, exc, {"file": "file", "text": "text", "url": "url"})
+            form.offer_replace(exc.existing.title)
+            duplicate = exc.existing
         except ValidationError as exc:
             add_service_errors(form, exc, {"file": "file", "title": "title", "text": "text", "url": "url"})
         else:
             if _wants_json(request):
-                return JsonResponse(_document_answer(doc), status=201)
-            messages.success(request, f"“{doc.title}” was added and is being processed.")
+                return JsonResponse(_document_answer(doc), status=200 if doc.replaced else 201)
+            if doc.replaced:
+                messages.success(request, f"“{doc.title}” was replaced by this upload.")
+            else:
+                messages.success(request, f"“{doc.title}” was added and is being processed.")
             return redirect(reverse("projects:detail", args=[project.pk]) + "#documents")
     if _wants_json(request):
         return JsonResponse(
             {"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400
         )
-    context = _detail_context(request, project, upload_form=form, upload_failed=True)
+    context = _detail_context(request, project, upload_form=form, upload_failed=True, duplicate=duplicate)
     return render(request, "projects/project_detail.html", context, status=400)
