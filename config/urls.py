@@ -5,9 +5,9 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config import health
+from config import api_docs, health
 
 # The API docs pages render styles and workers at run time; they show no user content.
 docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"], "img-src": ["data:"]})
@@ -35,7 +35,8 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", docs_csp(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
-    path("api/redoc/", docs_csp(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
+    path("api/redoc/", docs_csp(api_docs.RedocView.as_view(url_name="schema")), name="redoc"),
+    path("api/redoc/redoc.standalone.js", api_docs.redoc_bundle, name="redoc-bundle"),
     path("accounts/", include("accounts.urls")),
     path("", include("workspace.urls")),
 ]

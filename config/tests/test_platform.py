@@ -86,6 +86,18 @@ def test_docs_pages_load_their_assets_from_this_server(client: Client, url: str)
             assert client.get(asset).status_code == 200, asset
 
 
+def test_redoc_draws_its_logo_from_this_server(client: Client) -> None:
+    html = client.get("/api/redoc/").content.decode()
+    bundle_url = re.search(r'<script src="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    response = client.get(bundle_url)
+    assert response.status_code == 200
+    bundle = b"".join(response.streaming_content) if response.streaming else response.content
+    assert b"cdn.redoc.ly" not in bundle
+    logo = re.search(rb'"(/static/[^"]+\.svg)"', bundle)
+    assert logo, "the logo's address points at our static files"
+    assert client.get(logo.group(1).decode()).status_code == 200
+
+
 def test_log_lines_are_json_with_the_request_id(client: Client) -> None:
     import json
     import logging
