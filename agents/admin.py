@@ -152,11 +152,21 @@ class TurnInline(admin.TabularInline):
 class ThreadAdmin(admin.ModelAdmin):
     """Conversations, read-only: their turns are runs, recorded as they happened."""
 
-    list_display = ("title", "project", "created_by", "turn_count", "updated_at")
+    list_display = ("title", "project", "created_by", "shared", "turn_count", "updated_at")
+    list_filter = ("shared",)
     search_fields = ("title",)
     list_select_related = ("project", "created_by")
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "project", "created_by", "title", "turn_count", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "project",
+        "created_by",
+        "title",
+        "shared",
+        "turn_count",
+        "created_at",
+        "updated_at",
+    )
     inlines = (TurnInline,)
 
     def has_add_permission(self, request: Any) -> bool:

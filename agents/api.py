@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, renderers, serializers, status, viewsets
+from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,7 +29,10 @@ class CitationOut(serializers.Serializer):
     chunk = serializers.IntegerField()
     start = serializers.IntegerField()
     end = serializers.IntegerField()
-    quote = serializers.CharField()
+    quote = serializers.CharField(allow_blank=True)
+    deleted = serializers.BooleanField(
+        default=False, help_text="Its document was deleted; the quote was removed with it (empty)."
+    )
 
 
 class RunOut(serializers.ModelSerializer):
@@ -229,8 +232,15 @@ class ThreadOut(serializers.ModelSerializer):
 
     class Meta:
         model = Thread
-        fields = ["id", "project", "title", "created_by", "turn_count", "created_at", "updated_at"]
+        fields = ["id", "project", "title", "created_by", "shared", "turn_count", "created_at", "updated_at"]
         read_only_fields = fields
+        extra_kwargs = {
+            "shared": {
+                "help_text": "true: every member of the project sees it; false: only its starter "
+                "and the project's owners."
+            },
+            "updated_at": {"help_text": "When its latest question was asked."},
+        }
 
 
 class ThreadDetailOut(ThreadOut):
@@ -246,6 +256,31 @@ class ThreadDetailOut(ThreadOut):
         return TurnOut(turns, many=True).data
 
 
+class ThreadPatchIn(serializers.Serializer):
+    title = serializers.CharField(
+        required=False,
+        max_length=services.THREAD_TITLE_MAX,
+        help_text="A new title (its starter or a project owner).",
+        error_messages={
+            "blank": "A title is required.",
+            "max_length": "A title has at most {max_length} characters.",
+        },
+    )
+    shared = serializers.BooleanField(
+        required=False,
+        help_text="Share with every member of the project, or make private again (its starter only).",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            others = sorted(set(data) - set(self.fields))
+            if others:
+                raise serializers.ValidationError(
+                    {name: ["Only the title and shared of a conversation can be changed."] for name in others}
+                )
+        return super().to_internal_value(data)
+
+
 class ThreadFilter(django_filters.FilterSet):
     project = django_filters.UUIDFilter(field_name="project_id")
 
@@ -255,7 +290,11 @@ class ThreadFilter(django_filters.FilterSet):
 
 
 class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Conversations: each is a chain of questions (ask runs); ask in one with `thread` on POST /runs/."""
+    """Conversations: each is a chain of questions (ask runs); ask in one with `thread` on POST /runs/.
+
+    A conversation is private to the person who started it unless they share it with the
+    project; the project's owners see all of them.
+    """
 
     serializer_class = ThreadOut
     filterset_class = ThreadFilter
@@ -275,3 +314,28 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(responses=ThreadDetailOut)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(ThreadDetailOut(self.get_object()).data)
+
+    @extend_schema(
+        request=ThreadPatchIn,
+        responses={200: ThreadOut},
+        description="Rename (its starter or a project owner) and/or share or make private (its "
+        "starter only). All or nothing: a refused part changes nothing.",
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        thread = self.get_object()  # first: someone who may not see it learns nothing from a 400
+        data = ThreadPatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not data.validated_data:
+            raise exceptions.ValidationError({"detail": "Send the title or shared (or both) to change."})
+        thread = services.thread_update(user=request.user, thread=thread, **data.validated_data)
+        return Response(ThreadOut(thread).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete the conversation and every turn of it (its starter or a project owner). "
+        "A turn still queued or being answered does not block it: its result is dropped, and its "
+        "event stream ends with `done` saying the run was deleted.",
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.thread_delete(user=request.user, thread=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -26,7 +26,11 @@ FINISHED = {RunStatus.SUCCEEDED, RunStatus.FAILED}
 
 
 class Thread(models.Model):
-    """A conversation: a chain of ask runs in one project, oldest first."""
+    """A conversation: a chain of ask runs in one project, oldest first.
+
+    Private to the person who started it unless they share it with the project; project
+    owners see every thread (agents.selectors.threads_visible_to).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="threads")
@@ -36,8 +40,10 @@ class Thread(models.Model):
     # The first question, shortened: what the project page lists.
     title = models.CharField(max_length=200)
     turn_count = models.PositiveIntegerField(default=0)
+    # Seen by every member of the project, not only its starter and the project's owners.
+    shared = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    # When the latest turn was asked.
+    # When the latest turn was asked (renaming or sharing is not activity).
     updated_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q, Sum
+from django.http import Http404
 from django.utils import timezone
 
 from agents import events
@@ -24,10 +27,11 @@ from agents.providers import (
     run_with_breaker,
 )
 from agents.providers.base import Citation, Passage, ProviderResult
+from agents.selectors import THREAD_NOT_FOUND
 from documents import embedder, search
 from documents import services as documents_services
 from documents.models import Chunk, Document, DocumentStatus
-from projects.access import require
+from projects.access import has_role, require, role_of
 from projects.models import Project, Role
 
 log = logging.getLogger(__name__)
@@ -60,11 +64,48 @@ def _month_start(now: datetime) -> datetime:
 
 
 def tokens_used_this_month(*, user: Any, provider: str = "gemini") -> int:
-    """Input + output tokens of the user's runs answered by `provider` since the month began."""
+    """Input + output tokens of the user's runs answered by `provider` since the month began,
+    including runs of conversations deleted this month."""
     totals = AgentRun.objects.filter(
         created_by=user, provider=provider, created_at__gte=_month_start(timezone.now())
     ).aggregate(total=Sum(F("input_tokens") + F("output_tokens")))
-    return int(totals["total"] or 0)
+    deleted = cache.get(_deleted_tokens_key(user.pk, provider, timezone.now())) or 0
+    return int(totals["total"] or 0) + int(deleted)
+
+
+# Tokens of deleted runs are kept in the shared cache (beside the rate limits) until their
+# month is over, so deleting a conversation does not refill its askers' budgets.
+DELETED_TOKENS_TTL_S = 32 * 24 * 3600
+
+
+def _deleted_tokens_key(user_id: Any, provider: str, when: datetime) -> str:
+    return f"tokens-of-deleted-runs:{user_id}:{provider}:{when:%Y-%m}"
+
+
+def _spent_tokens(runs: Any) -> list[tuple[Any, str, int]]:
+    """(asker, provider, tokens) this month of metered runs among `runs`."""
+    rows = (
+        runs.filter(
+            provider__in=list(METERED_PROVIDERS),
+            created_by__isnull=False,
+            created_at__gte=_month_start(timezone.now()),
+        )
+        .values("created_by_id", "provider")
+        .annotate(total=Sum(F("input_tokens") + F("output_tokens")))
+    )
+    return [(r["created_by_id"], r["provider"], int(r["total"])) for r in rows if r["total"]]
+
+
+def _keep_spent_tokens(spent: list[tuple[Any, str, int]]) -> None:
+    """Carry the tokens of deleted runs into their askers' totals for this month."""
+    now = timezone.now()
+    for user_id, provider, total in spent:
+        key = _deleted_tokens_key(user_id, provider, now)
+        try:
+            cache.add(key, 0, timeout=DELETED_TOKENS_TTL_S)
+            cache.incr(key, total)
+        except Exception:
+            log.warning("could not keep a deleted run's tokens", exc_info=True)
 
 
 def _check_budget(user: Any, allow_offline: bool) -> str:
@@ -174,8 +215,123 @@ def _join_thread(
             {"thread": f"A conversation holds at most {THREAD_TURNS_MAX} questions; start a new one."}
         )
     last = AgentRun.objects.filter(thread=locked).order_by("-created_at").first()
-    Thread.objects.filter(pk=locked.pk).update(turn_count=F("turn_count") + 1, updated_at=timezone.now())
+    now = timezone.now()
+    Thread.objects.filter(pk=locked.pk).update(turn_count=F("turn_count") + 1, updated_at=now)
+    # The row is locked until commit: the count read with it is the one just written, less one.
+    locked.turn_count += 1
+    locked.updated_at = now
     return locked, last
+
+
+# --- managing a conversation: rename, share, delete -------------------------------------
+
+THREAD_GONE = "The conversation was deleted."
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _thread_role(user: Any, thread: Thread) -> str:
+    """The user's role in the thread's project, when they may read the thread (else 404)."""
+    # Read for this user: a role cached on the project object may be another person's.
+    role = role_of(user, thread.project_id)
+    if role is None:
+        raise Http404(THREAD_NOT_FOUND)
+    starter = thread.created_by_id is not None and thread.created_by_id == user.pk
+    if not (thread.shared or starter or has_role(role, Role.OWNER)):
+        raise Http404(THREAD_NOT_FOUND)
+    return role
+
+
+def _may_edit_thread(user: Any, thread: Thread, action: str) -> None:
+    """Its starter, and the project's owners, may rename or delete a conversation."""
+    role = _thread_role(user, thread)
+    if thread.created_by_id == user.pk or has_role(role, Role.OWNER):
+        return
+    raise PermissionDenied(
+        f"Only the person who started this conversation or a project owner may {action} it."
+    )
+
+
+def _may_share_thread(user: Any, thread: Thread) -> None:
+    _thread_role(user, thread)
+    if thread.created_by_id is None or thread.created_by_id != user.pk:
+        raise PermissionDenied(
+            "Only the person who started this conversation may share it or make it private."
+        )
+
+
+def clean_thread_title(title: Any) -> str:
+    """A conversation's title: text, on one line, 1 to THREAD_TITLE_MAX characters."""
+    if not isinstance(title, str):
+        raise ValidationError({"title": "A title is text."})
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError({"title": "A title must be valid text."}) from None
+    title = " ".join(_CONTROL.sub(" ", title).split())
+    if not title:
+        raise ValidationError({"title": "A title is required."})
+    if len(title) > THREAD_TITLE_MAX:
+        raise ValidationError({"title": f"A title has at most {THREAD_TITLE_MAX} characters."})
+    return title
+
+
+def thread_update(*, user: Any, thread: Thread, title: Any = None, shared: bool | None = None) -> Thread:
+    """Rename and/or share a conversation, all or nothing (the API's PATCH)."""
+    if title is not None:
+        _may_edit_thread(user, thread, "rename")
+        title = clean_thread_title(title)
+    if shared is not None:
+        if not isinstance(shared, bool):
+            raise ValidationError({"shared": "Shared is true or false."})
+        _may_share_thread(user, thread)
+    changes: dict[str, Any] = {}
+    if title is not None:
+        changes["title"] = title
+    if shared is not None:
+        changes["shared"] = shared
+    if not changes:
+        return thread
+    # updated_at is when the latest turn was asked: renaming is not activity.
+    if not Thread.objects.filter(pk=thread.pk).update(**changes):
+        raise Thread.DoesNotExist(THREAD_GONE)
+    for name, value in changes.items():
+        setattr(thread, name, value)
+    log.info("thread edited", extra={"thread_id": str(thread.pk), "fields": sorted(changes)})
+    return thread
+
+
+def thread_rename(*, user: Any, thread: Thread, title: Any) -> Thread:
+    """Give a conversation a new title (its starter, or a project owner)."""
+    return thread_update(user=user, thread=thread, title=title)
+
+
+def thread_share(*, user: Any, thread: Thread, shared: bool) -> Thread:
+    """Share a conversation with the project, or make it private again (its starter only)."""
+    return thread_update(user=user, thread=thread, shared=shared)
+
+
+def thread_delete(*, user: Any, thread: Thread) -> None:
+    """Delete a conversation and every turn of it (its starter, or a project owner).
+
+    A turn still queued or being answered does not block the delete: the worker finds its
+    run gone (the claim or the final write matches no row) and drops the result, and open
+    event streams end with `done` saying the run was deleted. Raises Thread.DoesNotExist
+    when another request deleted it first.
+    """
+    _may_edit_thread(user, thread, "delete")
+    with transaction.atomic():
+        # Locked, so a question being added to it now either lands before (and goes too) or
+        # finds the conversation gone.
+        if not Thread.objects.select_for_update().filter(pk=thread.pk).exists():
+            raise Thread.DoesNotExist(THREAD_GONE)
+        spent = _spent_tokens(AgentRun.objects.filter(thread_id=thread.pk))
+        # Its turns cascade; each one's event log is dropped after commit (agents.signals).
+        _, deleted = Thread.objects.filter(pk=thread.pk).delete()
+        transaction.on_commit(lambda: _keep_spent_tokens(spent))
+    log.info(
+        "thread deleted",
+        extra={"thread_id": str(thread.pk), "turns": deleted.get(AgentRun._meta.label, 0)},
+    )
 
 
 RETRY_NOT_FAILED = "Only a failed run can be run again."
@@ -409,12 +565,10 @@ def run_execute(*, run_id: Any) -> str:
         _set_status(run.pk, RunStatus.GENERATING)
         result, degraded, reason = _call(run, passages, history)
     except ProviderError as exc:
-        _fail(run.pk, str(exc)[:2000], started)
-        return RunStatus.FAILED
+        return _fail(run.pk, str(exc)[:2000], started)
     except Exception as exc:
         log.exception("run crashed", extra={"run_id": str(run.pk)})
-        _fail(run.pk, f"The run failed unexpectedly ({type(exc).__name__}).", started)
-        return RunStatus.FAILED
+        return _fail(run.pk, f"The run failed unexpectedly ({type(exc).__name__}).", started)
 
     citations, dropped = verify_citations(result.citations)
     output = dict(result.output)
@@ -428,7 +582,7 @@ def run_execute(*, run_id: Any) -> str:
             {"document": p.document_id, "chunk": p.chunk_id, "title": p.document_title, "text": p.text[:300]}
             for p in context.nearest[:3]
         ]
-    AgentRun.objects.filter(pk=run.pk).update(
+    stored = AgentRun.objects.filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED,
         status_changed_at=timezone.now(),
         answer=result.answer,
@@ -444,6 +598,8 @@ def run_execute(*, run_id: Any) -> str:
         error="",
         finished_at=timezone.now(),
     )
+    if not stored:  # deleted while it ran (its conversation, document or project)
+        return _deleted_meanwhile(run.pk)
     if run.kind == RunKind.EXTRACT and run.document_id:
         _store_extraction(run.document_id, result.output)
     events.publish(run.pk, "done", status=RunStatus.SUCCEEDED)
@@ -461,7 +617,16 @@ def run_execute(*, run_id: Any) -> str:
     return RunStatus.SUCCEEDED
 
 
-def _fail(run_id: Any, error: str, started: float) -> None:
+def _deleted_meanwhile(run_id: Any) -> str:
+    """The run was deleted while it ran: drop its result, and the event log it wrote since."""
+    events.forget(run_id)
+    log.info("run deleted while it ran; result dropped", extra={"run_id": str(run_id)})
+    return "skipped"
+
+
+def _fail(run_id: Any, error: str, started: float) -> str:
+    if not AgentRun.objects.filter(pk=run_id).exists():
+        return _deleted_meanwhile(run_id)
     _set_status(
         run_id,
         RunStatus.FAILED,
@@ -470,6 +635,7 @@ def _fail(run_id: Any, error: str, started: float) -> None:
         finished_at=timezone.now(),
     )
     events.publish(run_id, "done", status=RunStatus.FAILED)
+    return RunStatus.FAILED
 
 
 def _store_extraction(document_id: Any, output: dict[str, Any]) -> None:

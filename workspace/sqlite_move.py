@@ -61,8 +61,12 @@ SQLITE_MIGRATIONS: dict[str, frozenset[str]] = {
     ),
     "agents": frozenset({"0001_initial", "0002_run_requested_provider", "0003_threads"}),
 }
-# Columns of the current models that the old tables cannot have (filled here instead).
-NEW_COLUMNS = {("documents_chunk", "title")}
+# Columns of the current models that the old tables cannot have, filled here instead: each
+# passage's title (its document's), and the sharing of a conversation, which was open to the
+# whole project before threads could be private (as agents' migration sets existing threads).
+# Any other column added since takes its field's default.
+NEW_COLUMNS = {("documents_chunk", "title"), ("agents_thread", "shared")}
+SINCE_SQLITE_VALUES: dict[tuple[str, str], Any] = {("agents_thread", "shared"): True}
 # What stays behind, with the reason the summary gives.
 NOT_MOVED = {
     "django_session": "sessions (everyone signs in again)",
@@ -207,7 +211,8 @@ def _check_schema(source: _Source, path: Path) -> None:
             raise MoveRefused(f"{path} lacks the table {table}: it is not a complete Docent database.")
         old = source.columns(table)
         new = {f.column for f in model._meta.concrete_fields}
-        missing = new - old - {c for t, c in NEW_COLUMNS if t == table}
+        defaulted = {f.column for f in model._meta.concrete_fields if f.has_default() or f.null}
+        missing = new - old - defaulted - {c for t, c in NEW_COLUMNS if t == table}
         if missing or old - new:
             raise MoveRefused(
                 f"{path}: the table {table} does not have the columns its migrations promise "
@@ -311,11 +316,16 @@ def _python_value(model_field: models.Field[Any, Any], raw: Any) -> Any:
 
 
 def _instance(model: type[models.Model], row: sqlite3.Row) -> Any:
-    """An unsaved model instance of an old row; fields the old table lacks take their defaults."""
+    """An unsaved model instance of an old row; fields the old table lacks take the value set
+    for them (SINCE_SQLITE_VALUES), else their defaults."""
     columns = set(row.keys())
+    table = model._meta.db_table
     values = {
         f.attname: _python_value(f, row[f.column]) for f in model._meta.concrete_fields if f.column in columns
     }
+    for f in model._meta.concrete_fields:
+        if f.column not in columns and (table, f.column) in SINCE_SQLITE_VALUES:
+            values[f.attname] = SINCE_SQLITE_VALUES[(table, f.column)]
     return model(**values)
 
 

@@ -30,6 +30,9 @@ run_patterns = [
     path("<uuid:pk>/events", runs.events, name="events"),
     path("<uuid:pk>/turn/", runs.turn, name="turn"),
     path("threads/<uuid:pk>/", runs.thread, name="thread"),
+    path("threads/<uuid:pk>/rename/", runs.thread_rename, name="thread_rename"),
+    path("threads/<uuid:pk>/share/", runs.thread_share, name="thread_share"),
+    path("threads/<uuid:pk>/delete/", runs.thread_delete, name="thread_delete"),
 ]
 
 urlpatterns = [

@@ -7,12 +7,13 @@ import re
 from typing import Any
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
-from agents import services
+from agents import selectors, services
 from agents.models import AgentRun, RunKind, RunStatus, Thread
 from conftest import make_project
 from documents import services as document_services
@@ -155,19 +156,27 @@ def test_the_thread_api_lists_threads_and_shows_every_turn(
     assert refused.status_code == 404
 
 
-def test_a_viewer_follows_up_in_a_thread(user: Any, project: Project) -> None:
+def test_a_viewer_follows_up_in_a_shared_thread_but_not_in_a_private_one(user: Any, project: Project) -> None:
     viewer = MembershipFactory(project=project, role=Role.VIEWER).user
     first = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who?")
     client = Client()
     client.force_login(viewer)
-    response = client.post(
-        "/runs/new/",
-        {"project": str(project.pk), "kind": "ask", "question": "And when?", "thread": str(first.thread_id)},
-        HTTP_ACCEPT="application/json",
-    )
+    follow_up = {
+        "project": str(project.pk),
+        "kind": "ask",
+        "question": "And when?",
+        "thread": str(first.thread_id),
+    }
+    private = client.post("/runs/new/", follow_up, HTTP_ACCEPT="application/json")
+    assert private.status_code == 404
+    assert "not shared with you" in private.json()["detail"]
+    assert first.thread is not None
+    services.thread_share(user=user, thread=first.thread, shared=True)
+    response = client.post("/runs/new/", follow_up, HTTP_ACCEPT="application/json")
     assert response.status_code == 201
     reply = response.json()
     assert reply["thread"] == str(first.thread_id)
+    assert reply["turn_count"] == 2
     assert reply["events_url"] == f"/runs/{reply['id']}/events"
     assert AgentRun.objects.get(pk=reply["id"]).created_by == viewer
 
@@ -301,3 +310,212 @@ def test_the_thread_page_reads_the_same_number_of_queries_for_two_turns_or_twent
     few = queries()
     add(18)
     assert queries() == few
+
+
+# --- privacy, rename, share and delete -------------------------------------------------
+
+
+@pytest.fixture
+def team(user: Any, project: Project) -> dict[str, Any]:
+    """The project's owner (user), a second owner, an editor and a viewer."""
+    return {
+        "owner": user,
+        "co_owner": MembershipFactory(project=project, role=Role.OWNER).user,
+        "editor": MembershipFactory(project=project, role=Role.EDITOR).user,
+        "viewer": MembershipFactory(project=project, role=Role.VIEWER).user,
+    }
+
+
+def started_by(person: Any, project: Project, question: str = "Who designed it?") -> Thread:
+    run = services.run_create(user=person, project=project, kind=RunKind.ASK, question=question)
+    assert run.thread is not None
+    return run.thread
+
+
+def test_a_new_thread_is_private_to_its_starter_and_the_projects_owners(
+    project: Project, team: dict[str, Any]
+) -> None:
+    thread = started_by(team["editor"], project)
+    assert thread.shared is False
+    turn = thread.turns.get()
+    summary = services.run_create(user=team["editor"], project=project, kind=RunKind.SUMMARIZE)
+    for name, sees in {"editor": True, "owner": True, "co_owner": True, "viewer": False}.items():
+        person = team[name]
+        assert selectors.threads_visible_to(person).filter(pk=thread.pk).exists() is sees, name
+        assert selectors.runs_visible_to(person).filter(pk=turn.pk).exists() is sees, name
+        # A summary belongs to no thread: every member sees it, as before.
+        assert selectors.runs_visible_to(person).filter(pk=summary.pk).exists(), name
+    with pytest.raises(Http404):
+        selectors.thread_for(team["viewer"], thread.pk)
+    with pytest.raises(Http404):
+        selectors.run_for(team["viewer"], turn.pk)
+    services.thread_share(user=team["editor"], thread=thread, shared=True)
+    assert selectors.thread_for(team["viewer"], thread.pk) == thread
+    assert selectors.run_for(team["viewer"], turn.pk) == turn
+    assert not selectors.threads_visible_to(UserFactory()).filter(pk=thread.pk).exists()
+
+
+def test_the_starter_and_owners_rename_and_others_are_refused(project: Project, team: dict[str, Any]) -> None:
+    thread = started_by(team["editor"], project)
+    before = Thread.objects.get(pk=thread.pk).updated_at
+    services.thread_rename(user=team["editor"], thread=thread, title="  Pump   design\n history ")
+    assert Thread.objects.get(pk=thread.pk).title == "Pump design history"
+    assert Thread.objects.get(pk=thread.pk).updated_at == before, "renaming is not activity"
+    services.thread_rename(user=team["co_owner"], thread=thread, title="Tidied by an owner")
+    assert Thread.objects.get(pk=thread.pk).title == "Tidied by an owner"
+    with pytest.raises(Http404):  # a private thread: the viewer cannot even see it
+        services.thread_rename(user=team["viewer"], thread=thread, title="Mine now")
+    services.thread_share(user=team["editor"], thread=thread, shared=True)
+    with pytest.raises(PermissionDenied, match="started this conversation or a project owner"):
+        services.thread_rename(user=team["viewer"], thread=thread, title="Mine now")
+    with pytest.raises(Http404):
+        services.thread_rename(user=UserFactory(), thread=thread, title="Outsider")
+    assert Thread.objects.get(pk=thread.pk).title == "Tidied by an owner"
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ("", "A title is required."),
+        (" \t\n ", "A title is required."),
+        ("x" * 201, "A title has at most 200 characters."),
+        (42, "A title is text."),
+        ("bad\udfff", "A title must be valid text."),
+    ],
+)
+def test_a_bad_title_is_refused_with_a_reason(user: Any, project: Project, title: Any, message: str) -> None:
+    thread = started_by(user, project)
+    with pytest.raises(ValidationError) as caught:
+        services.thread_rename(user=user, thread=thread, title=title)
+    assert caught.value.message_dict == {"title": [message]}
+    assert Thread.objects.get(pk=thread.pk).title == "Who designed it?"
+
+
+def test_control_characters_in_a_title_become_spaces(user: Any, project: Project) -> None:
+    thread = started_by(user, project)
+    services.thread_rename(user=user, thread=thread, title="Pump\x00notes\x1b 2019")
+    assert Thread.objects.get(pk=thread.pk).title == "Pump notes 2019"
+
+
+def test_only_the_starter_shares_or_unshares(project: Project, team: dict[str, Any]) -> None:
+    thread = started_by(team["viewer"], project)
+    with pytest.raises(PermissionDenied, match="Only the person who started"):
+        services.thread_share(user=team["owner"], thread=thread, shared=True)
+    # All or nothing: an owner's rename with a refused share changes nothing.
+    with pytest.raises(PermissionDenied):
+        services.thread_update(user=team["owner"], thread=thread, title="Renamed", shared=True)
+    assert Thread.objects.get(pk=thread.pk).title == "Who designed it?"
+    services.thread_share(user=team["viewer"], thread=thread, shared=True)
+    assert Thread.objects.get(pk=thread.pk).shared is True
+    with pytest.raises(PermissionDenied):
+        services.thread_share(user=team["editor"], thread=thread, shared=False)
+    services.thread_share(user=team["viewer"], thread=thread, shared=False)
+    assert Thread.objects.get(pk=thread.pk).shared is False
+
+
+def test_deleting_a_thread_deletes_its_turns_and_only_the_starter_or_an_owner_may(
+    project: Project, team: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    thread = started_by(team["editor"], project)
+    services.run_create(
+        user=team["editor"], project=project, kind=RunKind.ASK, question="When?", thread=thread
+    )
+    summary = services.run_create(user=team["editor"], project=project, kind=RunKind.SUMMARIZE)
+    services.thread_share(user=team["editor"], thread=thread, shared=True)
+    with pytest.raises(PermissionDenied, match="may delete it"):
+        services.thread_delete(user=team["viewer"], thread=thread)
+    assert AgentRun.objects.filter(thread=thread).count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        services.thread_delete(user=team["co_owner"], thread=thread)
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+    assert list(AgentRun.objects.values_list("pk", flat=True)) == [summary.pk]
+    with pytest.raises(Thread.DoesNotExist):
+        services.thread_delete(user=team["co_owner"], thread=thread)
+    with pytest.raises(Thread.DoesNotExist):
+        services.thread_rename(user=team["editor"], thread=thread, title="Too late")
+    # A question still on its way to the deleted thread is refused, not orphaned.
+    with pytest.raises(ValidationError, match="The conversation was deleted."):
+        services.run_create(
+            user=team["editor"], project=project, kind=RunKind.ASK, question="Q?", thread=thread
+        )
+
+
+def test_a_turn_queued_when_its_thread_is_deleted_is_skipped_by_the_worker(
+    user: Any, project: Project, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forgotten: list[str] = []
+    monkeypatch.setattr(services.events, "forget", lambda run_id: forgotten.append(str(run_id)))
+    thread = started_by(user, project)
+    queued = thread.turns.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.thread_delete(user=user, thread=thread)
+    assert forgotten == [str(queued.pk)], "the run's event log is dropped, so open streams end"
+    assert services.run_execute(run_id=queued.pk) == "skipped"
+    assert not AgentRun.objects.filter(pk=queued.pk).exists()
+
+
+@pytest.mark.parametrize("outcome", ["answer", "failure"])
+def test_a_thread_deleted_while_its_turn_is_answered_drops_the_result(
+    user: Any, project: Project, pump: Document, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    from agents.providers import ProviderError
+
+    thread = started_by(user, project, "Who designed the Brightwater pump?")
+    running = thread.turns.get()
+    real_call = services._call
+    forgotten: list[str] = []
+    monkeypatch.setattr(services.events, "forget", lambda run_id: forgotten.append(str(run_id)))
+
+    def deleted_midway(run: AgentRun, *args: Any) -> Any:
+        # The person deletes the conversation while the model is writing.
+        Thread.objects.filter(pk=thread.pk).delete()
+        if outcome == "failure":
+            raise ProviderError("the model failed too")
+        return real_call(run, *args)
+
+    monkeypatch.setattr(services, "_call", deleted_midway)
+    assert services.run_execute(run_id=running.pk) == "skipped"
+    assert not AgentRun.objects.filter(pk=running.pk).exists(), "the worker must not bring the run back"
+    assert forgotten == [str(running.pk)], "what the worker logged meanwhile is dropped"
+
+
+def test_deleting_a_thread_does_not_refill_the_askers_token_budget(
+    user: Any, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    thread = started_by(user, project)
+    AgentRun.objects.filter(thread=thread).update(
+        status=RunStatus.SUCCEEDED, provider="gemini", input_tokens=900, output_tokens=100
+    )
+    assert services.tokens_used_this_month(user=user, provider="gemini") == 1000
+    with django_capture_on_commit_callbacks(execute=True):
+        services.thread_delete(user=user, thread=thread)
+    assert not AgentRun.objects.exists()
+    assert services.tokens_used_this_month(user=user, provider="gemini") == 1000
+    assert services.tokens_used_this_month(user=user, provider="openai") == 0
+
+
+def test_existing_threads_are_migrated_as_shared_and_new_ones_default_to_private(
+    user: Any, project: Project
+) -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(targets: Any) -> MigrationExecutor:
+        # PostgreSQL alters no table with foreign-key checks still pending in this transaction.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        executor = MigrationExecutor(connection)
+        executor.migrate(targets(executor) if callable(targets) else targets)
+        return executor
+
+    executor = migrate([("agents", "0003_threads")])
+    try:
+        old_apps = executor.loader.project_state([("agents", "0003_threads")]).apps
+        OldThread = old_apps.get_model("agents", "Thread")
+        old = OldThread.objects.create(
+            project_id=project.pk, created_by_id=user.pk, title="Before", turn_count=1
+        )
+    finally:
+        migrate(lambda executor: executor.loader.graph.leaf_nodes())
+    assert Thread.objects.get(pk=old.pk).shared is True, "people keep the access they had"
+    assert started_by(user, project).shared is False

@@ -11,10 +11,13 @@
  *
  * Drop zone: a form with data-dropzone takes files dropped on it, chosen with its
  * picker or pasted anywhere on the page, and posts each one on its own (XHR, so
- * its row shows upload progress) asking for JSON: 201 {id, title, url, status}
- * or 4xx {errors: {field: [message]}}. When all are done the page's
- * [data-part="documents"] list is fetched afresh. Without script the drop zone
- * stays hidden and the plain upload form posts one file.
+ * its row shows upload progress) asking for JSON: 201 {id, title, url, status_url,
+ * status} (200 when it replaced a document), 409 {errors, existing: {title, url}}
+ * for bytes the project already holds (the row offers to replace that document),
+ * or 4xx {errors: {field: [message]}}. A row then follows its document (status_url)
+ * to ready or failed and clears; a refused file's row says why until dismissed.
+ * When all are done the page's [data-part="documents"] list is fetched afresh.
+ * Without script the drop zone stays hidden and the plain upload form posts one file.
  *
  * Refreshing panels: an element with data-refresh-url is replaced every 2 s by
  * the HTML fragment that URL answers (the import panel on the project page),
@@ -23,8 +26,9 @@
  * Conversations: a turn with data-events-url streams its answer (Server-Sent
  * Events: status, delta, reset, done); on done the server-rendered turn
  * (data-turn-url) replaces it. A form with data-thread-form posts with fetch and
- * appends the new turn, which then streams in place. Without script, the same
- * form posts normally and the page polls.
+ * appends the new turn, which then streams in place, and the header's turn count
+ * ([data-field="turn-count"]) follows. Without script, the same form posts
+ * normally and the page polls.
  */
 (function () {
   "use strict";
@@ -236,6 +240,17 @@
     });
   }
 
+  // The thread header's "N questions": the count the server gave for the new turn, or the
+  // turns on the page when that is more (never counts down).
+  function showTurnCount(serverCount) {
+    var label = document.querySelector('[data-field="turn-count"]');
+    if (!label) { return; }
+    var onPage = document.querySelectorAll("[data-turn]").length;
+    var count = Math.max(Number(serverCount) || 0, onPage, Number(label.getAttribute("data-count")) || 0);
+    label.setAttribute("data-count", String(count));
+    label.textContent = count + (count === 1 ? " question" : " questions");
+  }
+
   function askInThread(event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-thread-form") || !window.fetch) { return; }
@@ -255,7 +270,9 @@
       headers: { Accept: "application/json" }
     })
       .then(function (response) {
-        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+        return response.json()
+          .catch(function () { return { detail: "The question could not be sent (HTTP " + response.status + "); try again." }; })
+          .then(function (data) { return { ok: response.ok, data: data }; });
       })
       .then(function (reply) {
         if (!reply.ok) { throw new Error(reply.data.detail || "The question could not be sent."); }
@@ -264,9 +281,13 @@
         var turns = document.querySelector('[data-field="turns"]');
         var placeholder = document.createElement("div");
         turns.appendChild(placeholder);
+        showTurnCount(reply.data.turn_count);
         return replaceTurn(placeholder, reply.data.turn_url);
       })
-      .then(function (turn) { if (turn) { turn.scrollIntoView({ block: "nearest" }); } })
+      .then(function (turn) {
+        showTurnCount(0);
+        if (turn) { turn.scrollIntoView({ block: "nearest" }); }
+      })
       .catch(function (err) {
         if (error) { error.textContent = err.message; error.hidden = false; }
       })
@@ -326,10 +347,54 @@
     return { row: row, name: name, bar: bar, note: note };
   }
 
-  function settleRow(row, ok, message) {
-    row.row.setAttribute("data-state", ok ? "added" : "failed");
+  var ROW_CLEARS_AFTER_MS = 4000;
+
+  function clearRow(row) {
+    var list = row.row.parentNode;
+    row.row.remove();
+    if (list && !list.children.length) { list.hidden = true; }
+  }
+
+  // A refused upload: no progress bar, the reason, and a button to dismiss the row.
+  function refuseRow(row, message) {
+    row.row.setAttribute("data-state", "failed");
+    row.bar.hidden = true;
     row.note.textContent = message;
-    if (ok) { row.bar.value = row.bar.max; }
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "btn btn-small btn-ghost";
+    dismiss.textContent = "Dismiss";
+    dismiss.setAttribute("aria-label", "Dismiss " + row.name.textContent);
+    dismiss.addEventListener("click", function () { clearRow(row); });
+    row.note.appendChild(document.createTextNode(" "));
+    row.note.appendChild(dismiss);
+  }
+
+  // The document is stored: the row follows it to ready or failed, then clears.
+  function followRow(row, doc) {
+    row.bar.hidden = true;
+    var settle = function (status, error) {
+      row.row.setAttribute("data-state", status === "ready" ? "added" : "failed");
+      row.note.textContent = status === "ready" ? "Ready" : "Failed" + (error ? ": " + error : "");
+      window.setTimeout(function () { clearRow(row); }, ROW_CLEARS_AFTER_MS);
+    };
+    if (FINISHED[doc.status] || !doc.status_url) { settle(doc.status, ""); return; }
+    row.row.setAttribute("data-state", "processing");
+    row.note.textContent = "Processing…";
+    var failures = 0;
+    var check = function () {
+      getFresh(doc.status_url, "application/json").then(function (data) {
+        var state = (data.items || [])[0] || {};
+        if (state.finished) { settle(state.status, state.error); return; }
+        row.note.textContent = (state.status_label || "Processing") + "…";
+        window.setTimeout(check, INTERVAL_MS);
+      }).catch(function () {
+        failures += 1;
+        if (failures > MAX_FAILURES) { row.note.textContent = "Added; its progress shows in the table."; return; }
+        window.setTimeout(check, Math.min(INTERVAL_MS * Math.pow(2, failures), MAX_BACKOFF_MS));
+      });
+    };
+    window.setTimeout(check, INTERVAL_MS);
   }
 
   function uploadError(xhr, zone) {
@@ -347,12 +412,46 @@
     return "The upload failed (HTTP " + xhr.status + "); try again.";
   }
 
-  function sendFile(zone, file, row) {
+  // 409: the project holds these bytes already. Say which document, and offer to replace it.
+  function offerReplace(zone, file, row, xhr, done) {
+    var data = {};
+    try { data = JSON.parse(xhr.responseText); } catch (ignored) { data = {}; }
+    var existing = data.existing || {};
+    row.row.setAttribute("data-state", "duplicate");
+    row.bar.hidden = true;
+    row.note.textContent = "Already in the project as ";
+    var link = document.createElement("a");
+    link.href = existing.url || "#documents";
+    link.textContent = existing.title || "another document";
+    row.note.appendChild(link);
+    row.note.appendChild(document.createTextNode(". "));
+    var replace = document.createElement("button");
+    replace.type = "button";
+    replace.className = "btn btn-small";
+    replace.textContent = "Replace it";
+    replace.setAttribute("data-action", "replace");
+    var keep = document.createElement("button");
+    keep.type = "button";
+    keep.className = "btn btn-small btn-ghost";
+    keep.textContent = "Keep the existing one";
+    replace.addEventListener("click", function () {
+      row.bar.hidden = false;
+      row.bar.value = 0;
+      sendFile(zone, file, row, true).then(done);
+    });
+    keep.addEventListener("click", function () { clearRow(row); done(false); });
+    row.note.appendChild(replace);
+    row.note.appendChild(document.createTextNode(" "));
+    row.note.appendChild(keep);
+  }
+
+  // Resolves true once the file is stored, false if refused; a duplicate waits for the person's choice.
+  function sendFile(zone, file, row, replace) {
     return new Promise(function (resolve) {
       var max = Number(zone.getAttribute("data-max-bytes")) || 0;
       if (max && file.size > max) {
         // The server refuses it unread; sending it all first would only waste the wait.
-        settleRow(row, false, zone.getAttribute("data-too-large"));
+        refuseRow(row, zone.getAttribute("data-too-large"));
         resolve(false);
         return;
       }
@@ -360,6 +459,7 @@
       var body = new FormData();
       body.append("csrfmiddlewaretoken", token ? token.value : "");
       body.append("file", file, file.name || "pasted");
+      if (replace) { body.append("replace", "on"); }
       var xhr = new XMLHttpRequest();
       xhr.open("POST", zone.action);
       xhr.setRequestHeader("Accept", "application/json");
@@ -367,8 +467,12 @@
         if (event.lengthComputable) { row.bar.value = Math.round((100 * event.loaded) / event.total); }
       });
       xhr.addEventListener("load", function () {
-        if (xhr.status !== 201) {
-          settleRow(row, false, uploadError(xhr, zone));
+        if (xhr.status === 409) {
+          offerReplace(zone, file, row, xhr, resolve);
+          return;
+        }
+        if (xhr.status !== 201 && xhr.status !== 200) {
+          refuseRow(row, uploadError(xhr, zone));
           resolve(false);
           return;
         }
@@ -381,11 +485,11 @@
           row.name.textContent = "";
           row.name.appendChild(link);
         }
-        settleRow(row, true, doc.status === "ready" ? "Added — ready" : "Added — processing");
+        followRow(row, doc);
         resolve(true);
       });
       xhr.addEventListener("error", function () {
-        settleRow(row, false, "The upload was interrupted; check the connection and try again.");
+        refuseRow(row, "The upload was interrupted; check the connection and try again.");
         resolve(false);
       });
       row.row.setAttribute("data-state", "uploading");
@@ -416,7 +520,7 @@
       while (active < UPLOADS_AT_ONCE && queue.length) {
         var job = queue.shift();
         active += 1;
-        sendFile(zone, job.file, job.row).then(function (ok) {
+        sendFile(zone, job.file, job.row, false).then(function (ok) {
           active -= 1;
           if (ok) { added += 1; }
           if (queue.length || active) { pump(); } else { finished(); }

@@ -36,19 +36,20 @@ INSTALL_HINT = "npm ci --prefix tests/e2e --no-audit --no-fund"
 
 
 @contextmanager
-def chromium_page(viewport: dict[str, int] | None = None) -> Iterator[Page]:
-    """A page in the system Chromium, headless, at the desktop width unless told otherwise."""
+def chromium_page(viewport: dict[str, int] | None = None, **context: Any) -> Iterator[Page]:
+    """A page in the system Chromium, headless, at the desktop width unless told otherwise
+    (`context`: more of Playwright's context options, e.g. has_touch and is_mobile for a phone)."""
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)"
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        context = browser.new_context(viewport=viewport or VIEWPORTS["desktop"])
+        made = browser.new_context(viewport=viewport or VIEWPORTS["desktop"], **context)
         try:
-            yield context.new_page()
+            yield made.new_page()
         finally:
-            context.close()
+            made.close()
             browser.close()
 
 
@@ -146,8 +147,9 @@ def screenshot(page: Page, name: str, viewport: str = "") -> Path:
 
 # Layout faults a screenshot shows but axe does not judge: a page wider than the viewport (the
 # phone scrolls sideways), text or controls sticking out of their card (a long address in "About
-# this run"), a date in a table or run list broken over lines. Content inside a scroll or clip
-# container (a wide table's wrapper, an ellipsised title) is that container's business, not a fault.
+# this run"), a date in a table or run list broken over lines, a control cut off by a wrapper
+# that scrolls or clips it, or with its own text cut short. Other content inside a scroll or clip
+# container (a wide table's text, an ellipsised title) is that container's business, not a fault.
 LAYOUT_FAULTS_JS = """() => {
   const root = document.documentElement;
   const faults = [];
@@ -207,6 +209,25 @@ LAYOUT_FAULTS_JS = """() => {
       if (![...out].some((other) => other !== el && other.contains(el))) {
         faults.push(`${name(el)} ("${text(el)}") sticks out of its card ${name(card)}`);
       }
+    }
+  }
+
+  // A control must be whole where it stands: not cut off by a wrapper that scrolls or clips
+  // (the Delete button of a wide documents table, "Dele…"), nor its own text cut short.
+  const controls = "button, a.btn, input:not([type=hidden]), select, textarea, summary";
+  for (const el of document.querySelectorAll(controls)) {
+    const r = el.getBoundingClientRect();
+    if (hidden(el) || !r.width || getComputedStyle(el).visibility === "hidden") continue;
+    if (el.scrollWidth > el.clientWidth + 1 && !["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)) {
+      faults.push(`${name(el)} ("${text(el)}") has its text cut short (${el.scrollWidth}px in ${el.clientWidth}px)`);
+      continue;
+    }
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX === "visible") continue;
+      if (outside(r, a.getBoundingClientRect())) {
+        faults.push(`${name(el)} ("${text(el)}") is cut off by ${name(a)}, which scrolls or clips it`);
+      }
+      break;
     }
   }
 

@@ -22,7 +22,8 @@ from agents.tests.fake_openai import Behaviour, FakeOpenAI, ReceivedRequest, rep
 from conftest import make_project
 from documents import services as document_services
 from documents.models import DocumentStatus
-from tests.e2e.pages import chromium_page
+from tests.e2e.pages import VIEWPORTS, assert_accessible, audit, chromium_page, layout_faults
+from tests.e2e.pages import screenshot as page_screenshot
 from tests.e2e.test_browser import PASSWORD, screenshot
 from tests.servers import web_server
 from tests.worker import celery_worker, database_url
@@ -173,3 +174,84 @@ def test_a_whole_conversation_streams_follows_up_cites_and_declines(
     expect(listed).to_contain_text("asker@example.com")
     expect(listed).to_contain_text("3 questions")
     assert errors == [], errors
+
+
+def test_the_header_counts_each_question_and_the_thread_is_renamed_shared_and_deleted(
+    page: Page, stack: dict[str, Any]
+) -> None:
+    base, project = stack["base"], stack["project"]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Email").fill("asker@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{base}/")
+    page.goto(f"{base}/projects/{project.pk}/")
+
+    # Three questions: the header's count follows each one without a reload.
+    count = page.locator('[data-field="turn-count"]')
+    page.get_by_label("Ask a question").fill("Who designed the Brightwater pump?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/threads/[0-9a-f-]+/#turn-"))
+    expect(count).to_have_text("1 question")
+    turns = page.locator("[data-turn]")
+    expect(turns.first.locator("[data-field=status]")).to_have_text("Succeeded", timeout=60_000)
+    page.evaluate("window.__sameDocument = true")
+    for number, question in (
+        (2, "How often should its intake filter be cleaned?"),
+        (3, "Who installed the Brightwater pump?"),
+    ):
+        page.get_by_label("Ask a question").fill(question)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        # As soon as the question is taken, before its answer arrives.
+        expect(count).to_have_text(f"{number} questions")
+        expect(turns).to_have_count(number)
+        expect(turns.nth(number - 1).locator("[data-field=status]")).to_have_text("Succeeded", timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    expect(count).to_have_text("3 questions")
+    thread_url = page.url.split("#", 1)[0]
+    page.goto(thread_url)
+    expect(count).to_have_text("3 questions")  # and the server agrees
+
+    # Rename, share and make private again, each with a message.
+    page.get_by_text("Rename, share or delete").click()
+    expect(page.locator('[data-field="visibility"]')).to_contain_text("Private")
+    page.get_by_label("Title").fill("Pump questions")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Renamed to “Pump questions”.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pump questions")
+    page.get_by_text("Rename, share or delete").click()
+    page.get_by_role("button", name="Share with the project").click()
+    expect(page.locator(".messages")).to_contain_text("Shared: every member of the project")
+    expect(page.locator('[data-field="visibility"]')).to_have_text("Shared with the project")
+
+    # The open panel keeps to the screen and passes axe, at the desktop and the phone width.
+    violations, faults = [], []
+    for width, size in VIEWPORTS.items():
+        page.set_viewport_size(size)
+        page.goto(thread_url)
+        page.get_by_text("Rename, share or delete").click()
+        expect(page.get_by_role("button", name="Make private")).to_be_visible()
+        violations += audit(page, "thread-managed", width)
+        faults += layout_faults(page, "thread-managed", width)
+        page_screenshot(page, "thread-managed", width)
+    assert not faults, "\n".join(faults)
+    assert_accessible(violations)
+    screenshot(page, "thread-managed")
+
+    # Delete asks first; dismissing keeps the conversation.
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete conversation").click()
+    expect(page).to_have_url(thread_url)
+    expect(page.get_by_role("button", name="Delete conversation")).to_be_enabled()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete conversation").click()
+    expect(page).to_have_url(f"{base}/projects/{project.pk}/#threads")
+    expect(page.locator(".messages")).to_contain_text("The conversation “Pump questions” was deleted.")
+    expect(page.locator("#threads")).not_to_contain_text("Pump questions")
+    assert errors == [], "\n".join(errors)
+    gone = page.goto(thread_url)
+    assert gone is not None and gone.status == 404

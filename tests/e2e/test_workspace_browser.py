@@ -148,13 +148,16 @@ def test_files_dropped_chosen_and_pasted_upload_one_by_one_and_ask_waits_for_a_r
     rows = zone.locator(".upload-row")
     expect(rows).to_have_count(3)
     for name in ("harbour.md", "tides.txt"):
+        # Stored: the row follows its document (held back from ingest here), the bar gone.
         row = rows.filter(has_text=name)
-        expect(row.locator(".upload-note")).to_have_text("Added — processing")
-        expect(row).to_have_attribute("data-state", "added")
-        assert row.locator("progress").evaluate("(bar) => bar.value === bar.max")
+        expect(row).to_have_attribute("data-state", "processing")
+        expect(row.locator(".upload-note")).to_have_text("Pending…")
+        expect(row.locator("progress")).to_be_hidden()
     refused = rows.filter(has_text="tool.exe")
     expect(refused).to_have_attribute("data-state", "failed")
     expect(refused.locator(".upload-note")).to_contain_text("Unsupported file type: this is a program.")
+    # A refused file shows no full progress bar, only why, until dismissed.
+    expect(refused.locator("progress")).to_be_hidden()
 
     # The added ones appear in the list (fetched afresh, no reload); Ask still waits for them.
     table = page.locator("#documents-table")
@@ -181,19 +184,42 @@ def test_files_dropped_chosen_and_pasted_upload_one_by_one_and_ask_waits_for_a_r
 
     # A file pasted from the clipboard uploads too; pasted text is left to the text field.
     assert page.evaluate(PASTE_FILE, ["ferries.txt", FERRIES]) is True
-    expect(rows.filter(has_text="ferries.txt").locator(".upload-note")).to_have_text("Added — processing")
+    expect(rows.filter(has_text="ferries.txt")).to_have_attribute("data-state", "processing")
     expect(table.locator("tbody tr")).to_have_count(3)
     text_box = page.locator("#upload").get_by_label("Or paste text")
     assert page.evaluate(PASTE_TEXT, ["#upload textarea[name=text]", "Some notes"]) is False
     expect(rows).to_have_count(6)
+
+    # The same bytes again, under another name: the row names the document that holds them and
+    # offers to replace it; replacing keeps one document, now called by the new name.
+    harbour = Document.objects.get(project=project, title="harbour.md")
+    page.evaluate(DROP, [[["harbour-copy.md", "text/markdown", HARBOUR]], "#dropzone"])
+    twin_row = rows.nth(6)  # by place: once stored, the row names the document it became
+    expect(twin_row).to_contain_text("harbour-copy.md")
+    expect(twin_row).to_have_attribute("data-state", "duplicate")
+    expect(twin_row.locator(".upload-note")).to_contain_text("Already in the project as harbour.md")
+    expect(twin_row.get_by_role("link", name="harbour.md")).to_have_attribute(
+        "href", reverse("documents:detail", args=[harbour.pk])
+    )
+    screenshot(page, "workspace-upload-duplicate", "desktop")
+    twin_row.get_by_role("button", name="Replace it").click()
+    expect(twin_row).to_have_attribute("data-state", "processing")
+    assert Document.objects.filter(project=project).count() == 3
+    harbour.refresh_from_db()
+    assert harbour.original_filename == "harbour-copy.md"
+    # Dismissing a refused row clears it.
+    refused.get_by_role("button", name="Dismiss tool.exe").click()
+    expect(refused).to_have_count(0)
     text_box.fill("The quay bakery sells rye bread on Sundays.")
     page.locator("#upload").get_by_label("Title").fill("Bakery")
     screenshot(page, "workspace-uploads", "desktop")
     assert_accessible(audit(page, "project page with uploads", "desktop"))
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating the list"
 
-    # Once ingest has them, the page enables Ask by itself.
+    # Once ingest has them, the page enables Ask by itself, and each row says Ready, then clears.
     ingest.release()
+    expect(rows.filter(has_text="tides.txt").locator(".upload-note")).to_have_text("Ready", timeout=90_000)
+    expect(rows.filter(has_text="tides.txt")).to_have_count(0, timeout=15_000)
     expect(ask_card.get_by_role("button", name="Ask", exact=True)).to_be_enabled(timeout=90_000)
     expect(ask_card.get_by_role("button", name="Summarize project")).to_be_enabled()
     expect(ask_card.get_by_role("status")).to_have_count(0)
@@ -203,9 +229,10 @@ def test_files_dropped_chosen_and_pasted_upload_one_by_one_and_ask_waits_for_a_r
     page.locator("#upload").get_by_role("button", name="Add document").click()
     expect(page.get_by_text("“Bakery” was added and is being processed.")).to_be_visible()
     expect(table.locator("tbody tr")).to_have_count(4)
-    # The browser logs each refused upload's 400 (the program, the file over the limit); nothing else.
-    refusals = [e for e in console_errors if "status of 400" in e]
-    assert len(refusals) == 2, console_errors
+    # The browser logs each refused upload's 400 (the program, the file over the limit) and the
+    # duplicate's 409; nothing else.
+    refusals = [e for e in console_errors if "status of 400" in e or "status of 409" in e]
+    assert len(refusals) == 3, console_errors
     assert [e for e in console_errors if e not in refusals] == [], console_errors
 
 
@@ -268,3 +295,57 @@ def test_sole_owner_is_not_offered_leave_and_long_addresses_keep_to_their_cards(
         assert box["scroll"] <= box["client"], box
     screenshot(page, "workspace-document-long-email", "desktop")
     assert console_errors == [], console_errors
+
+
+FILE_NAME_TITLE = "North_Harbour_Pumping_Station_Quarterly_Maintenance_Report_2024_final_v3_APPROVED.docx"
+# Where each control of the documents table is against the box of the wrapper that would scroll it.
+ROW_BUTTONS = """() => {
+  const wrap = document.querySelector("#documents .table-wrap").getBoundingClientRect();
+  return [...document.querySelectorAll("#documents-table button")].map((b) => {
+    const r = b.getBoundingClientRect();
+    return { text: b.textContent.trim(), inside: r.left >= wrap.left - 1 && r.right <= wrap.right + 1,
+             whole: b.scrollWidth <= b.clientWidth + 1 };
+  });
+}"""
+
+
+def test_ask_leads_on_a_phone_and_every_delete_button_shows_whole_at_1366(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Held(monkeypatch, document_tasks, "enqueue_ingest")
+    user = UserFactory(email="skipper@example.com")
+    project = make_project(user, title="Harbour")
+    for title in (FILE_NAME_TITLE, "Tides"):
+        DocumentFactory(project=project, uploaded_by=user, status=DocumentStatus.READY, title=title)
+    base = live_server.url
+
+    # A wide screen: every row's Delete button whole, in view, without scrolling the table.
+    with chromium_page(VIEWPORTS["desktop"]) as page:
+        log_in(page, base, user.email)
+        page.goto(project_url(base, project))
+        buttons = page.evaluate(ROW_BUTTONS)
+        assert len(buttons) == 2
+        assert all(b["text"] == "Delete" and b["inside"] and b["whole"] for b in buttons), buttons
+        wrap = page.locator("#documents .table-wrap")
+        assert wrap.evaluate("(w) => w.scrollWidth <= w.clientWidth + 1")
+        # Ask heads the side column; dropping files is offered.
+        ask, documents = page.locator("#ask").bounding_box(), page.locator("#documents").bounding_box()
+        assert ask["x"] > documents["x"] + documents["width"] - 1 and ask["y"] <= documents["y"] + 1
+        expect(page.locator(".drop-hint")).to_be_visible()
+        screenshot(page, "workspace-long-title", "desktop")
+
+    # A phone: Ask is the first card, under the search box; nothing is dropped on a touch screen.
+    with chromium_page(VIEWPORTS["phone"], has_touch=True, is_mobile=True) as page:
+        log_in(page, base, user.email)
+        page.goto(project_url(base, project))
+        ask, documents = page.locator("#ask").bounding_box(), page.locator("#documents").bounding_box()
+        assert ask["y"] + ask["height"] <= documents["y"], (ask, documents)
+        assert ask["y"] < VIEWPORTS["phone"]["height"], "Ask is below the first screen"
+        expect(page.locator(".drop-hint")).to_be_hidden()
+        expect(page.locator("#dropzone").get_by_text("Choose files")).to_be_visible()
+        # Tabbing reaches Ask before the documents: the order shown is the order read.
+        order = page.evaluate(
+            "() => document.querySelector('#ask').compareDocumentPosition(document.querySelector('#documents'))"
+        )
+        assert order & 4  # DOCUMENT_POSITION_FOLLOWING
+        screenshot(page, "workspace-phone-ask-first", "phone")

@@ -23,7 +23,7 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from agents.models import AgentRun
+from agents.models import AgentRun, Thread
 from documents.models import Document
 from projects.models import Invitation, Membership, Project
 from tests.security.conftest import ROLES, World
@@ -69,6 +69,8 @@ class Case:
     multipart: bool = False
     page: bool = False
     check: Callable[[World, str, Any], None] | None = field(default=None, repr=False)
+    # Run before the request (and before the state a refused write must keep is read).
+    setup: Callable[[World], None] | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return self.name
@@ -105,6 +107,45 @@ def finds_the_project_for_members_only(world: World, role: str, response: Any) -
         assert str(world.project.pk) in projects
     else:
         assert str(world.project.pk) not in projects
+
+
+# Threads: world.run is a turn of a thread the owner started, private to the owner (and the
+# project's owners) until shared. Cases named "shared ..." share it first (setup=share_the_thread).
+STARTER_ONLY = expect(401, 404, 404, 404, 200, 404)
+PAGE_STARTER_ONLY = expect(302, 404, 404, 404, 200, 404)
+PAGE_STARTER_POST = expect(302, 404, 404, 404, 302, 404)
+SHARED_STARTER_WRITE = expect(401, 404, 403, 403, 200, 404)
+PAGE_SHARED_STARTER_POST = expect(302, 404, 403, 403, 302, 404)
+T = "/api/v1/threads/{thread}"
+PT = "/runs/threads/{thread}"
+
+
+def share_the_thread(world: World) -> None:
+    """Share world.run's thread with the project before the request."""
+    Thread.objects.filter(pk=world.run.thread_id).update(shared=True)
+
+
+def hand_the_thread_to_the_editor(world: World) -> None:
+    """world.run's thread, private, started by the editor: the project's owner is not its starter."""
+    Thread.objects.filter(pk=world.run.thread_id).update(created_by=world.users["editor"])
+
+
+def renames_the_thread(world: World, role: str, response: Any) -> None:
+    assert Thread.objects.get(pk=world.run.thread_id).title == "Renamed"
+
+
+def shares_the_thread(world: World, role: str, response: Any) -> None:
+    assert Thread.objects.get(pk=world.run.thread_id).shared is True
+
+
+def lists_the_private_thread_to_its_starter_only(world: World, role: str, response: Any) -> None:
+    ids = {item["id"] for item in response.json()["results"]}
+    assert (str(world.run.thread_id) in ids) == (role == "owner"), (role, ids)
+
+
+def lists_the_private_threads_run_to_its_starter_only(world: World, role: str, response: Any) -> None:
+    ids = {item["id"] for item in response.json()["results"]}
+    assert (str(world.run.pk) in ids) == (role == "owner"), (role, ids)
 
 
 P = "/api/v1/projects/{project}"
@@ -417,6 +458,7 @@ API_CASES = [
         MEMBERS_READ,
         "run-list",
         "GET /api/v1/runs/",
+        check=lists_the_private_threads_run_to_its_starter_only,
     ),
     Case(
         "ask",
@@ -455,14 +497,33 @@ API_CASES = [
         "POST /api/v1/runs/",
         lambda w, r: {"project": str(w.project.pk), "kind": "summarize"},
     ),
-    Case("run read", "GET", "/api/v1/runs/{run}/", MEMBERS_READ, "run-detail", "GET /api/v1/runs/{id}/"),
+    # world.run is a turn of the owner's private thread.
+    Case("run read", "GET", "/api/v1/runs/{run}/", STARTER_ONLY, "run-detail", "GET /api/v1/runs/{id}/"),
     Case(
         "run events",
+        "GET",
+        "/api/v1/runs/{run}/events/",
+        STARTER_ONLY,
+        "run-events",
+        "GET /api/v1/runs/{id}/events/",
+    ),
+    Case(
+        "shared thread's run read",
+        "GET",
+        "/api/v1/runs/{run}/",
+        MEMBERS_READ,
+        "run-detail",
+        "GET /api/v1/runs/{id}/",
+        setup=share_the_thread,
+    ),
+    Case(
+        "shared thread's run events",
         "GET",
         "/api/v1/runs/{run}/events/",
         MEMBERS_READ,
         "run-events",
         "GET /api/v1/runs/{id}/events/",
+        setup=share_the_thread,
     ),
     Case(
         "threads list",
@@ -480,17 +541,152 @@ API_CASES = [
         MEMBERS_READ,
         "thread-list",
         "GET /api/v1/threads/",
+        check=lists_the_private_thread_to_its_starter_only,
     ),
+    Case("thread read", "GET", T + "/", STARTER_ONLY, "thread-detail", "GET /api/v1/threads/{id}/"),
     Case(
-        "thread read",
+        "shared thread read",
         "GET",
-        "/api/v1/threads/{thread}/",
+        T + "/",
         MEMBERS_READ,
         "thread-detail",
         "GET /api/v1/threads/{id}/",
+        setup=share_the_thread,
+    ),
+    Case(
+        "thread rename",
+        "PATCH",
+        T + "/",
+        STARTER_ONLY,
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"title": "Renamed"},
+        check=renames_the_thread,
+    ),
+    Case(
+        "thread share",
+        "PATCH",
+        T + "/",
+        STARTER_ONLY,
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"shared": True},
+        check=shares_the_thread,
+    ),
+    # The editor's private thread: the project's owner reads, renames and deletes it, but
+    # only its starter shares it; the viewer does not see it.
+    Case(
+        "editor's thread read",
+        "GET",
+        T + "/",
+        expect(401, 404, 404, 200, 200, 404),
+        "thread-detail",
+        "GET /api/v1/threads/{id}/",
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "editor's thread rename",
+        "PATCH",
+        T + "/",
+        expect(401, 404, 404, 200, 200, 404),
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"title": "Renamed"},
+        check=renames_the_thread,
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "editor's thread share",
+        "PATCH",
+        T + "/",
+        expect(401, 404, 404, 200, 403, 404),
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"shared": True},
+        check=shares_the_thread,
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "editor's thread delete",
+        "DELETE",
+        T + "/",
+        expect(401, 404, 404, 204, 204, 404),
+        "thread-detail",
+        "DELETE /api/v1/threads/{id}/",
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "editor's thread's run read",
+        "GET",
+        "/api/v1/runs/{run}/",
+        expect(401, 404, 404, 200, 200, 404),
+        "run-detail",
+        "GET /api/v1/runs/{id}/",
+        setup=hand_the_thread_to_the_editor,
+    ),
+    # Members who see a shared thread may not rename it, make it private or delete it.
+    Case(
+        "shared thread rename",
+        "PATCH",
+        T + "/",
+        SHARED_STARTER_WRITE,
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"title": "Renamed"},
+        setup=share_the_thread,
+    ),
+    Case(
+        "shared thread made private",
+        "PATCH",
+        T + "/",
+        SHARED_STARTER_WRITE,
+        "thread-detail",
+        "PATCH /api/v1/threads/{id}/",
+        {"shared": False},
+        setup=share_the_thread,
+    ),
+    Case(
+        "thread put",
+        "PUT",
+        T + "/",
+        expect(401, 405, 405, 405, 405, 405),
+        "thread-detail",
+        "",
+        {"title": "R"},
+    ),
+    Case(
+        "thread delete",
+        "DELETE",
+        T + "/",
+        expect(401, 404, 404, 404, 204, 404),
+        "thread-detail",
+        "DELETE /api/v1/threads/{id}/",
+    ),
+    Case(
+        "shared thread delete",
+        "DELETE",
+        T + "/",
+        expect(401, 404, 403, 403, 204, 404),
+        "thread-detail",
+        "DELETE /api/v1/threads/{id}/",
+        setup=share_the_thread,
     ),
     Case(
         "ask in a thread",
+        "POST",
+        "/api/v1/runs/",
+        expect(401, 404, 404, 404, 201, 404),
+        "run-list",
+        "POST /api/v1/runs/",
+        lambda w, r: {
+            "project": str(w.project.pk),
+            "kind": "ask",
+            "question": "And?",
+            "thread": str(w.run.thread_id),
+        },
+    ),
+    Case(
+        "ask in a shared thread",
         "POST",
         "/api/v1/runs/",
         expect(401, 404, 201, 201, 201, 404),
@@ -502,6 +698,7 @@ API_CASES = [
             "question": "And?",
             "thread": str(w.run.thread_id),
         },
+        setup=share_the_thread,
     ),
     # Auth endpoints take no session or token: the same for everyone.
     Case(
@@ -711,11 +908,115 @@ PAGE_CASES = [
         "agents:create",
         body=lambda w, r: {"project": str(w.project.pk), "kind": "summarize", "document": str(w.document.pk)},
     ),
-    Case("run page", "GET", "/runs/{run}/", PAGE_MEMBERS_READ, "agents:detail"),
-    Case("run state", "GET", "/runs/{run}/status.json", PAGE_MEMBERS_READ, "agents:status"),
-    Case("run events page", "GET", "/runs/{run}/events", PAGE_MEMBERS_READ, "agents:events"),
-    Case("run turn", "GET", "/runs/{run}/turn/", PAGE_MEMBERS_READ, "agents:turn"),
-    Case("thread page", "GET", "/runs/threads/{thread}/", PAGE_MEMBERS_READ, "agents:thread"),
+    # world.run is a turn of the owner's private thread; "shared ..." cases share it first.
+    Case("run page", "GET", "/runs/{run}/", PAGE_STARTER_ONLY, "agents:detail"),
+    Case("run state", "GET", "/runs/{run}/status.json", PAGE_STARTER_ONLY, "agents:status"),
+    Case("run events page", "GET", "/runs/{run}/events", PAGE_STARTER_ONLY, "agents:events"),
+    Case("run turn", "GET", "/runs/{run}/turn/", PAGE_STARTER_ONLY, "agents:turn"),
+    Case("thread page", "GET", PT + "/", PAGE_STARTER_ONLY, "agents:thread"),
+    Case(
+        "shared thread's run page",
+        "GET",
+        "/runs/{run}/",
+        PAGE_MEMBERS_READ,
+        "agents:detail",
+        setup=share_the_thread,
+    ),
+    Case(
+        "shared thread's run events page",
+        "GET",
+        "/runs/{run}/events",
+        PAGE_MEMBERS_READ,
+        "agents:events",
+        setup=share_the_thread,
+    ),
+    Case(
+        "shared thread's run turn",
+        "GET",
+        "/runs/{run}/turn/",
+        PAGE_MEMBERS_READ,
+        "agents:turn",
+        setup=share_the_thread,
+    ),
+    Case("shared thread page", "GET", PT + "/", PAGE_MEMBERS_READ, "agents:thread", setup=share_the_thread),
+    Case(
+        "rename thread",
+        "POST",
+        PT + "/rename/",
+        PAGE_STARTER_POST,
+        "agents:thread_rename",
+        body={"title": "R"},
+    ),
+    Case(
+        "rename shared thread",
+        "POST",
+        PT + "/rename/",
+        PAGE_SHARED_STARTER_POST,
+        "agents:thread_rename",
+        body={"title": "R"},
+        setup=share_the_thread,
+    ),
+    Case(
+        "share thread",
+        "POST",
+        PT + "/share/",
+        PAGE_STARTER_POST,
+        "agents:thread_share",
+        body={"shared": "true"},
+    ),
+    Case(
+        "make shared thread private",
+        "POST",
+        PT + "/share/",
+        PAGE_SHARED_STARTER_POST,
+        "agents:thread_share",
+        body={"shared": "false"},
+        setup=share_the_thread,
+    ),
+    Case("delete thread", "POST", PT + "/delete/", PAGE_STARTER_POST, "agents:thread_delete"),
+    Case(
+        "delete shared thread",
+        "POST",
+        PT + "/delete/",
+        PAGE_SHARED_STARTER_POST,
+        "agents:thread_delete",
+        setup=share_the_thread,
+    ),
+    # The editor's private thread on the pages: its starter and the project's owner.
+    Case(
+        "editor's thread page",
+        "GET",
+        PT + "/",
+        expect(302, 404, 404, 200, 200, 404),
+        "agents:thread",
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "rename editor's thread",
+        "POST",
+        PT + "/rename/",
+        expect(302, 404, 404, 302, 302, 404),
+        "agents:thread_rename",
+        body={"title": "Renamed"},
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "share editor's thread",
+        "POST",
+        PT + "/share/",
+        expect(302, 404, 404, 302, 403, 404),
+        "agents:thread_share",
+        body={"shared": "true"},
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "delete editor's thread",
+        "POST",
+        PT + "/delete/",
+        expect(302, 404, 404, 302, 302, 404),
+        "agents:thread_delete",
+        setup=hand_the_thread_to_the_editor,
+    ),
     Case("login page", "GET", LOGIN, expect(200, 302, 302, 302, 302, 302), "accounts:login"),
     Case("signup page", "GET", "/accounts/signup/", expect(200, 302, 302, 302, 302, 302), "accounts:signup"),
     Case("log out", "POST", "/accounts/logout/", everyone(302), "accounts:logout"),
@@ -770,6 +1071,7 @@ def stored_state() -> dict[str, list[Any]]:
         ),
         "invitations": list(Invitation.objects.order_by("pk").values_list("pk", "status")),
         "runs": list(AgentRun.objects.order_by("pk").values_list("pk", "status")),
+        "threads": list(Thread.objects.order_by("pk").values_list("pk", "title", "shared", "turn_count")),
     }
 
 
@@ -795,6 +1097,8 @@ def send(world: World, role: str, case: Case) -> Any:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_each_caller_gets_exactly_the_expected_status(world: World, case: Case, role: str) -> None:
+    if case.setup is not None:
+        case.setup(world)
     refused = case.expected[role] >= 400
     before = stored_state() if refused and case.method != "GET" else None
     response = send(world, role, case)

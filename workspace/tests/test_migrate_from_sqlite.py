@@ -181,6 +181,8 @@ def test_the_whole_data_folder_moves(folder: Path, wakeups: list[Any]) -> None:
     turns = list(thread.turns.order_by("created_at").values_list("question", flat=True))
     assert turns == ["How long is the warranty?", "Who do I call?"]
     assert thread.turn_count == 2
+    # Conversations were open to the whole project then: they stay shared.
+    assert thread.shared is True
 
     # New rows take ids past the moved ones.
     assert (

@@ -360,3 +360,198 @@ def test_asking_from_the_project_page_answers_with_a_cited_passage(
     )
     project_page = owner_client.get(f"/projects/{project.pk}/").content.decode()
     assert f'href="/runs/threads/{run.thread_id}/"' in project_page
+
+
+# --- conversations: privacy, rename, share, delete on the pages ---------------------------
+
+
+def ask_in(person: Any, project: Project, question: str, thread: Any = None) -> AgentRun:
+    from agents import services
+
+    return services.run_create(
+        user=person, project=project, kind=RunKind.ASK, question=question, thread=thread
+    )
+
+
+def flashes(client: Client, url: str) -> str:
+    return html.unescape(client.get(url).content.decode())
+
+
+def test_another_members_private_thread_is_404_on_every_page_and_unlisted(
+    project: Project, user: Any
+) -> None:
+    editor = Membership.objects.create(project=project, user=UserFactory(), role=Role.EDITOR).user
+    viewer = client_for(Membership.objects.create(project=project, user=UserFactory(), role=Role.VIEWER).user)
+    turn = ask_in(editor, project, "Where is the lighthouse?")
+    summary = finished_run(project, editor, kind=RunKind.SUMMARIZE, question="")
+    pages = [
+        f"/runs/threads/{turn.thread_id}/",
+        f"/runs/{turn.pk}/",
+        f"/runs/{turn.pk}/turn/",
+        f"/runs/{turn.pk}/status.json",
+        f"/runs/{turn.pk}/events",
+    ]
+    for page in pages:
+        assert viewer.get(page).status_code == 404, page
+    project_page = viewer.get(f"/projects/{project.pk}/").content.decode()
+    assert "Where is the lighthouse?" not in project_page
+    assert f"/runs/{summary.pk}/" in project_page, "runs outside a thread stay visible to members"
+    # The project's owner sees it, marked private; its starter sees it too.
+    for person in (user, editor):
+        listing = client_for(person).get(f"/projects/{project.pk}/").content.decode()
+        assert f'href="/runs/threads/{turn.thread_id}/"' in listing
+        assert '<span data-field="private">Private</span>' in listing
+        assert client_for(person).get(f"/runs/{turn.pk}/").status_code == 200
+    # Shared by its starter: visible to every member.
+    starter = client_for(editor)
+    response = starter.post(f"/runs/threads/{turn.thread_id}/share/", {"shared": "true"})
+    assert response["Location"] == f"/runs/threads/{turn.thread_id}/"
+    assert "Shared: every member of the project can now read this conversation." in flashes(
+        starter, response["Location"]
+    )
+    for page in pages[:4]:
+        assert viewer.get(page).status_code == 200, page
+    assert "Where is the lighthouse?" in viewer.get(f"/projects/{project.pk}/").content.decode()
+    assert "Shared with the project" in viewer.get(pages[0]).content.decode()
+
+
+def test_follow_ups_of_a_summary_in_private_threads_are_not_listed_to_others(
+    project: Project, user: Any
+) -> None:
+    viewer = Membership.objects.create(project=project, user=UserFactory(), role=Role.VIEWER).user
+    summary = finished_run(project, user, kind=RunKind.SUMMARIZE, question="")
+    from agents import services
+
+    services.run_create(
+        user=user, project=project, kind=RunKind.ASK, question="Lamp oil budget?", parent=summary
+    )
+    assert "Lamp oil budget?" in client_for(user).get(f"/runs/{summary.pk}/").content.decode()
+    assert "Lamp oil budget?" not in client_for(viewer).get(f"/runs/{summary.pk}/").content.decode()
+
+
+def test_a_run_that_follows_a_private_question_does_not_show_it_to_others(
+    project: Project, user: Any
+) -> None:
+    from agents import services
+
+    editor = Membership.objects.create(project=project, user=UserFactory(), role=Role.EDITOR).user
+    viewer = Membership.objects.create(project=project, user=UserFactory(), role=Role.VIEWER).user
+    private = ask_in(editor, project, "Where is the secret lamp?")
+    summary = services.run_create(user=editor, project=project, kind=RunKind.SUMMARIZE, parent=private)
+    assert summary.thread_id is None  # a summary belongs to no thread: every member sees it
+    as_viewer = client_for(viewer).get(f"/runs/{summary.pk}/").content.decode()
+    assert "Where is the secret lamp?" not in as_viewer
+    assert f"/runs/{private.pk}/" not in as_viewer
+    as_starter = client_for(editor).get(f"/runs/{summary.pk}/").content.decode()
+    assert "Where is the secret lamp?" in as_starter
+
+
+def test_the_starter_renames_shares_and_deletes_on_the_thread_page(
+    owner_client: Client, project: Project, user: Any
+) -> None:
+    turn = ask_in(user, project, "Who lit the lamp?")
+    url = f"/runs/threads/{turn.thread_id}/"
+    page = owner_client.get(url).content.decode()
+    assert f'action="{url}rename/"' in page
+    assert f'action="{url}share/"' in page and 'name="shared" value="true"' in page
+    assert f'action="{url}delete/"' in page and "data-confirm=" in page
+    assert "Private: only you and the project's owners can read it" in page
+
+    renamed = owner_client.post(f"{url}rename/", {"title": "  The   lamp "})
+    assert renamed["Location"] == url
+    assert "Renamed to “The lamp”." in flashes(owner_client, url)
+    assert "<h1>The lamp</h1>" in owner_client.get(url).content.decode()
+
+    for bad, message in (("   ", "A title is required."), ("x" * 201, "A title has at most 200 characters.")):
+        refused = owner_client.post(f"{url}rename/", {"title": bad})
+        assert refused.status_code == 302
+        assert message in flashes(owner_client, url)
+    missing = owner_client.post(f"{url}rename/", {})
+    assert "A title is required." in flashes(owner_client, url)
+    assert missing.status_code == 302
+
+    odd = owner_client.post(f"{url}share/", {"shared": "yes please"})
+    assert odd.status_code == 302
+    assert "That request was incomplete" in flashes(owner_client, url)
+    owner_client.post(f"{url}share/", {"shared": "true"})
+    assert 'name="shared" value="false"' in owner_client.get(url).content.decode()
+    owner_client.post(f"{url}share/", {"shared": "false"})
+    assert "Made private" in flashes(owner_client, url)
+
+    deleted = owner_client.post(f"{url}delete/")
+    assert deleted["Location"] == f"/projects/{project.pk}/#threads"
+    assert "The conversation “The lamp” was deleted." in flashes(owner_client, deleted["Location"])
+    assert not AgentRun.objects.filter(pk=turn.pk).exists()
+    assert owner_client.get(url).status_code == 404
+    assert owner_client.post(f"{url}delete/").status_code == 404
+    assert owner_client.post(f"{url}rename/", {"title": "Back"}).status_code == 404
+    assert owner_client.get(f"{url}delete/").status_code == 405
+
+
+def test_only_permitted_people_see_the_management_forms(project: Project, user: Any) -> None:
+    editor = Membership.objects.create(project=project, user=UserFactory(), role=Role.EDITOR).user
+    viewer = Membership.objects.create(project=project, user=UserFactory(), role=Role.VIEWER).user
+    turn = ask_in(editor, project, "Who lit the lamp?")
+    from agents import services
+
+    assert turn.thread is not None
+    services.thread_share(user=editor, thread=turn.thread, shared=True)
+    url = f"/runs/threads/{turn.thread_id}/"
+    as_owner = client_for(user).get(url).content.decode()
+    assert "rename/" in as_owner and "delete/" in as_owner and "share/" not in as_owner
+    as_viewer = client_for(viewer).get(url).content.decode()
+    assert "Rename, share or delete" not in as_viewer
+    refused = client_for(viewer).post(f"{url}rename/", {"title": "Mine"})
+    assert refused.status_code == 403
+    assert client_for(viewer).post(f"{url}delete/").status_code == 403
+    assert client_for(user).post(f"{url}share/", {"shared": "false"}).status_code == 403
+    assert AgentRun.objects.filter(pk=turn.pk).exists()
+
+
+def test_the_project_page_lists_threads_by_their_latest_question(
+    owner_client: Client, project: Project, user: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.models import Thread
+
+    older = ask_in(user, project, "Older conversation?")
+    newer = ask_in(user, project, "Newer conversation?")
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Thread.objects.filter(pk=older.thread_id).update(updated_at=hour_ago - timedelta(minutes=5))
+    Thread.objects.filter(pk=newer.thread_id).update(updated_at=hour_ago)
+
+    def listed() -> list[str]:
+        body = owner_client.get(f"/projects/{project.pk}/").content.decode()
+        section = body[body.index('id="threads"') : body.index('id="runs"')]
+        return re.findall(r'class="thread-title" href="[^"]+">([^<]+)</a>', section)
+
+    assert listed() == ["Newer conversation?", "Older conversation?"]
+    ask_in(user, project, "A follow-up?", thread=older.thread)  # activity: it moves to the top
+    assert listed() == ["Older conversation?", "Newer conversation?"]
+    assert older.thread is not None
+    from agents import services
+
+    services.thread_rename(user=user, thread=older.thread, title="Renamed")
+    services.thread_rename(user=user, thread=Thread.objects.get(pk=newer.thread_id), title="Also renamed")
+    assert listed() == ["Renamed", "Also renamed"], "renaming is not activity"
+
+
+def test_the_json_ask_gives_the_new_turn_count_and_a_clear_404_for_a_deleted_thread(
+    owner_client: Client, project: Project, user: Any
+) -> None:
+    first = ask_in(user, project, "One?")
+    payload = {"project": str(project.pk), "kind": "ask", "thread": str(first.thread_id)}
+    for count in (2, 3):
+        reply = owner_client.post(
+            "/runs/new/", {**payload, "question": f"Q{count}?"}, HTTP_ACCEPT="application/json"
+        )
+        assert reply.status_code == 201
+        assert reply.json()["turn_count"] == count
+    assert f"{3} questions" in owner_client.get(f"/runs/threads/{first.thread_id}/").content.decode()
+    owner_client.post(f"/runs/threads/{first.thread_id}/delete/")
+    gone = owner_client.post("/runs/new/", {**payload, "question": "Four?"}, HTTP_ACCEPT="application/json")
+    assert gone.status_code == 404
+    assert gone.json() == {"detail": "No such conversation: it was deleted, or it is not shared with you."}

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,8 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents import presenting, selectors, services, streams
 from agents.api import RUN_TARGET_GONE
+from agents.models import Thread
 from documents import selectors as document_selectors
 from projects import access
+from projects.models import Role
 from workspace.forms import AskForm, RunCreateForm
 
 
@@ -52,11 +54,19 @@ def create(request: HttpRequest) -> HttpResponse:
         messages.error(request, message)
         return _back(request, reverse("projects:list"))
     data = form.cleaned_data
-    project = access.project_for(request.user, data["project"])
+    try:
+        project = access.project_for(request.user, data["project"])
+        document = (
+            document_selectors.document_for(request.user, data["document"]) if data["document"] else None
+        )
+        parent = selectors.run_for(request.user, data["parent"]) if data["parent"] else None
+        thread = selectors.thread_for(request.user, data["thread"]) if data["thread"] else None
+    except Http404 as exc:
+        if not as_json:
+            raise
+        # The thread page's script: say so in its form (a conversation deleted in another tab).
+        return JsonResponse({"detail": str(exc) or "Not found."}, status=404)
     fallback = reverse("projects:detail", args=[project.pk])
-    document = document_selectors.document_for(request.user, data["document"]) if data["document"] else None
-    parent = selectors.run_for(request.user, data["parent"]) if data["parent"] else None
-    thread = selectors.thread_for(request.user, data["thread"]) if data["thread"] else None
     try:
         run = services.run_create(
             user=request.user,
@@ -85,6 +95,8 @@ def create(request: HttpRequest) -> HttpResponse:
             {
                 "id": str(run.pk),
                 "thread": str(run.thread_id),
+                # The header's "N questions" on the thread page (static/js/docent.js).
+                "turn_count": run.thread.turn_count if run.thread else None,
                 "thread_url": thread_url,
                 "turn_url": reverse("agents:turn", args=[run.pk]),
                 "events_url": reverse("agents:events", args=[run.pk]),
@@ -98,6 +110,9 @@ def create(request: HttpRequest) -> HttpResponse:
 @login_required
 def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     run = selectors.run_for(request.user, pk)
+    if run.parent_id and not selectors.runs_visible_to(request.user).filter(pk=run.parent_id).exists():
+        # It follows a question in a conversation not shared with this person: no link, no text.
+        run.parent = None
     entities = [
         e if isinstance(e, dict) else {"text": str(e), "type": ""}
         for e in presenting.output_list(run, "entities")
@@ -108,7 +123,8 @@ def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         "tags": presenting.output_list(run, "tags"),
         "keywords": presenting.output_list(run, "keywords"),
         "entities": entities,
-        "followups": run.followups.order_by("created_at"),
+        # Follow-ups start conversations of their own, which may be private to their askers.
+        "followups": selectors.runs_visible_to(request.user).filter(parent=run).order_by("created_at"),
         "ask_form": AskForm(),
     }
     return render(request, "agents/run_detail.html", context)
@@ -120,13 +136,68 @@ def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 def thread(request: HttpRequest, pk: UUID) -> HttpResponse:
     conversation = selectors.thread_for(request.user, pk)
     runs = conversation.turns.select_related("project", "document", "created_by").order_by("created_at")
+    role = access.require(request.user, conversation.project, Role.VIEWER)
+    starter = conversation.created_by_id is not None and conversation.created_by_id == request.user.pk
+    is_owner = access.has_role(role, Role.OWNER)
     context = {
         "thread": conversation,
         "project": conversation.project,
         "turns": presenting.turns(request.user, runs),
         "ask_form": AskForm(),
+        "is_starter": starter,
+        "can_edit_thread": starter or is_owner,
+        "title_max": services.THREAD_TITLE_MAX,
     }
     return render(request, "agents/thread.html", context)
+
+
+@require_POST
+@login_required
+def thread_rename(request: HttpRequest, pk: UUID) -> HttpResponse:
+    conversation = selectors.thread_for(request.user, pk)
+    try:
+        services.thread_rename(user=request.user, thread=conversation, title=request.POST.get("title", ""))
+    except Thread.DoesNotExist:
+        raise Http404(services.THREAD_GONE) from None
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"Renamed to “{conversation.title}”.")
+    return redirect("agents:thread", pk=conversation.pk)
+
+
+@require_POST
+@login_required
+def thread_share(request: HttpRequest, pk: UUID) -> HttpResponse:
+    conversation = selectors.thread_for(request.user, pk)
+    choice = request.POST.get("shared", "")
+    if choice not in {"true", "false"}:
+        messages.error(request, "That request was incomplete; reload the page and try again.")
+        return redirect("agents:thread", pk=conversation.pk)
+    try:
+        services.thread_share(user=request.user, thread=conversation, shared=choice == "true")
+    except Thread.DoesNotExist:
+        raise Http404(services.THREAD_GONE) from None
+    if conversation.shared:
+        messages.success(request, "Shared: every member of the project can now read this conversation.")
+    else:
+        messages.success(
+            request, "Made private: only you and the project's owners can now read this conversation."
+        )
+    return redirect("agents:thread", pk=conversation.pk)
+
+
+@require_POST
+@login_required
+def thread_delete(request: HttpRequest, pk: UUID) -> HttpResponse:
+    conversation = selectors.thread_for(request.user, pk)
+    try:
+        services.thread_delete(user=request.user, thread=conversation)
+    except Thread.DoesNotExist:
+        raise Http404(services.THREAD_GONE) from None
+    messages.success(request, f"The conversation “{conversation.title}” was deleted.")
+    return redirect(reverse("projects:detail", args=[conversation.project_id]) + "#threads")
 
 
 @require_GET
