@@ -36,7 +36,9 @@ def docs(
     for title, text in (("Bees", BEES), ("Ants", ANTS)):
         with django_capture_on_commit_callbacks(execute=True):
             response = auth_api.post(
-                "/api/v1/documents/", {"project": str(project.pk), "title": title, "text": text}, format="json"
+                "/api/v1/documents/",
+                {"project": str(project.pk), "title": title, "text": text},
+                format="json",
             )
         made.append(Document.objects.get(pk=response.json()["id"]))
     return made[0], made[1]
@@ -106,7 +108,10 @@ def test_a_deleted_documents_quotes_leave_the_runs_that_cite_it(
 
 
 def test_nearest_passages_of_a_declined_question_forget_the_document(
-    auth_api: APIClient, project: Project, docs: tuple[Document, Document], django_capture_on_commit_callbacks: Any
+    auth_api: APIClient,
+    project: Project,
+    docs: tuple[Document, Document],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     bees, _ = docs
     run = AgentRun.objects.create(

@@ -112,16 +112,17 @@ def test_pasted_text_and_other_projects_and_records_with_ids(
     assert again.json()["detail"] == "This text is already in the project as “Bells”."
     # Another project holds its own copy.
     other = make_project(user, title="Elsewhere")
-    assert auth_api.post("/api/v1/documents/", {**body, "project": str(other.pk)}, format="json").status_code == 201
+    assert (
+        auth_api.post("/api/v1/documents/", {**body, "project": str(other.pk)}, format="json").status_code
+        == 201
+    )
     # A record with an external id is its own record, whatever its text.
     keyed = {**body, "external_id": "rec-2"}
     assert auth_api.post("/api/v1/documents/", keyed, format="json").status_code == 201
     assert Document.objects.filter(project=project).count() == 2
 
 
-def test_an_import_skips_bytes_the_project_already_holds(
-    user: Any, project: Project, tmp_path: Any
-) -> None:
+def test_an_import_skips_bytes_the_project_already_holds(user: Any, project: Project, tmp_path: Any) -> None:
     services.document_create(user=user, project=project, upload=SimpleUploadedFile("a.txt", NOTES))
     (tmp_path / "copy.txt").write_bytes(NOTES)
     (tmp_path / "new.txt").write_bytes(b"A different note.\n")

@@ -182,7 +182,9 @@ def test_pptx_named_docx_is_read_as_pptx() -> None:
 
 def test_a_damaged_pptx_says_so() -> None:
     data = samples.pptx_deck()
-    with pytest.raises(ExtractionError, match=r"^The file is damaged \(not a valid DOCX, PPTX, XLSX or EPUB\)\.$"):
+    with pytest.raises(
+        ExtractionError, match=r"^The file is damaged \(not a valid DOCX, PPTX, XLSX or EPUB\)\.$"
+    ):
         extract_text(data[: len(data) // 2])
     garbage = zipfile.ZipFile(out := io.BytesIO(), "w")
     garbage.writestr("ppt/presentation.xml", b"\x00 not xml")

@@ -171,7 +171,9 @@ def test_uploads_have_their_own_hourly_allowance_shared_by_api_and_pages(setting
     assert_429(client.post("/api/v1/documents/", paste, format="json"), "uploads")
     user.tier = Tier.PRO
     user.save(update_fields=["tier"])
-    assert client.post("/api/v1/documents/", {**paste, "text": "More text."}, format="json").status_code == 201
+    assert (
+        client.post("/api/v1/documents/", {**paste, "text": "More text."}, format="json").status_code == 201
+    )
 
 
 def test_sign_in_failures_are_limited_per_account_on_the_page_and_the_api(settings: Any) -> None:

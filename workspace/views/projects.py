@@ -121,7 +121,8 @@ def document_upload(request: HttpRequest, pk: UUID) -> HttpResponse:
         except document_services.DuplicateDocument as exc:
             if _wants_json(request):
                 return JsonResponse(
-                    {"errors": {exc.field: exc.messages}, "existing": _document_answer(exc.existing)}, status=409
+                    {"errors": {exc.field: exc.messages}, "existing": _document_answer(exc.existing)},
+                    status=409,
                 )
             add_service_errors(form, exc, {"file": "file", "text": "text", "url": "url"})
             form.offer_replace(exc.existing.title)
