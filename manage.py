@@ -4,6 +4,10 @@
 On the embedded default (no DATABASE_URL) a command that needs the database finds the
 private servers `make run` started, or starts them for itself and stops them when it is
 done: `manage.py createsuperuser` works whether or not Docent is running.
+
+Like `make run`, it first reads `.env` (the repository root's, or $DOCENT_ENV_FILE;
+core/envfile.py), which `make run` writes on its first start: a command run with no
+environment uses the same data folder and servers as the running Docent.
 """
 
 import os
@@ -14,6 +18,9 @@ WITHOUT_DATABASE = {"check", "collectstatic", "help", "version", "compilemessage
 
 
 def main() -> None:
+    from core.envfile import load_env_file
+
+    load_env_file()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 

@@ -31,6 +31,7 @@ from rest_framework_simplejwt.views import (
 )
 
 from accounts import services, verification
+from accounts.mail import mail_goes_to_outbox
 from core import ratelimit
 
 User = get_user_model()
@@ -57,6 +58,15 @@ class RegisteredOut(serializers.Serializer):
 REGISTERED = (
     "A message was sent to this address. If it was new to Docent, open the link in it to confirm "
     "the address (or POST its token to /api/v1/auth/email/verify), then get a token at /api/v1/auth/token."
+)
+REGISTERED_OUTBOX = (
+    "The confirmation is waiting for an administrator: this Docent sends no email yet, so the message "
+    "for this address went to the outbox in its admin. Ask an administrator for the confirmation link, "
+    "open it (or POST its token to /api/v1/auth/email/verify), then get a token at /api/v1/auth/token."
+)
+REGISTERED_FIRST_ADMIN = (
+    "This is the first account of this Docent: it is confirmed and is the administrator (staff). "
+    "Get a token at /api/v1/auth/token; the admin is at /admin/."
 )
 
 
@@ -90,8 +100,12 @@ class RegisterView(APIView):
         data = RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
         email = data.validated_data["email"].strip().lower()
-        services.user_register(**data.validated_data, base_url=request.build_absolute_uri("/"))
-        return Response({"email": email, "detail": REGISTERED}, status=status.HTTP_202_ACCEPTED)
+        registration = services.user_register(**data.validated_data, base_url=request.build_absolute_uri("/"))
+        if registration.first_admin:
+            detail = REGISTERED_FIRST_ADMIN
+        else:  # the same answer whether or not the address had an account
+            detail = REGISTERED_OUTBOX if mail_goes_to_outbox() else REGISTERED
+        return Response({"email": email, "detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
 def _email_of(request: Request) -> str:

@@ -69,3 +69,44 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+
+class FirstAccount(models.Model):
+    """The account that the first sign-up on a fresh install made its administrator.
+
+    The table holds at most one row (its key is always 1): two sign-ups racing on an
+    empty install both try to insert it, and the database lets exactly one of them in.
+    """
+
+    slot = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    user = models.OneToOneField(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(slot=1), name="first_account_single_row")]
+
+    def __str__(self) -> str:
+        return f"first account: {self.user or 'deleted'}"
+
+
+class OutboxMessage(models.Model):
+    """An email kept for staff to read in the admin, on a server that sends none (no SMTP).
+
+    The outbox email backend (accounts.mail) writes one row per message. Staff copy the
+    confirmation, reset or invitation link from it and pass it on by other means.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    to = models.TextField(help_text="Recipients, comma-separated.")
+    from_email = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=998)
+    body = models.TextField()
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        verbose_name = "outbox message"
+        verbose_name_plural = "outbox"
+
+    def __str__(self) -> str:
+        return f"{self.subject} -> {self.to}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -32,6 +33,7 @@ from accounts.forms import (
     ResetRequestForm,
     SignupForm,
 )
+from accounts.mail import mail_goes_to_outbox
 from core import ratelimit
 
 
@@ -45,14 +47,36 @@ def _form_error_from_service(form: SignupForm, exc: ValidationError) -> None:
 
 
 def signup_done_message(email: str) -> str:
+    if mail_goes_to_outbox():
+        return signup_outbox_message(email)
     return (
         f"We have sent a message to {email}. If the address was new to Docent, "
         "open the link in it to confirm the address, then log in below."
     )
 
 
+def signup_outbox_message(email: str) -> str:
+    return (
+        f"Your confirmation is waiting for an administrator. This Docent sends no email yet, so the "
+        f"message for {email} went to the outbox in its admin: ask an administrator of this Docent "
+        "for the confirmation link in it, open the link, then log in below."
+    )
+
+
+FIRST_ADMIN_DONE = (
+    "Welcome: yours is the first account of this Docent, so it is confirmed and you are its "
+    "administrator. The admin, at /admin/, manages accounts and holds the outbox, where the "
+    "confirmation links of people who sign up later wait while no mail server is configured."
+)
+
+
 RESEND_DONE = (
     "If {email} has an account still waiting for confirmation, a new link is on its way. "
+    "It works for {hours} hours."
+)
+RESEND_DONE_OUTBOX = (
+    "If {email} has an account still waiting for confirmation, a new link is waiting for an "
+    "administrator in the outbox of this Docent's admin (it sends no email yet): ask them for it. "
     "It works for {hours} hours."
 )
 
@@ -77,7 +101,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             email = form.cleaned_data["email"].strip().lower()
             try:
-                services.user_register(
+                registration = services.user_register(
                     email=email,
                     password=form.cleaned_data["password"],
                     base_url=request.build_absolute_uri("/"),
@@ -85,11 +109,17 @@ def signup(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 _form_error_from_service(form, exc)
             else:
+                if registration.first_admin:
+                    # Nobody else can have the address on an install with no account: in at once.
+                    auth_login(request, registration.user, backend=settings.AUTHENTICATION_BACKENDS[0])
+                    messages.success(request, FIRST_ADMIN_DONE)
+                    return redirect(settings.LOGIN_REDIRECT_URL)
                 # The same answer whether or not the address had an account.
                 messages.success(request, signup_done_message(email))
                 return redirect("accounts:login")
     status = 400 if form.errors else 200
-    return render(request, "accounts/signup.html", {"form": form}, status=status)
+    context = {"form": form, "first_account": services.first_signup_open()}
+    return render(request, "accounts/signup.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -126,7 +156,8 @@ def verification_resend(request: HttpRequest) -> HttpResponse:
             email = ratelimit.normalise_email(form.cleaned_data["email"])
             verification.verification_resend(email=email, base_url=request.build_absolute_uri("/"))
             hours = settings.EMAIL_VERIFY_HOURS
-            messages.success(request, RESEND_DONE.format(email=email, hours=hours))
+            done = RESEND_DONE_OUTBOX if mail_goes_to_outbox() else RESEND_DONE
+            messages.success(request, done.format(email=email, hours=hours))
             return redirect("accounts:login")
     status = 400 if form.errors else 200
     return render(request, "accounts/verify_resend.html", {"form": form}, status=status)
@@ -220,6 +251,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "accounts/password_reset_done.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "outbox": mail_goes_to_outbox()}
 
 
 @method_decorator(sensitive_post_parameters("new_password1", "new_password2"), name="dispatch")

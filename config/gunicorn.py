@@ -6,8 +6,20 @@ worker's event loop, so a hundred of them occupy no thread.
 """
 
 import os
+import sys
+from pathlib import Path
 
 from uvicorn_worker import UvicornWorker
+
+# gunicorn reads this file before it changes to --chdir: find Docent's packages from here.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from core.envfile import load_env_file  # noqa: E402
+
+# Started by hand (`make serve`), gunicorn reads the instance's .env like every entry point.
+load_env_file()
 
 
 class DocentWorker(UvicornWorker):

@@ -15,6 +15,15 @@ Started again after a kill -9 of this supervisor, it finds the servers still run
 reuses them (PostgreSQL and Valkey each check their own pid file); web and worker
 processes left behind are stopped first (their pids are in `<data>/run/children`).
 
+It reads `.env` (core/envfile.py) like every other entry point, and on its first start,
+when there is none, writes one with the data folder it chose (an absolute path), so
+`manage.py createsuperuser` and other commands use the same folder and servers. A data
+folder given in the environment is the operator's to pass on; it is not written.
+
+Started by root (a container, a CI machine), the web server and worker run as root too
+(PostgreSQL and Valkey run as the unprivileged `docent` account, config/servers.py); it
+says so once, and tells Celery it knows (config/celery.py), instead of Celery's warning.
+
     python -m config.run [--port 8000]
 """
 
@@ -32,11 +41,15 @@ from pathlib import Path
 from types import FrameType
 
 from config import servers
+from core import envfile
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# How long the worker may take to finish the job in hand before it is killed.
-GRACE_S = float(os.environ.get("DOCENT_STOP_GRACE_S", "30"))
+
+
+def grace_s() -> float:
+    """How long the worker may take to finish the job in hand before it is killed (read after `.env`)."""
+    return float(os.environ.get("DOCENT_STOP_GRACE_S", "30"))
 
 
 def commands(port: int, data_dir: Path) -> dict[str, list[str]]:
@@ -103,7 +116,7 @@ def stop_leftovers(data_dir: Path) -> None:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             continue
-    deadline = time.monotonic() + GRACE_S
+    deadline = time.monotonic() + grace_s()
     for pid in pids:
         while time.monotonic() < deadline:
             try:
@@ -125,8 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
+    data_dir_given = bool(os.environ.get("DOCENT_DATA_DIR"))
+    env_file_existed = envfile.env_file_path().is_file()
+    envfile.load_env_file()
     data_dir = servers.data_dir_from_env().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not env_file_existed:
+        remember_settings(data_dir, data_dir_given=data_dir_given)
     stop_leftovers(data_dir)
     if port_taken(args.port):
         print(
@@ -138,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = None
     env = dict(os.environ)
+    env["DOCENT_DATA_DIR"] = str(data_dir)
+    if os.geteuid() == 0:
+        env["DOCENT_WORKER_ROOT_OK"] = "1"
+        print(
+            "docent: started as root, so the web server and worker run as root (PostgreSQL and Valkey "
+            "run as the `docent` account); start `make run` as an ordinary user on a shared machine",
+            file=sys.stderr,
+        )
     if not env.get("DATABASE_URL"):
         stack = servers.Stack(data_dir)
         try:
@@ -156,6 +182,40 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
             print("docent: PostgreSQL and Valkey stopped", file=sys.stderr)
+
+
+def remember_settings(data_dir: Path, *, data_dir_given: bool) -> None:
+    """On the first start, write `.env` with the data folder chosen here (never overwriting)."""
+    path = envfile.env_file_path()
+    if data_dir_given:
+        print(
+            f"docent: DOCENT_DATA_DIR comes from the environment ({data_dir}); give it to manage.py "
+            f"commands too, or put it in {path}",
+            file=sys.stderr,
+        )
+        return
+    try:
+        written = envfile.write_env_file(
+            {"DOCENT_DATA_DIR": str(data_dir)},
+            path,
+            notes=(
+                "The secret key that signs sessions and tokens is kept in DOCENT_DATA_DIR/secret_key, so "
+                "every process that reads this file uses it too; set SECRET_KEY here to use another "
+                "(every session and token then ends).",
+            ),
+        )
+    except OSError as exc:
+        print(
+            f"docent: could not write {path} ({exc.strerror}); manage.py uses {data_dir} anyway",
+            file=sys.stderr,
+        )
+        return
+    if written:
+        print(
+            f"docent: wrote {path} (DOCENT_DATA_DIR={data_dir}): manage.py commands, such as "
+            "createsuperuser, use the same data folder and servers",
+            file=sys.stderr,
+        )
 
 
 def _prepare(env: dict[str, str]) -> int:
@@ -209,7 +269,7 @@ def _serve(port: int, data_dir: Path, env: dict[str, str]) -> int:
                 print(f"docent: the {name} process exited ({code}); stopping", file=sys.stderr)
                 status = code or 1
                 stop(signal.SIGTERM, None)
-        if stopping and time.monotonic() - stopping[0] > GRACE_S:
+        if stopping and time.monotonic() - stopping[0] > grace_s():
             for child in children.values():
                 _signal(child, signal.SIGKILL)
         time.sleep(0.1)

@@ -4,6 +4,10 @@ Unset means the embedded default: the private PostgreSQL and Valkey that `make r
 starts under DOCENT_DATA_DIR (config/servers.py), the offline LLM provider and the
 packaged embedding model, so a fresh clone runs with nothing installed by hand. A
 malformed value stops start-up with a message naming the variable.
+
+The environment is completed first from the instance's `.env` file (core/envfile.py:
+`.env` at the repository root, or $DOCENT_ENV_FILE), which `make run` writes on its
+first start; a variable set in the real environment wins over the file.
 """
 
 from __future__ import annotations
@@ -18,9 +22,18 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config import servers as embedded_servers
+from core.envfile import env_file_path, load_env_file
+
+# Before anything else reads the environment (config.servers does, on import).
+ENV_FILE = env_file_path()
+load_env_file(ENV_FILE)
+
+from config import servers as embedded_servers  # noqa: E402
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# transformers installs a handler of its own on first import and prints past the logging
+# set-up below ("`torch_dtype` is deprecated!" during the one-time ONNX export): errors only.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 # --- tiny typed helpers (healthchecks-style) -------------------------------
@@ -429,18 +442,41 @@ RATE_LIMITS: dict[str, object] = {
     "invites": env_int("DOCENT_RATE_INVITES", 50, minimum=1),
 }
 
-# --- email (password reset, sign-up notices) --------------------------------
+# --- email (sign-up confirmations, password resets, invitations) ------------------
 
-_MAIL_BACKENDS = "django.core.mail.backends."
-EMAIL_BACKEND = env_str(
-    "DOCENT_EMAIL_BACKEND", _MAIL_BACKENDS + ("smtp.EmailBackend" if DEPLOYED else "console.EmailBackend")
+# Where every email goes (DOCENT_EMAIL_BACKEND: smtp, outbox, console, dummy, or a backend's
+# dotted path). Unset: SMTP when EMAIL_HOST is set or DOCENT_PRODUCTION is on; otherwise the
+# outbox, a staff-only page of the admin (accounts/mail.py), where the links that a person
+# would have been mailed can be copied: a fresh install without a mail server still works.
+EMAIL_BACKEND_ALIASES = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+    "outbox": "accounts.mail.OutboxBackend",
+}
+SMTP_CONFIGURED = bool(env_str("EMAIL_HOST", "").strip())
+_email_backend = env_str("DOCENT_EMAIL_BACKEND", "").strip() or (
+    "smtp" if SMTP_CONFIGURED or DEPLOYED else "outbox"
 )
+EMAIL_BACKEND = EMAIL_BACKEND_ALIASES.get(_email_backend, _email_backend)
+if "." not in EMAIL_BACKEND:
+    raise ImproperlyConfigured(
+        f"DOCENT_EMAIL_BACKEND must be one of {sorted(EMAIL_BACKEND_ALIASES)} or a backend's dotted "
+        f"path, got {_email_backend!r}"
+    )
 DEFAULT_FROM_EMAIL = env_str("DOCENT_FROM_EMAIL", "Docent <docent@localhost>")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "") or "localhost"
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Days the outbox keeps a message (its links expire long before).
+OUTBOX_DAYS = env_int("DOCENT_OUTBOX_DAYS", 30, minimum=1)
+# The first account to sign up on a fresh install (no account yet) is confirmed at once and
+# made an administrator (staff and superuser). Off by default in production, where the
+# operator makes the first administrator with `manage.py createsuperuser` instead of
+# letting the first visitor of a public address take the role.
+FIRST_SIGNUP_ADMIN = env_bool("DOCENT_FIRST_SIGNUP_ADMIN", not DEPLOYED)
 PASSWORD_RESET_TIMEOUT = 3600  # a reset link works for one hour
 # Hours the link that confirms a new account's address works (accounts/verification.py).
 EMAIL_VERIFY_HOURS = env_int("DOCENT_VERIFY_LINK_HOURS", 48, minimum=1)
@@ -686,13 +722,29 @@ LOGGING = {
         "json": {"()": "core.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # What an ordinary day says and nobody needs to read: probe and static-file requests,
+    # Django's traceback for a 404 or 403, kombu's "No hostname", the model export's chatter
+    # (core/logging.py). At DOCENT_LOG_LEVEL=DEBUG everything is shown.
+    "filters": {
+        "quiet": {
+            "()": "core.logging.QuietFilter",
+            "static_url": STATIC_URL,
+            "everything": LOG_LEVEL == "DEBUG",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["quiet"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # The request middleware logs every request with its id; skip Django's duplicate.
         "django.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # Model loading and the one-time ONNX export: their warnings and errors only.
+        "sentence_transformers": {"level": "WARNING"},
+        "optimum": {"level": "WARNING"},
+        "torch": {"level": "WARNING"},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -25,6 +25,60 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("docent.request")
 
 
+class QuietFilter(logging.Filter):
+    """Keep the terminal for what someone should read: drop the lines of an ordinary day.
+
+    Dropped: the request line of a successful probe (/healthz, /readyz) or static file;
+    Django's second line for a 4xx answer (docent.request already logs every request with
+    its status, and Django attaches the traceback of the Http404 or PermissionDenied that
+    made it); kombu's "No hostname was supplied" (the broker is a unix socket, which has
+    none); and the one-time ONNX export's library chatter (onnxruntime's quantiser logs
+    every tensor to the root logger; sentence-transformers advises saving what it saves).
+    A 4xx seen by `django.security` keeps its one line, without the traceback. Errors
+    (5xx, failed probes, anything at ERROR from a library) always pass. At DOCENT_LOG_LEVEL
+    DEBUG nothing is dropped.
+    """
+
+    def __init__(
+        self,
+        static_url: str = "/static/",
+        probes: tuple[str, ...] = ("/healthz", "/readyz"),
+        everything: bool = False,
+    ) -> None:
+        super().__init__()
+        self.static_url = static_url or "/static/"
+        self.probes = frozenset(probes)
+        self.everything = everything
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.everything:
+            return True
+        name = record.name
+        if name == "docent.request":
+            status = getattr(record, "status", 500)
+            path = str(getattr(record, "path", ""))
+            quiet_path = path in self.probes or path.startswith(self.static_url)
+            return not (quiet_path and isinstance(status, int) and status < 400)
+        if name == "django.request":
+            status = getattr(record, "status_code", 500)
+            return not (isinstance(status, int) and 400 <= status < 500)
+        if name.startswith("django.security."):
+            status = getattr(record, "status_code", 500)
+            if isinstance(status, int) and 400 <= status < 500:
+                record.exc_info = None
+                record.exc_text = None
+            return True
+        if record.levelno >= logging.ERROR:
+            return True
+        if name == "kombu.connection":
+            return not str(record.msg).startswith("No hostname was supplied")
+        if name == "root" and "onnxruntime" in record.pathname:
+            return False
+        if name.startswith("sentence_transformers"):
+            return "Saving the exported ONNX model is heavily recommended" not in str(record.msg)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

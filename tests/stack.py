@@ -29,6 +29,8 @@ _stack: dict[str, Any] = {}
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> None:
+    # A developer's `.env` (which `make run` writes) is not the tests' settings.
+    os.environ.setdefault("DOCENT_ENV_FILE", os.devnull)
     if os.environ.get("DATABASE_URL") or "stack" in _stack:
         return
     from config.servers import Stack

@@ -22,20 +22,33 @@ from tests.servers import free_port
 pytestmark = pytest.mark.worker
 
 
-def launch(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def isolated_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    """clean_env, and no `.env` file but the test's own (none, unless the test writes one)."""
+    return clean_env(tmp_path, DOCENT_ENV_FILE=str(tmp_path / ".env"), **env)
+
+
+def launch(tmp_path: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "config.run", "--port", str(port)],
         cwd=ROOT,
-        env=clean_env(tmp_path, DOCENT_STOP_GRACE_S="20", DOCENT_STATIC_ROOT=str(tmp_path / "static")),
+        env=isolated_env(
+            tmp_path, DOCENT_STOP_GRACE_S="20", DOCENT_STATIC_ROOT=str(tmp_path / "static"), **env
+        ),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
 
 
-def start(tmp_path: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """`python -m config.run` on a fresh (or the same) data folder, as `make run` starts it."""
+def start(
+    tmp_path: Path, port: int | None = None, log_name: str = "run.log"
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`python -m config.run` on a fresh (or the same) data folder, as `make run` starts it.
+
+    Each start writes a log of its own: processes a killed start left behind still hold its
+    log open, and what they print while they are stopped belongs to it, not to the next one.
+    """
     port = port or free_port()
-    log = tmp_path / "run.log"
+    log = tmp_path / log_name
     log.write_text("")
     proc = launch(tmp_path, port, log)
     deadline = time.monotonic() + 120
@@ -132,22 +145,25 @@ def test_after_a_kill_9_the_next_start_recovers_and_loses_nothing(tmp_path: Path
     done = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", "from accounts.models import User; "
          "User.objects.create_user(email='kept@example.com', password='a-long-pass-phrase')"],
-        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=isolated_env(tmp_path), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     os.kill(proc.pid, signal.SIGKILL)  # the supervisor only: its servers and children are orphaned
     proc.wait()
     assert servers_running(tmp_path) == {"postgres": True, "valkey": True}
-    again, _, log = start(tmp_path, port)  # the port is free again: the old web server was stopped
+    # The port is free again: the old web server was stopped.
+    again, _, again_log = start(tmp_path, port, "run-again.log")
     assert not [pid for pid in children if running(pid)], "the killed supervisor's children are stopped"
+    # ... cleanly: the orphaned worker made its warm shutdown (into the first start's log, which it holds).
+    assert "Warm shutdown" in log.read_text(errors="replace")
     counted = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c",
          "from accounts.models import User; print(User.objects.filter(email='kept@example.com').count())"],
-        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=isolated_env(tmp_path), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert counted.stdout.strip().splitlines()[-1] == "1", counted.stderr
     # A Ctrl-C stops this second start as cleanly as a first one.
-    stops_promptly_and_quietly(again, port, log, signal.SIGINT, tmp_path)
+    stops_promptly_and_quietly(again, port, again_log, signal.SIGINT, tmp_path)
 
 
 def test_a_data_folder_of_another_postgresql_version_is_named_with_its_log(tmp_path: Path) -> None:
@@ -155,7 +171,7 @@ def test_a_data_folder_of_another_postgresql_version_is_named_with_its_log(tmp_p
     (tmp_path / "postgres" / "PG_VERSION").write_text("16\n")
     done = subprocess.run(
         [sys.executable, "-m", "config.run", "--port", str(free_port())],
-        cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=isolated_env(tmp_path), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1
     assert "holds data of PostgreSQL 16, and Docent runs PostgreSQL 17" in done.stderr
@@ -171,7 +187,7 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "config.run", "--port", str(port)],
-            cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120,
+            cwd=ROOT, env=isolated_env(tmp_path), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is taken" in done.stderr
