@@ -15,6 +15,8 @@ from django.utils.safestring import SafeString, mark_safe
 from agents.models import AgentRun, RunStatus
 from documents import selectors as document_selectors
 
+# Where a citation's quote was, once its document was deleted (agents.forgetting).
+DELETED_QUOTE = "From a deleted document: the quote was removed with it."
 # [1], [1, 2] or [1][2] after a statement: the citations it rests on.
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -54,6 +56,7 @@ def citations(run: AgentRun, titles: dict[str, str]) -> list[dict[str, Any]]:
             "start": c.get("start"),
             "end": c.get("end"),
             "quote": c.get("quote", ""),
+            "deleted": bool(c.get("deleted")),  # its document was deleted, and the quote with it
         }
         for number, c in enumerate(_raw_citations(run), start=1)
     ]
@@ -62,24 +65,59 @@ def citations(run: AgentRun, titles: dict[str, str]) -> list[dict[str, Any]]:
 def nearest(
     run: AgentRun, titles: dict[str, str], spans: dict[int, tuple[str, int, int]]
 ) -> list[dict[str, Any]]:
-    """The passages closest to an unanswered question, with their spans when still indexed."""
+    """The sentences closest to an unanswered question, with their spans while their
+    passage is still indexed.
+
+    The offline provider records the sentence that matched in each passage (its text and
+    span); an item that holds a passage's opening instead (other providers, earlier runs)
+    shows its sentence that shares most words with the question, never a cut-off piece.
+    """
     found = []
     for item in _raw_nearest(run):
         doc_id = str(item.get("document", ""))
         span = spans.get(item["chunk"]) if doc_id in titles and isinstance(item.get("chunk"), int) else None
         if span is not None and span[0] != doc_id:
             span = None
+        start, end = (span[1], span[2]) if span else (None, None)
+        text = str(item.get("text", "") or "")
+        sentence_start, sentence_end = item.get("start"), item.get("end")
+        if isinstance(sentence_start, int) and isinstance(sentence_end, int):
+            if span is not None and span[1] <= sentence_start < sentence_end <= span[2]:
+                start, end = sentence_start, sentence_end
+        elif text:
+            text = matched_sentence(text, run.question)
         found.append(
             {
                 "document": doc_id,
                 "exists": doc_id in titles,
                 "title": titles.get(doc_id) or item.get("title", ""),
-                "text": item.get("text", ""),
-                "start": span[1] if span else None,
-                "end": span[2] if span else None,
+                "text": text,
+                "start": start,
+                "end": end,
             }
         )
     return found
+
+
+_CLOSING = ".!?…\"'”’)]"
+
+
+def matched_sentence(text: str, question: str) -> str:
+    """A stored passage as it may be shown: whole when it ends on a whole sentence, else
+    its whole sentence that shares most words with the question (the first on a tie), so
+    a piece cut off at the end is never shown while a whole sentence is there."""
+    from agents.providers.offline import content_words
+    from documents.chunking import split_sentences
+
+    if text.rstrip().endswith(tuple(_CLOSING)):
+        return " ".join(text.split())
+    sentences = [" ".join(text[a:b].split()) for a, b in split_sentences(text)]
+    whole = [s for s in sentences if s.rstrip().endswith(tuple(_CLOSING))]
+    if not whole:
+        cut = " ".join(text.split())
+        return cut if len(sentences) <= 1 and cut.endswith(tuple(_CLOSING)) else cut.rsplit(" ", 1)[0] + " …"
+    asked = set(content_words(question))
+    return max(whole, key=lambda s: (len(asked & set(content_words(s))), -whole.index(s)))
 
 
 def output_list(run: AgentRun, key: str) -> list[Any]:
@@ -91,12 +129,19 @@ def _chip(run: AgentRun, citation: dict[str, Any]) -> SafeString:
     number = citation["number"]
     tip_id = f"tip-{run.pk}-{number}"
     source = citation["title"] or "A deleted document"
-    tip = format_html(
-        '<span class="cite-tip" role="tooltip" id="{}"><q>{}</q> <span class="muted">— {}</span></span>',
-        tip_id,
-        citation["quote"],
-        source,
-    )
+    if citation["quote"]:
+        tip = format_html(
+            '<span class="cite-tip" role="tooltip" id="{}"><q>{}</q> <span class="muted">— {}</span></span>',
+            tip_id,
+            citation["quote"],
+            source,
+        )
+    else:
+        tip = format_html(
+            '<span class="cite-tip" role="tooltip" id="{}"><span class="muted">{}</span></span>',
+            tip_id,
+            DELETED_QUOTE,
+        )
     if citation["title"]:
         href = reverse("documents:detail", args=[citation["document"]])
         href += f"?start={citation['start']}&end={citation['end']}#passage"

@@ -577,7 +577,8 @@ def run_execute(*, run_id: Any) -> str:
         output["search_query"] = query
     if dropped:
         output["dropped_citations"] = output.get("dropped_citations", 0) + dropped
-    if not result.answered:
+    if not result.answered and not output.get("nearest"):
+        # The provider's own (the sentence that matched in each passage) when it gave them.
         output["nearest"] = [
             {"document": p.document_id, "chunk": p.chunk_id, "title": p.document_title, "text": p.text[:300]}
             for p in context.nearest[:3]

@@ -19,8 +19,10 @@ only helps one half is fitted to it.
 Then the same questions are run once more with declining switched off (the
 threshold set to -inf through the provider's keyword default), which gives each
 question's best score and undeclined answer; the sweep table says what each
-threshold would have done. The decline in the shipped code is a single
-best-score test, so a row of the sweep equals a run at that threshold.
+threshold would have done. Besides the best-score test the provider declines
+when the best sentence says the opposite of the question or no sentence near it
+holds the date or number asked for; those rules decline with the threshold off
+too, so a row of the sweep still equals a run at that threshold.
 
 Results: bench/results/answers.md (a table per `--label`, merged with the
 labels already there) and bench/results/answers.json.
@@ -172,6 +174,8 @@ def ask_all(user: Any, project: Any, questions: list[Question], label: str) -> l
                 "answerable": q.answerable,
                 "answered": answered,
                 "best": float(run.output.get("best_score", math.nan)),
+                # answered whatever the score (a sentence glossing the very term asked about)
+                "vouched": bool(run.output.get("vouched")),
                 "in_answer": answered and contains_gold(run.answer, q.golds),
                 "in_quote": answered and any(contains_gold(quote, q.golds) for quote in quotes),
                 "in_best_quote": (
@@ -201,7 +205,7 @@ def figures(rows: list[dict[str, Any]], threshold: float | None = None) -> dict[
     """The four shares; with a threshold, as if runs scoring below it had been declined."""
 
     def answered(r: dict[str, Any]) -> bool:
-        return r["answered"] and (threshold is None or r["best"] >= threshold)
+        return r["answered"] and (threshold is None or r["best"] >= threshold or bool(r.get("vouched")))
 
     yes = [r for r in rows if r["answerable"]]
     no = [r for r in rows if not r["answerable"]]
@@ -262,6 +266,65 @@ How the shipped constants were chosen (agents/providers/offline.py):
   questions, 0.10 and more hurt "where"), so it stays small.
 - Another topic: 200 of these questions over 8 random SciFact abstracts, and 200 SciFact claims over 8
   random paragraphs of this article, are all declined, before and after (development loop).
+
+Issue 23 (rows "issue-23 before" / "issue-23 after"; "before" is today's code on today's retrieval, one
+search engine on PostgreSQL pg_search + pgvector). What changed in `agents/providers/offline.py`:
+
+- Two declines besides the threshold, each general English, not fitted here: the best sentence says the
+  opposite of a word of the question while matching at least half its other content words (a list of
+  116 antonym pairs: "after"/"until", "northern"/"southern", "first"/"last", "increase"/"decrease"), and a
+  "when" / "how many" question none of whose chosen sentences holds a date or number. In the development
+  loop (the bench's retrieved passages, cached) these alone, with the threshold off, declined 21.9% / 27.2%
+  (even / odd) of the unanswerable questions and 0.0% / 0.7% of the answerable ones.
+- The question type comes from the question's own question word ("what happens *when*" is no date
+  question; "how long" and "how often" ask for a number), and its type words ("long", "year") are not
+  counted as words the documents lack. A who-question's cue is a person or organisation, not a month, a
+  label or a version ("Type II"). When no sentence within `ANSWER_SPREAD` holds the kind asked for, the
+  best one within `CUE_SPREAD` (0.20) that does takes the last place.
+- Words meet through a suffix-stripping stem ("measured" / "measurement", "auditor" / "audited"); the
+  sentence before a sentence and its heading count half for word overlap.
+- Tuning protocol: `CUE_SPREAD` was chosen on the odd half (0.20: 93.2% answered with gold and 27.2% of
+  unanswerable declined with the threshold off, against 93.9% / 21.4% at 0.30 and 93.2% / 25.2% at 0.25);
+  `MIN_ANSWER_SCORE` stays 0.43, the highest threshold that keeps the odd half's wrong declines at 1.4%
+  (0.44-0.47: 2.0-2.7%); the even half was held out and is reported as it came.
+
+- A meaning or translation question ("What does Obersee mean?", "What is the translation of Het
+  Scheur?", "What does X stand for?") asks for a gloss: a sentence holding the term's distinctive words
+  and a gloss beside it (a quoted phrase in brackets, "meaning ...", "literally ...") is quoted first and
+  not declined, whatever its cosine (the run says `vouched: gloss`; the sweep counts it answered at every
+  threshold). A month or day name is a date only when capitalised ("may open" is no date), and a
+  geological or archaeological age named alone ("the Miocene") is one. Neither rule was fitted to a
+  question: both are what the words mean.
+
+Before and after on issue 23's targets (answerable answered with the gold answer >= 90%, unanswerable
+declined >= 30%, answerable wrongly declined <= 3%, on both halves; "committed" is the provider before
+issue 23 as measured on 2026-12-02, row "after"):
+
+| version | half | answer has gold | unanswerable declined | answerable declined |
+| --- | --- | ---: | ---: | ---: |
+| committed (2026-12-02) | even / odd / all | 81.0% / 93.2% / 87.2% | 10.5% / 10.7% / 10.6% | 4.9% / 0.7% / 2.8% |
+| issue-23 before (today's retrieval) | even / odd / all | 81.7% / 91.9% / 86.9% | 11.4% / 12.6% / 12.0% | 4.9% / 1.4% / 3.1% |
+| issue-23 after | even / odd / all | 83.8% / 93.2% / 88.6% | 32.4% / 37.9% / 35.1% | 2.1% / 0.0% / 1.0% |
+
+- Met on both halves: unanswerable declined (32.4% / 37.9%) and answerable wrongly declined (2.1% /
+  0.0%). Answered with gold: met on the odd half (93.2%), not on the even half (83.8%, 119 of 142).
+- Where the even half's 23 misses come from: 6 gold answers are in none of the 8 retrieved passages ("How
+  long is the Rhine?" twice, "Where does the Rhine begin / end?", the border coordinates, "What did the
+  Rhine branch off to form in Austria?"), so 95.8% is its ceiling whatever the provider does; 3 are
+  declined ("When did Augustus die?", best cosine 0.38; "What is the Almannic dialect to describe the
+  islands ...?", 0.39; "When was Operation Market Garden?", for want of a date: the sentence with
+  "September 1944" ranks beyond `CUE_SPREAD`); 14 quote the wrong sentence of a retrieved passage: the
+  answer sits in the sentence after the one that matches the question ("What happened to the rate of
+  flow ...?" three times), needs a comparison or a count the sentence does not state ("What river is
+  larger than the Rhine?", "How many branches ...?" -> "three" of a list), or the matching sentence is
+  one of several alike in a passage where Wikipedia's "[note 7]" markers glue two sentences together.
+- Tried and left out: word overlap inside the decline score (0.15 of it, threshold 0.49: odd 91.2% /
+  44.7% / 2.7%, even 79.6% / 39.0% / 5.6%; it never brought the even half's wrong declines under 4.2%);
+  `CUE_SPREAD` 0.25 and 0.30 (+0.6 point of gold answers on the odd half, none on the even, 3-6 points
+  fewer unanswerable questions declined); a lower threshold (0.35 before the gloss rule: even 83.8% /
+  25.7% / 2.8%, so the decline target fails there instead). The threshold stays 0.43 (not re-tuned): in the sweep
+  above 0.45 changes one odd-half question, and 0.50 declines more unanswerable questions but loses gold
+  answers on both halves.
 """
 
 
