@@ -169,11 +169,13 @@ def survey(n: int, seed: int = 0) -> str:
     )
 
 
-def upload_batch(client: Any, project: Any, sizes: list[int]) -> list[str]:
-    """Upload one text file per size (sentences); returns the document ids."""
+def upload_batch(client: Any, project: Any, sizes: list[int], first: int = 0) -> list[str]:
+    """Upload one text file per size (sentences), numbered from `first`; returns the document ids."""
     ids = []
-    for k, n in enumerate(sizes):
-        upload = SimpleUploadedFile(f"survey-{k}.txt", survey(n, seed=k).encode(), content_type="text/plain")
+    for k, n in enumerate(sizes, start=first):
+        # Numbered, so no two files are the same bytes (a project refuses a duplicate).
+        text = f"Survey file {k}. {survey(n, seed=k)}"
+        upload = SimpleUploadedFile(f"survey-{k}.txt", text.encode(), content_type="text/plain")
         response = client.post(
             "/api/v1/documents/", {"project": str(project.pk), "file": upload}, format="multipart"
         )
@@ -300,7 +302,7 @@ def test_valkey_restarted_mid_ingest_loses_no_document(tmp_path: Path) -> None:
         ids = upload_batch(client, project, [3000] + [40] * 10)
         _mid_ingest(ids, tmp_path / "worker.log")
         stack.current().restart_valkey()
-        more = upload_batch(client, project, [40] * 5)  # published to the restarted broker
+        more = upload_batch(client, project, [40] * 5, first=11)  # published to the restarted broker
         wait_for(
             lambda: (
                 not Document.objects.filter(pk__in=ids + more).exclude(status=DocumentStatus.READY).exists()

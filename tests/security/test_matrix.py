@@ -767,6 +767,7 @@ API_CASES = [
     Case("schema", "GET", "/api/schema/", everyone(200), "schema"),
     Case("swagger", "GET", "/api/docs/", everyone(200), "swagger-ui"),
     Case("redoc", "GET", "/api/redoc/", everyone(200), "redoc"),
+    Case("redoc bundle", "GET", "/api/redoc/redoc.standalone.js", everyone(200), "redoc-bundle"),
 ]
 
 PP = "/projects/{project}"
