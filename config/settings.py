@@ -257,9 +257,11 @@ _database["CONN_HEALTH_CHECKS"] = True
 # under load. Raise it for a database server with cores to spare and few, large searches.
 DB_PARALLEL_WORKERS = env_int("DOCENT_DB_PARALLEL_WORKERS", 0, minimum=0)
 # Candidates pgvector's HNSW search keeps (hnsw.ef_search); more recalls more and costs more.
-# Never below the depth a search ranks (documents/search: 100). 400 keeps recall@10 against an
-# exact search above 0.95 at a million chunks (bench/results/scale.md: 0.865 at 100, 0.944 at 200).
-SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 400, minimum=10)
+# Never below the depth a search ranks (documents/search: 100). At a million chunks recall@10
+# against an exact search is 0.865 at 100 and 0.963 at 400, but at 400 the planner reads a
+# SciFact-size project's (11,607 chunks) TOASTed vectors exactly instead of walking its graph,
+# and search under load fell from 108 to 23 req/s (bench/README.md): 100 stays the default.
+SEARCH_HNSW_EF = env_int("DOCENT_SEARCH_HNSW_EF", 100, minimum=10)
 # Set on every connection, so a search is one statement and the planner, knowing the graph's
 # cost at this ef_search, reads a small partition's rows and walks a large one's graph; the
 # relaxed iterative scan keeps going until the LIMIT is met.

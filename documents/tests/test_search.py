@@ -434,9 +434,6 @@ def test_a_large_partition_is_searched_through_its_graph(db: Any, user: Any) -> 
     table = engine.partition_name(project.pk)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {table}")
-        # Large for its depth: the graph's cost grows with ef_search (400 by default reads a
-        # partition of 3,000 rows exactly, which is cheaper there; 100 walks it).
-        cursor.execute("SET LOCAL hnsw.ef_search = 100")
         cursor.execute(
             f"EXPLAIN SELECT id FROM {table} WHERE dim = {DIM} "  # noqa: S608 - a name made from a UUID
             f"ORDER BY embedding::vector({DIM}) <=> '[1,0,0,0]'::vector({DIM}) LIMIT 100"
