@@ -37,6 +37,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from agents import events
 from agents.models import AgentRun
+from agents.selectors import runs_visible_to
 
 # A comment line this often keeps proxies and clients from timing the stream out.
 KEEPALIVE_S = 15.0
@@ -125,9 +126,9 @@ def response(request: HttpRequest, run: AgentRun) -> HttpResponse:
         return refused
     body: Any
     if isinstance(request, ASGIRequest):
-        body = _LeasedAsync(_serve_async(run.pk, _plan(last_id), lease), lease)
+        body = _LeasedAsync(_serve_async(run.pk, _plan(last_id), lease, request.user), lease)
     else:
-        body = _LeasedSync(_serve_sync(run.pk, _plan(last_id), lease), lease)
+        body = _LeasedSync(_serve_sync(run.pk, _plan(last_id), lease, request.user), lease)
     reply = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     reply["Cache-Control"] = "no-cache, no-transform"
     reply["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
@@ -190,7 +191,7 @@ def _plan(last_id: str | None) -> Generator[Step, Any, None]:
 
 
 async def _serve_async(
-    run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease
+    run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease, user: Any
 ) -> AsyncIterator[bytes]:
     answer: Any = None
     while True:
@@ -204,12 +205,14 @@ async def _serve_async(
         elif step[0] == "read":
             answer = await events.read(run_id, step[1], wait_s=step[2])
         elif step[0] == "row":
-            answer = await sync_to_async(_closing(_row))(run_id, lease)
+            answer = await sync_to_async(_closing(_row))(run_id, lease, user)
         else:
-            answer = await sync_to_async(_closing(_done))(run_id)
+            answer = await sync_to_async(_closing(_done))(run_id, user)
 
 
-def _serve_sync(run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease) -> Iterator[bytes]:
+def _serve_sync(
+    run_id: Any, plan: Generator[Step, Any, None], lease: StreamLease, user: Any
+) -> Iterator[bytes]:
     answer: Any = None
     loop = asyncio.new_event_loop()  # this stream's own, for the carrier's reads
     try:
@@ -224,9 +227,9 @@ def _serve_sync(run_id: Any, plan: Generator[Step, Any, None], lease: StreamLeas
             elif step[0] == "read":
                 answer = loop.run_until_complete(events.read(run_id, step[1], wait_s=step[2]))
             elif step[0] == "row":
-                answer = _row(run_id, lease)
+                answer = _row(run_id, lease, user)
             else:
-                answer = _done(run_id)
+                answer = _done(run_id, user)
     finally:
         loop.run_until_complete(events.aclose())
         loop.close()
@@ -245,15 +248,18 @@ def _closing(read: Any) -> Any:
     return wrapped
 
 
-def _row(run_id: Any, lease: StreamLease) -> AgentRun | None:
+def _row(run_id: Any, lease: StreamLease, user: Any) -> AgentRun | None:
+    """The run as its reader may still see it: None once it is deleted, or once its thread
+    was made private or its reader left the project (the stream then ends, saying no more)."""
     lease.renew()  # the stream is alive: it keeps its lease
-    return AgentRun.objects.filter(pk=run_id).only("id", "status").first()
+    return runs_visible_to(user).select_related(None).filter(pk=run_id).only("id", "status").first()
 
 
-def _done(run_id: Any) -> bytes:
+def _done(run_id: Any, user: Any) -> bytes:
     from agents.api import RunOut
 
-    run = AgentRun.objects.select_related("project", "document").filter(pk=run_id).first()
+    run = runs_visible_to(user).filter(pk=run_id).first()
     if run is None:
-        return frame("done", {"run": None, "detail": "The run was deleted."}, DONE_ID)
+        detail = "The run was deleted, or it is no longer shared with you."
+        return frame("done", {"run": None, "detail": detail}, DONE_ID)
     return frame("done", {"run": RunOut(run).data}, DONE_ID)

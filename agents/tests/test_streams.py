@@ -276,3 +276,35 @@ def test_a_lease_of_a_stream_whose_process_died_expires(user: Any, settings: Any
 
     cache.delete(held.key)  # what the lease's expiry does when nobody renews it
     assert streams.StreamLease.take(user.pk) is not None
+
+
+def test_a_stream_ends_without_the_answer_once_its_thread_is_made_private(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member watching a shared thread's turn loses it when the starter makes the thread
+    private: the stream ends on its next check, and its `done` carries no answer."""
+    from agents.models import Thread
+    from conftest import make_project
+
+    monkeypatch.setattr(streams, "ROW_CHECK_S", 0.2)
+    starter, watcher = UserFactory(), UserFactory()
+    project = make_project(user, editor=starter, viewer=watcher)
+    thread = Thread.objects.create(project=project, created_by=starter, title="Pumps?", shared=True)
+    run = AgentRunFactory(project=project, created_by=starter, thread=thread, status=RunStatus.GENERATING)
+    events.publish(run.pk, "delta", text="The pump ")
+    client = Client()
+    client.force_login(watcher)
+    response = stream(client, run)
+    assert response.status_code == 200
+    pieces = iter(response.streaming_content)
+    assert next(pieces).startswith(b"retry:")
+
+    Thread.objects.filter(pk=thread.pk).update(shared=False)
+    AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, answer="The pump is private.")
+    body = b"".join(pieces)
+
+    frames = parse(body)
+    assert frames[0]["data"] == {"text": "The pump "}
+    assert frames[-1]["event"] == "done" and frames[-1]["data"]["run"] is None
+    assert b"private." not in body
+    assert stream(client, run).status_code == 404, "and it cannot be opened again"
