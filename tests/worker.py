@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,17 +89,22 @@ def celery_worker(
     ]
     if beat:
         command += ["--beat", "--schedule", str(tmp_path / f"{name}-beat-schedule")]
+    # Its own process group: with --beat the worker forks a beat process, which a worker
+    # killed after a stuck stop would leave behind; the whole group goes at the end.
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield proc
     finally:
         stop(proc)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         app.conf.task_always_eager, app.conf.broker_transport_options = saved
         _reset_connections(app)
