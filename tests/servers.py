@@ -25,6 +25,25 @@ def free_port() -> int:
 
 
 @contextmanager
+def event_stream(base: str, run_id: Any, token: str) -> Iterator[tuple[socket.socket, bytes]]:
+    """A raw socket reading a run's event stream on `base`, once it answered 200 and its
+    first line; yields the socket and what it has received so far."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"GET /api/v1/runs/{run_id}/events/ HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        received = b""
+        while b"retry:" not in received:
+            received += sock.recv(65536)
+        assert b" 200 " in received.split(b"\r\n", 1)[0]
+        yield sock, received
+
+
+@contextmanager
 def web_server(env: dict[str, str], log_path: Path, *, workers: int = 1) -> Iterator[str]:
     """A gunicorn process on a free loopback port; yields its base URL."""
     port = free_port()

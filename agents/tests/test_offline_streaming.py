@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ def test_a_client_of_the_real_event_stream_receives_the_offline_answer_in_pieces
     one, spread over time, not as one piece at the end."""
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from tests.servers import web_server
+    from tests.servers import event_stream, web_server
     from tests.worker import database_url
 
     settings.LLM_PROVIDER = "offline"
@@ -76,36 +75,24 @@ def test_a_client_of_the_real_event_stream_receives_the_offline_answer_in_pieces
     run = services.run_create(user=user, project=project, kind=RunKind.ASK, question="Who designed the pump?")
     token = str(AccessToken.for_user(user))
     env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path)}
-    with web_server(env, tmp_path / "web.log") as base:
-        host, port = base.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(
-                (
-                    f"GET /api/v1/runs/{run.pk}/events/ HTTP/1.1\r\nHost: {host}\r\n"
-                    f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-                ).encode()
-            )
-            received = b""
-            while b"retry:" not in received:
-                received += sock.recv(65536)
-            assert b" 200 " in received.split(b"\r\n", 1)[0]
-            # The socket is read on a thread (no database there) while this one runs the run.
-            arrivals: list[tuple[float, bytes]] = []
+    with web_server(env, tmp_path / "web.log") as base, event_stream(base, run.pk, token) as (sock, received):
+        # The socket is read on a thread (no database there) while this one runs the run.
+        arrivals: list[tuple[float, bytes]] = []
 
-            def read_until_done() -> None:
-                data = b""
-                while b"event: done" not in data:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                    arrivals.append((time.monotonic(), chunk))
+        def read_until_done() -> None:
+            data = b""
+            while b"event: done" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                arrivals.append((time.monotonic(), chunk))
 
-            reader = threading.Thread(target=read_until_done)
-            reader.start()
-            assert services.run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
-            reader.join(timeout=30)
-            assert not reader.is_alive()
+        reader = threading.Thread(target=read_until_done)
+        reader.start()
+        assert services.run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+        reader.join(timeout=30)
+        assert not reader.is_alive()
 
     run = AgentRun.objects.get(pk=run.pk)
     assert run.answered and "Ada Okafor" in run.answer

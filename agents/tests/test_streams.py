@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -188,35 +187,26 @@ def test_a_real_asgi_server_passes_each_event_on_while_the_run_goes_on(
 ) -> None:
     """uvicorn workers under gunicorn, a client reading the raw socket: every delta
     arrives before the next one is even published, and the stream holds no thread."""
-    from tests.servers import web_server
+    from tests.servers import event_stream, web_server
     from tests.worker import database_url
 
     run = AgentRunFactory(project=project, status=RunStatus.GENERATING)
     env = {"DATABASE_URL": database_url(), "DOCENT_DATA_DIR": str(tmp_path)}
-    with web_server(env, tmp_path / "web.log") as base:
-        host, port = base.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(
-                (
-                    f"GET /api/v1/runs/{run.pk}/events/ HTTP/1.1\r\nHost: {host}\r\n"
-                    f"Authorization: Bearer {api_token}\r\nAccept: text/event-stream\r\n\r\n"
-                ).encode()
-            )
-            received = b""
-            while b"retry:" not in received:
+    with (
+        web_server(env, tmp_path / "web.log") as base,
+        event_stream(base, run.pk, api_token) as (sock, received),
+    ):
+        delays = []
+        for number in range(5):
+            sent = time.monotonic()
+            events.publish(run.pk, "delta", text=f"piece {number}")
+            while f"piece {number}".encode() not in received:
                 received += sock.recv(65536)
-            assert b" 200 " in received.split(b"\r\n", 1)[0]
-            delays = []
-            for number in range(5):
-                sent = time.monotonic()
-                events.publish(run.pk, "delta", text=f"piece {number}")
-                while f"piece {number}".encode() not in received:
-                    received += sock.recv(65536)
-                delays.append(time.monotonic() - sent)
-            AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, answer="done")
-            events.publish(run.pk, "done", status="succeeded")
-            while b"event: done" not in received:
-                received += sock.recv(65536)
+            delays.append(time.monotonic() - sent)
+        AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, answer="done")
+        events.publish(run.pk, "done", status="succeeded")
+        while b"event: done" not in received:
+            received += sock.recv(65536)
     assert max(delays) < 1.0, delays
     body = received.split(b"\r\n\r\n", 1)[1]
     assert b'"answer":"done"' in body
