@@ -12,6 +12,24 @@ the bounds of ``LIMITS``, which the sandbox sets from the settings.
 Every failure leaves ``extract_text`` as an ``ExtractionError`` whose message a
 person can read, because it is shown on the document page as the reason the
 document could not be indexed.
+
+Readers also say where each stretch of text came from (``Extracted.locations``), in the
+file's own terms, so that a citation can name its place (documents.locations):
+
+- PDF: ``{"kind": "page", "page": N}`` per page (1-based), ``"ocr": true`` on a page read by OCR;
+  a multi-page TIFF the same. The OCR words of each such page, with their boxes, are kept in
+  ``Extracted.ocr_words``; a single image keeps its words as page 1 but has no locations.
+- PPTX: ``{"kind": "slide", "slide": N}``, the "Notes: ..." block ``{..., "notes": true}``.
+- XLSX: ``{"kind": "sheet", "sheet": name, "rows": [r, r]}`` per row line, ``r`` the row number
+  Excel shows (empty rows skipped in the text still count); the "Sheet: name" heading line
+  belongs to the sheet's first row line.
+- CSV: ``{"kind": "rows", "rows": [r, r]}`` per line, ``r`` the record number (header = 1).
+- EPUB: ``{"kind": "chapter", "heading": title}``, the chapter's first h1-h3, else its label in
+  the table of contents, else its <title>.
+- DOCX, uploaded HTML, Markdown: ``{"kind": "section", "heading": "A > B"}``, the path of
+  headings above the text; DOCX table rows add ``"table": true``. No locator before the first
+  heading.
+- Text and fetched web pages: none.
 """
 
 from __future__ import annotations
@@ -22,17 +40,22 @@ import datetime
 import io
 import logging
 import math
+import os
 import posixpath
 import re
 import shutil
 import subprocess
+import tempfile
 import unicodedata
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+from documents.extraction import locating
+from documents.extraction.locating import Locator, Marked
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +127,12 @@ class Extracted:
     format: str
     # The title the file gives itself (PDF or Office metadata, an HTML <title>, a Markdown H1), if any.
     title: str | None = None
+    # (start, end, locator) ranges of `text`, sorted and apart; text between them has no locator.
+    # Not compared: two extractions are the same when their text, format and title are.
+    locations: tuple[tuple[int, int, Locator], ...] = field(default=(), compare=False)
+    # Page number (1-based) -> [[word, x0, y0, x1, y1], ...] for each page read by OCR that has
+    # words: boxes as fractions of the page's width and height, origin top-left, in reading order.
+    ocr_words: dict[int, list[list[Any]]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -360,8 +389,25 @@ def sniff_format(data: bytes, filename: str = "") -> str:
 # --------------------------------------------------------------------------
 
 
+def _marked(pieces: Iterable[tuple[Locator | None, str]]) -> Marked:
+    return locating.assemble(pieces, limit=_RAW_TEXT_LIMIT, too_long=_too_long)
+
+
+def _separated(
+    pieces: Iterable[tuple[Locator | None, str]], separator: str = "\n\n"
+) -> Iterator[tuple[Locator | None, str]]:
+    """The pieces with `separator` before each but the first: blocks joined as str.join would."""
+    for number, (locator, text) in enumerate(pieces):
+        yield locator, (separator + text if number else text)
+
+
 def extract_pdf(data: bytes) -> str:
     """Text of every page, pages separated by a blank line."""
+    return locating.plain(_read_pdf(data).text)
+
+
+def _read_pdf(data: bytes) -> Marked:
+    """Text of every page, pages separated by a blank line, each page located by its number."""
     from pypdf import PasswordType, PdfReader
 
     try:
@@ -411,14 +457,28 @@ def extract_pdf(data: bytes) -> str:
                 scanned[number] = images
     if failures and len(failures) == page_count:
         raise ExtractionError(f"The PDF is damaged or not a PDF: {_reason(failures[0])}")
+    ocr_words: dict[int, list[list[Any]]] = {}
     if scanned:
         has_text = any(text.strip() for text in texts.values())
-        for number, text in _ocr_pdf_pages(data, scanned, has_text=has_text).items():
+        for number, (text, words) in _ocr_pdf_pages(data, scanned, has_text=has_text).items():
             total += len(text)
             if total > _RAW_TEXT_LIMIT:
                 raise _too_long()
             texts[number] = text
-    return "\n\n".join(texts[number] for number in sorted(texts))
+            ocr_words[number + 1] = words
+    marked = _marked(
+        _separated(
+            (
+                {"kind": "page", "page": number + 1, "ocr": True}
+                if number + 1 in ocr_words
+                else {"kind": "page", "page": number + 1},
+                texts[number],
+            )
+            for number in sorted(texts)
+        )
+    )
+    marked.ocr_words = {page: words for page, words in ocr_words.items() if words}
+    return marked
 
 
 def _resolve(obj: Any) -> Any:
@@ -459,8 +519,8 @@ def _page_images(page: Any) -> list[tuple[int, int]]:
 
 def _ocr_pdf_pages(
     data: bytes, scanned: dict[int, list[tuple[int, int]]], *, has_text: bool
-) -> dict[int, str]:
-    """OCR text of the scanned pages of a PDF, by page index."""
+) -> dict[int, tuple[str, list[list[Any]]]]:
+    """OCR text and words of the scanned pages of a PDF, by page index."""
     limits = LIMITS
     if len(scanned) > limits.ocr_max_pages:
         raise ExtractionError(
@@ -483,7 +543,7 @@ def _ocr_pdf_pages(
     except Exception as exc:
         raise ExtractionError(f"The PDF's scanned pages could not be rendered: {_reason(exc)}") from exc
     try:
-        texts: dict[int, str] = {}
+        texts: dict[int, tuple[str, list[list[Any]]]] = {}
         for number in sorted(scanned):
             page = pdf[number]
             try:
@@ -524,24 +584,35 @@ def _check_pixels(width: int, height: int, what: str = "The image is") -> None:
         )
 
 
-def _ocr(image: Any) -> str:
-    """The text Tesseract reads in a Pillow image."""
+def _ocr(image: Any) -> tuple[str, list[list[Any]]]:
+    """The text Tesseract reads in a Pillow image, and its words: [[word, x0, y0, x1, y1], ...]
+    with boxes as fractions of the image's width and height, origin top-left, in reading order.
+
+    One recognition gives both: Tesseract's plain-text output, as before there were boxes, and
+    its TSV output, which has a row per word with its box.
+    """
     if image.width * image.height < _OCR_MIN_PIXELS:
-        return ""
+        return "", []
     tesseract = shutil.which("tesseract")
     if tesseract is None:
         raise ExtractionError(_NO_TESSERACT)
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     languages = LIMITS.ocr_languages
-    done = subprocess.run(
-        [tesseract, "stdin", "stdout", "-l", languages],
-        input=buffer.getvalue(),
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode == 0:
-        return done.stdout.decode("utf-8", errors="replace")
+    with tempfile.TemporaryDirectory(prefix="docent-ocr-") as directory:
+        base = os.path.join(directory, "page")
+        done = subprocess.run(
+            [tesseract, "stdin", base, "-l", languages, "txt", "tsv"],
+            input=buffer.getvalue(),
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            with open(base + ".txt", "rb") as text, open(base + ".tsv", "rb") as table:
+                return (
+                    text.read().decode("utf-8", errors="replace"),
+                    _tsv_words(table.read().decode("utf-8", errors="replace"), image.width, image.height),
+                )
     if b"Failed loading language" in done.stderr:
         raise ExtractionError(
             f"OCR could not start: Tesseract has no language data for “{languages}” on this server; "
@@ -553,6 +624,41 @@ def _ocr(image: Any) -> str:
         )
     detail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
     raise ExtractionError(f"OCR failed on this image: {_reason(Exception(detail[-1] if detail else ''))}")
+
+
+# Tesseract's TSV columns: level, page, block, paragraph, line, word, left, top, width, height, conf, text.
+_TSV_WORD_LEVEL = "5"
+_TSV_COLUMNS = 12
+
+
+def _tsv_words(tsv: str, width: int, height: int) -> list[list[Any]]:
+    """[word, x0, y0, x1, y1] for each word of Tesseract's TSV output, as fractions of the image."""
+    words: list[list[Any]] = []
+    for line in tsv.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) < _TSV_COLUMNS or fields[0] != _TSV_WORD_LEVEL:
+            continue
+        word = "\t".join(fields[_TSV_COLUMNS - 1 :]).strip()
+        try:
+            left, top, box_width, box_height = (int(value) for value in fields[6:10])
+        except ValueError:
+            continue
+        if not word:
+            continue
+        words.append(
+            [
+                word,
+                _fraction(left, width),
+                _fraction(top, height),
+                _fraction(left + box_width, width),
+                _fraction(top + box_height, height),
+            ]
+        )
+    return words
+
+
+def _fraction(value: int, whole: int) -> float:
+    return round(min(max(value / whole, 0.0), 1.0), 5)
 
 
 def _ocr_ready(image: Any) -> Any:
@@ -577,6 +683,11 @@ def _image_label(data: bytes) -> str:
 
 def extract_image(data: bytes) -> str:
     """OCR text of a PNG, JPEG or TIFF image; each page of a multi-page TIFF in turn."""
+    return locating.plain(_read_image(data).text)
+
+
+def _read_image(data: bytes) -> Marked:
+    """OCR text of an image, with its words; the pages of a multi-page TIFF located by number."""
     from PIL import Image
 
     label = _image_label(data)
@@ -602,6 +713,7 @@ def extract_image(data: bytes) -> str:
             "of a document are read with OCR."
         )
     texts: list[str] = []
+    words: dict[int, list[list[Any]]] = {}
     total = 0
     with image:
         for index in range(frames):
@@ -614,12 +726,22 @@ def extract_image(data: bytes) -> str:
                 raise
             except Exception as exc:
                 raise ExtractionError(f"The {label} image is damaged: {_reason(exc)}") from exc
-            text = _ocr(ready)
+            text, page_words = _ocr(ready)
             total += len(text)
             if total > _RAW_TEXT_LIMIT:
                 raise _too_long()
             texts.append(text)
-    return "\n\n".join(texts)
+            if page_words:
+                words[index + 1] = page_words
+    # A single image has no pages to name; its words are page 1's all the same.
+    marked = _marked(
+        _separated(
+            ({"kind": "page", "page": number, "ocr": True} if frames > 1 else None, text)
+            for number, text in enumerate(texts, start=1)
+        )
+    )
+    marked.ocr_words = words
+    return marked
 
 
 def _check_zip(data: bytes, label: str) -> None:
@@ -650,9 +772,10 @@ def _check_zip(data: bytes, label: str) -> None:
         )
 
 
-def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
-    """Paragraph texts and table rows under an XML container, in document order: a table row is
-    one line, `cell | cell | cell`, as XLSX and CSV rows are, so a value stays beside its labels."""
+def _docx_blocks(container: Any, parent: Any) -> Iterator[tuple[str, Any]]:
+    """Paragraph texts and table rows under an XML container, in document order, each with its
+    paragraph element (None for a table row): a table row is one line, `cell | cell | cell`, as
+    XLSX and CSV rows are, so a value stays beside its labels."""
     from docx.oxml.ns import qn
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -660,7 +783,7 @@ def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
     p_tag, tbl_tag, sdt_tag = qn("w:p"), qn("w:tbl"), qn("w:sdt")
     for child in container.iterchildren():
         if child.tag == p_tag:
-            yield Paragraph(child, parent).text
+            yield Paragraph(child, parent).text, child
         elif child.tag == tbl_tag:
             # Merged cells are returned once per grid column they span. The set
             # holds the elements themselves: lxml proxies stay identical only
@@ -673,9 +796,11 @@ def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
                         continue
                     seen.add(cell._tc)
                     # A cell's paragraphs (and any table inside it) on the row's one line.
-                    cells.append(" ".join(" ".join(block.split()) for block in _docx_blocks(cell._tc, cell)))
+                    cells.append(
+                        " ".join(" ".join(block.split()) for block, _ in _docx_blocks(cell._tc, cell))
+                    )
                 if any(cells):
-                    yield " | ".join(cells)
+                    yield " | ".join(cells), None
         elif child.tag == sdt_tag:
             # Content controls (cover pages, tables of contents) wrap real text.
             content = child.find(qn("w:sdtContent"))
@@ -683,26 +808,153 @@ def _docx_blocks(container: Any, parent: Any) -> Iterator[str]:
                 yield from _docx_blocks(content, parent)
 
 
-def _join_bounded(blocks: Iterable[str]) -> str:
-    """Blocks joined by blank lines, refusing a text past the raw limit before it is all held."""
-    kept: list[str] = []
-    total = 0
-    for block in blocks:
-        total += len(block)
-        if total > _RAW_TEXT_LIMIT:
-            raise _too_long()
-        kept.append(block)
-    return "\n\n".join(kept)
+# Longer headings are cut in a locator: a heading path names a place, it does not quote it.
+_MAX_HEADING_CHARS = 200
+_DOCX_HEADING_STYLE_RE = re.compile(r"heading ([1-9])", re.IGNORECASE)
+# Word's outline levels 0-8 are heading levels 1-9; 9 is body text.
+_DOCX_BODY_OUTLINE = 9
+_DOCX_STYLE_DEPTH = 10
+
+
+def _heading_text(text: str) -> str:
+    heading = _one_line(text)
+    if len(heading) > _MAX_HEADING_CHARS:
+        heading = heading[: _MAX_HEADING_CHARS - 1].rstrip() + "…"
+    return heading
+
+
+class _HeadingPath:
+    """The headings above the current text, by level: a heading closes those at its level and below."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, str]] = []
+        self.path: str | None = None
+        self._key: tuple[str, tuple[tuple[str, Any], ...]] | None = None
+        self._locator: Locator | None = None
+
+    def enter(self, level: int, text: str) -> None:
+        heading = _heading_text(text)
+        if not heading:
+            return
+        while self._open and self._open[-1][0] >= level:
+            self._open.pop()
+        self._open.append((level, heading))
+        self.path = " > ".join(title for _, title in self._open)
+
+    def locator(self, **extra: Any) -> Locator | None:
+        """{"kind": "section", "heading": path, **extra}, the same object while nothing changes."""
+        if not self.path:
+            return None
+        key = (self.path, tuple(sorted(extra.items())))
+        if key != self._key:
+            self._key = key
+            self._locator = {"kind": "section", "heading": self.path, **extra}
+        return self._locator
+
+
+def _docx_outline_level(element: Any) -> int | None:
+    """The outline level (0-9) an element's paragraph properties set, if any."""
+    from docx.oxml.ns import qn
+
+    properties = element.find(qn("w:pPr"))
+    outline = properties.find(qn("w:outlineLvl")) if properties is not None else None
+    if outline is None:
+        return None
+    try:
+        return int(outline.get(qn("w:val")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _docx_style_levels(document: Any) -> tuple[dict[str, int | None], int | None]:
+    """Heading level (1-9, None for body text) of each paragraph style by id, and of the default one.
+
+    A style is a heading by its name ("Heading 1".."Heading 9"; "Title" counts as level 1, the
+    level of the sections under it) or by its outline level, its own or one it is based on.
+    """
+    from docx.oxml.ns import qn
+
+    styles: dict[str, Any] = {}
+    default: str | None = None
+    for style in document.styles.element.iterchildren(qn("w:style")):
+        if style.get(qn("w:type")) not in (None, "paragraph"):
+            continue
+        style_id = style.get(qn("w:styleId")) or ""
+        styles[style_id] = style
+        if style.get(qn("w:default")) in ("1", "true", "on") and default is None:
+            default = style_id
+
+    def own_level(style: Any) -> int | None:
+        name_element = style.find(qn("w:name"))
+        name = (name_element.get(qn("w:val")) or "").strip() if name_element is not None else ""
+        match = _DOCX_HEADING_STYLE_RE.fullmatch(name)
+        if match:
+            return int(match.group(1))
+        if name.lower() == "title":
+            return 1
+        outline = _docx_outline_level(style)
+        if outline is not None:
+            return outline + 1 if outline < _DOCX_BODY_OUTLINE else 0
+        return None
+
+    levels: dict[str, int | None] = {}
+    for style_id, style in styles.items():
+        level: int | None = None
+        current, seen = style, 0
+        while current is not None and seen < _DOCX_STYLE_DEPTH:
+            level = own_level(current)
+            if level is not None:
+                break
+            based_on = current.find(qn("w:basedOn"))
+            current = styles.get(based_on.get(qn("w:val")) or "") if based_on is not None else None
+            seen += 1
+        levels[style_id] = level or None
+    return levels, levels.get(default or "")
+
+
+def _docx_paragraph_level(paragraph: Any, levels: dict[str, int | None], default: int | None) -> int | None:
+    from docx.oxml.ns import qn
+
+    outline = _docx_outline_level(paragraph)
+    if outline is not None:
+        return outline + 1 if outline < _DOCX_BODY_OUTLINE else None
+    properties = paragraph.find(qn("w:pPr"))
+    style = properties.find(qn("w:pStyle")) if properties is not None else None
+    if style is None:
+        return default
+    return levels.get(style.get(qn("w:val")) or "")
+
+
+def _docx_pieces(document: Any) -> Iterator[tuple[Locator | None, str]]:
+    """Each paragraph and table row, located by the path of headings above it."""
+    try:
+        levels, default = _docx_style_levels(document)
+    except Exception as exc:  # noqa: BLE001 - headings are a nicety: odd styles never cost the text
+        logger.info("DOCX styles not read for headings: %s", _reason(exc))
+        levels, default = {}, None
+    headings = _HeadingPath()
+    for text, paragraph in _docx_blocks(document.element.body, document):
+        if paragraph is None:
+            yield headings.locator(table=True), text
+            continue
+        level = _docx_paragraph_level(paragraph, levels, default)
+        if level is not None:
+            headings.enter(level, text)
+        yield headings.locator(), text
 
 
 def extract_docx(data: bytes) -> str:
     """Body paragraphs and table cells in document order, blank-line separated."""
+    return locating.plain(_read_docx(data).text)
+
+
+def _read_docx(data: bytes) -> Marked:
     import docx
 
     _check_zip(data, "DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
-        return _join_bounded(_docx_blocks(document.element.body, document))
+        return _marked(_separated(_docx_pieces(document)))
     except ExtractionError:
         raise
     except Exception as exc:
@@ -729,40 +981,47 @@ def _pptx_shapes(shapes: Any) -> Iterator[Any]:
             yield shape
 
 
-def _slide_blocks(number: int, slide: Any) -> Iterator[str]:
-    """ "Slide N: title", then text boxes and table rows, then the speaker notes."""
+def _slide_blocks(number: int, slide: Any) -> Iterator[tuple[Locator, str]]:
+    """ "Slide N: title", then text boxes and table rows, then the speaker notes, each located."""
+    here: Locator = {"kind": "slide", "slide": number}
     title_shape = slide.shapes.title
     title = _one_line(title_shape.text_frame.text) if title_shape is not None else ""
-    yield f"Slide {number}: {title}" if title else f"Slide {number}"
+    yield here, f"Slide {number}: {title}" if title else f"Slide {number}"
     for shape in _pptx_shapes(slide.shapes):
         if title_shape is not None and shape.shape_id == title_shape.shape_id:
             continue
         if shape.has_text_frame:
             if shape.text_frame.text.strip():
-                yield shape.text_frame.text
+                yield here, shape.text_frame.text
         elif shape.has_table:
             for row in shape.table.rows:
                 # A merged cell's text is in its first cell; the cells it covers are empty.
                 cells = [_one_line(cell.text) for cell in row.cells if not cell.is_spanned]
                 if any(cells):
-                    yield " | ".join(cells)
+                    yield here, " | ".join(cells)
     if slide.has_notes_slide:
         notes = slide.notes_slide.notes_text_frame
         if notes is not None and notes.text.strip():
-            yield "Notes: " + notes.text
+            yield {**here, "notes": True}, "Notes: " + notes.text
 
 
 def extract_pptx(data: bytes) -> str:
     """Each slide in order under a "Slide N" heading: title, text, tables, speaker notes."""
+    return locating.plain(_read_pptx(data).text)
+
+
+def _read_pptx(data: bytes) -> Marked:
     import pptx
 
     _check_zip(data, "PPTX")
     try:
         presentation = pptx.Presentation(io.BytesIO(data))
-        return _join_bounded(
-            block
-            for number, slide in enumerate(presentation.slides, start=1)
-            for block in _slide_blocks(number, slide)
+        return _marked(
+            _separated(
+                block
+                for number, slide in enumerate(presentation.slides, start=1)
+                for block in _slide_blocks(number, slide)
+            )
         )
     except ExtractionError:
         raise
@@ -804,10 +1063,11 @@ def _cell_text(value: Any) -> str:
     return _one_line(str(value))
 
 
-def _table_lines(rows: Iterable[Any], budget: _CellBudget) -> list[str]:
-    """One line per non-empty row, cells separated by " | ", until the budget runs out."""
-    lines: list[str] = []
-    for row in rows:
+def _table_lines(rows: Iterable[Any], budget: _CellBudget) -> list[tuple[int, str]]:
+    """One line per non-empty row, cells separated by " | ", until the budget runs out; each with
+    its row's number (1-based), empty rows counted."""
+    lines: list[tuple[int, str]] = []
+    for number, row in enumerate(rows, start=1):
         if not budget.take(len(row)):
             break
         cells = [_cell_text(value) for value in row]
@@ -818,12 +1078,17 @@ def _table_lines(rows: Iterable[Any], budget: _CellBudget) -> list[str]:
             budget.chars += len(line)
             if budget.chars > _RAW_TEXT_LIMIT:
                 raise _too_long()
-            lines.append(line)
+            lines.append((number, line))
     return lines
 
 
 def extract_xlsx(data: bytes) -> str:
     """Each worksheet under a "Sheet: name" heading, one line per row (cached formula values)."""
+    return locating.plain(_read_xlsx(data).text)
+
+
+def _read_xlsx(data: bytes) -> Marked:
+    """Each row line located by its sheet and row number; the "Sheet: name" line goes with the first row."""
     import openpyxl
 
     _check_zip(data, "XLSX")
@@ -832,16 +1097,22 @@ def extract_xlsx(data: bytes) -> str:
     except Exception as exc:
         raise _damaged("XLSX", exc) from exc
     budget = _CellBudget(LIMITS.sheet_max_cells)
-    blocks: list[str] = []
+    pieces: list[tuple[Locator | None, str]] = []
     try:
         for sheet in workbook.worksheets:
             # The size a file declares may be a million rows; read the rows that are there.
             sheet.reset_dimensions()
+            # Read-only rows come one per row number from 1, missing ones as empty rows.
             lines = _table_lines(sheet.iter_rows(values_only=True), budget)
-            if lines:
-                blocks.append(f"Sheet: {sheet.title}\n" + "\n".join(lines))
+            for index, (number, line) in enumerate(lines):
+                locator = {"kind": "sheet", "sheet": sheet.title, "rows": [number, number]}
+                if index == 0:
+                    line = ("\n\n" if pieces else "") + f"Sheet: {sheet.title}\n" + line
+                else:
+                    line = "\n" + line
+                pieces.append((locator, line))
             if budget.exhausted:
-                blocks.append(budget.note("workbook"))
+                pieces.append((None, ("\n\n" if pieces else "") + budget.note("workbook")))
                 break
     except ExtractionError:
         raise
@@ -849,11 +1120,16 @@ def extract_xlsx(data: bytes) -> str:
         raise _damaged("XLSX", exc) from exc
     finally:
         workbook.close()
-    return "\n\n".join(blocks)
+    return _marked(pieces)
 
 
 def extract_csv(data: bytes) -> str:
     """One line per row, cells separated by " | "; encoding, delimiter and quoting are sniffed."""
+    return locating.plain(_read_csv(data).text)
+
+
+def _read_csv(data: bytes) -> Marked:
+    """Each line located by its record number (the header is record 1)."""
     text = _decode_text(bytes(data))
     if text is None:
         raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
@@ -866,9 +1142,12 @@ def extract_csv(data: bytes) -> str:
         raise ExtractionError(
             f"The CSV file could not be read at line {reader.line_num:,}: {_reason(exc)}"
         ) from exc
+    pieces: list[tuple[Locator | None, str]] = [
+        ({"kind": "rows", "rows": [number, number]}, line) for number, line in lines
+    ]
     if budget.exhausted:
-        lines.append(budget.note("file"))
-    return "\n".join(lines)
+        pieces.append((None, budget.note("file")))
+    return _marked(_separated(pieces, "\n"))
 
 
 _XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
@@ -944,12 +1223,84 @@ def _epub_chapters(zf: zipfile.ZipFile) -> list[str]:
     return chapters
 
 
+_NCX_TYPE = "application/x-dtbncx+xml"
+_OPS_TYPE = "{http://www.idpf.org/2007/ops}type"
+
+
+def _epub_toc_labels(zf: zipfile.ZipFile) -> dict[str, str]:
+    """The label the table of contents gives each chapter, by member path: from the EPUB 3
+    navigation document, else the EPUB 2 NCX; the first label of a chapter wins."""
+    names = set(zf.namelist())
+    package_path = _epub_package_path(zf, names)
+    package = _parse_xml(zf.read(package_path))
+    base = posixpath.dirname(package_path)
+    items = list(_xml_elements(package, "item"))
+    nav = [item for item in items if "nav" in (item.get("properties") or "").split()]
+    ncx = [item for item in items if (item.get("media-type") or "").strip().lower() == _NCX_TYPE]
+    labels: dict[str, str] = {}
+    for item in nav[:1] or ncx[:1]:
+        toc_path = posixpath.normpath(
+            posixpath.join(base, unquote((item.get("href") or "").split("#", 1)[0]))
+        )
+        if toc_path not in names or zf.getinfo(toc_path).file_size > _METADATA_PART_MAX_BYTES:
+            continue
+        toc = _parse_xml(zf.read(toc_path))
+        links: list[tuple[str, str]] = []
+        if item in nav:
+            navs = list(_xml_elements(toc, "nav"))
+            chosen = [element for element in navs if element.get(_OPS_TYPE) == "toc"] or navs[:1]
+            for element in chosen[:1]:
+                links = [(a.get("href") or "", "".join(a.itertext())) for a in _xml_elements(element, "a")]
+        else:
+            for point in _xml_elements(toc, "navPoint"):
+                label = next((("".join(t.itertext())) for t in _xml_elements(point, "text")), "")
+                content = next(_xml_elements(point, "content"), None)
+                links.append(((content.get("src") or "") if content is not None else "", label))
+        for href, label in links:
+            if not href:
+                continue
+            path = posixpath.normpath(
+                posixpath.join(posixpath.dirname(toc_path), unquote(href.split("#", 1)[0]))
+            )
+            heading = _heading_text(label)
+            if heading and path not in labels:
+                labels[path] = heading
+    return labels
+
+
+def _chapter_title(chapter: _HtmlText, toc_label: str | None) -> str | None:
+    """What a reader sees a chapter called: its first h1-h3, else its table-of-contents label, else its <title>."""
+    for candidate in (chapter.first_heading, toc_label, chapter.title):
+        heading = _heading_text(candidate or "")
+        if heading:
+            return heading
+    return None
+
+
+def _epub_pieces(zf: zipfile.ZipFile) -> Iterator[tuple[Locator | None, str]]:
+    chapters = _epub_chapters(zf)
+    try:
+        labels = _epub_toc_labels(zf)
+    except Exception as exc:  # noqa: BLE001 - the table of contents is only a fallback for names
+        logger.info("EPUB table of contents not read: %s", _reason(exc))
+        labels = {}
+    for path in chapters:
+        chapter = _html_text(zf.read(path))
+        title = _chapter_title(chapter, labels.get(path))
+        yield ({"kind": "chapter", "heading": title} if title else None), chapter.joined()
+
+
 def extract_epub(data: bytes) -> str:
     """The chapters' text in reading (spine) order, each read as HTML."""
+    return locating.plain(_read_epub(data).text)
+
+
+def _read_epub(data: bytes) -> Marked:
+    """The chapters' text, each located by its title."""
     _check_zip(data, "EPUB")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return _join_bounded(extract_html(zf.read(path)) for path in _epub_chapters(zf))
+            return _marked(_separated(_epub_pieces(zf)))
     except ExtractionError:
         raise
     except Exception as exc:
@@ -1058,8 +1409,57 @@ _HTML_CELL = frozenset({"td", "th"})
 _WHITESPACE_RE = re.compile(r"\s+")
 
 
+_HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+# A heading's text is gathered from at most this many of its nodes: deeply nested headings
+# must not make the walk quadratic.
+_HTML_HEADING_NODES = 2000
+
+
+@dataclass
+class _HtmlText:
+    """The visible text of an HTML document in pieces, each with its section's locator."""
+
+    parts: list[str]
+    # (index of the first part, locator) of each section, in order.
+    sections: list[tuple[int, Locator | None]]
+    # The first h1-h3 and the <title> in the head, which name an EPUB chapter.
+    first_heading: str | None
+    title: str | None
+
+    def joined(self) -> str:
+        return "".join(self.parts)
+
+    def pieces(self) -> Iterator[tuple[Locator | None, str]]:
+        ends = [start for start, _ in self.sections[1:]] + [len(self.parts)]
+        for (start, locator), end in zip(self.sections, ends, strict=True):
+            yield locator, "".join(self.parts[start:end])
+
+
+def _html_heading_text(node: Any) -> str:
+    from bs4 import NavigableString
+
+    found: list[str] = []
+    size = 0
+    for count, child in enumerate(node.descendants):
+        if count >= _HTML_HEADING_NODES or size > _MAX_HEADING_CHARS:
+            break
+        if type(child) is NavigableString and (child.parent is None or child.parent.name not in _HTML_DROP):
+            found.append(str(child))
+            size += len(child)
+    return _heading_text("".join(found))
+
+
 def extract_html(data: bytes) -> str:
     """Visible body text; block elements become paragraphs, <br> a line break."""
+    return _html_text(data).joined()
+
+
+def _read_html(data: bytes) -> Marked:
+    """Visible body text, located by the path of headings (h1-h6) above it."""
+    return _marked(_html_text(data).pieces())
+
+
+def _html_text(data: bytes) -> _HtmlText:
     from bs4 import BeautifulSoup, NavigableString, Tag
 
     try:
@@ -1068,7 +1468,12 @@ def extract_html(data: bytes) -> str:
     except Exception as exc:
         raise ExtractionError(f"The HTML could not be parsed: {_reason(exc)}") from exc
     root = soup.body or soup
+    head_title = soup.head.find("title") if soup.head else None
+    title = head_title.get_text() if head_title is not None else None
+    first_heading: str | None = None
+    headings = _HeadingPath()
     parts: list[str] = []
+    sections: list[tuple[int, Locator | None]] = [(0, None)]
     at_line_start = True
     pre_depth = 0
     # Iterative walk: deeply nested markup must not hit the recursion limit.
@@ -1109,11 +1514,19 @@ def extract_html(data: bytes) -> str:
         if name in _HTML_BLOCK:
             parts.append("\n\n")
             at_line_start = True
+        level = _HTML_HEADINGS.get(name)
+        if level is not None:
+            heading = _html_heading_text(node)
+            headings.enter(level, heading)
+            if headings.locator() is not sections[-1][1]:
+                sections.append((len(parts), headings.locator()))
+            if first_heading is None and level <= 3 and heading:
+                first_heading = heading
         if name == "pre":
             pre_depth += 1
         stack.append((node, True))
         stack.extend((child, False) for child in reversed(node.contents))
-    return "".join(parts)
+    return _HtmlText(parts, sections, first_heading, title)
 
 
 def extract_plain(data: bytes) -> str:
@@ -1122,6 +1535,51 @@ def extract_plain(data: bytes) -> str:
     if text is None:
         raise ExtractionError("Unsupported file type: the file looks binary, not text. " + _SUPPORTED)
     return text
+
+
+# Line ends as markdown-it counts lines (it normalises \r\n and \r to \n first).
+_MARKDOWN_LINE_END_RE = re.compile(r"\r\n?|\n")
+# Of a heading's source, only this much is read for its name.
+_MARKDOWN_HEADING_SOURCE_CHARS = 4 * _MAX_HEADING_CHARS
+
+
+def _markdown_inline_text(parser: Any, source: str) -> str:
+    """The text of a heading's inline Markdown: `*Returns*` -> Returns."""
+    tokens = parser.parseInline(source[:_MARKDOWN_HEADING_SOURCE_CHARS])
+    children = tokens[0].children if tokens else None
+    return "".join(
+        " " if child.type in ("softbreak", "hardbreak") else child.content
+        for child in children or []
+        if child.type in ("text", "code_inline", "softbreak", "hardbreak")
+    )
+
+
+def _markdown_pieces(text: str) -> Iterator[tuple[Locator | None, str]]:
+    """Markdown as written, each heading (ATX or setext) starting a section named by its path.
+
+    Only markdown-it's block rules run, which are linear in the text; the inline rules run on
+    the headings alone.
+    """
+    from markdown_it import MarkdownIt
+
+    blocks = MarkdownIt("commonmark").disable(["inline", "text_join"], ignoreInvalid=True)
+    inline = MarkdownIt("commonmark")
+    tokens = blocks.parse(text)
+    line_starts = [0] + [match.end() for match in _MARKDOWN_LINE_END_RE.finditer(text)]
+    headings = _HeadingPath()
+    locator: Locator | None = None
+    position = 0
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open" or not token.map or index + 1 >= len(tokens):
+            continue
+        line = token.map[0]
+        start = line_starts[line] if line < len(line_starts) else len(text)
+        if start < position:
+            continue
+        yield locator, text[position:start]
+        headings.enter(int(token.tag[1:]), _markdown_inline_text(inline, tokens[index + 1].content))
+        locator, position = headings.locator(), start
+    yield locator, text[position:]
 
 
 # --------------------------------------------------------------------------
@@ -1338,18 +1796,19 @@ def _read_title(fmt: str, data: bytes, raw: str) -> str | None:
         return None
 
 
-_EXTRACTORS: dict[str, Callable[[bytes], str]] = {
-    "pdf": extract_pdf,
-    "docx": extract_docx,
-    "pptx": extract_pptx,
-    "xlsx": extract_xlsx,
-    "epub": extract_epub,
-    "html": extract_html,
+# Readers by format: the text, or the text marked with where each piece came from (locating).
+_EXTRACTORS: dict[str, Callable[[bytes], str | Marked]] = {
+    "pdf": _read_pdf,
+    "docx": _read_docx,
+    "pptx": _read_pptx,
+    "xlsx": _read_xlsx,
+    "epub": _read_epub,
+    "html": _read_html,
     "web": extract_web_page,
-    "csv": extract_csv,
-    "png": extract_image,
-    "jpeg": extract_image,
-    "tiff": extract_image,
+    "csv": _read_csv,
+    "png": _read_image,
+    "jpeg": _read_image,
+    "tiff": _read_image,
     "md": extract_plain,
     "txt": extract_plain,
 }
@@ -1373,10 +1832,15 @@ _FORMAT_NAMES = {
 def extract_text(data: bytes, *, filename: str = "") -> Extracted:
     """Sniff, extract and normalise; every failure is an ExtractionError."""
     fmt = ""
+    marked: Marked | None = None
     try:
         data = bytes(data)
         fmt, decoded = _sniff(data, filename)
-        raw = decoded if decoded is not None and fmt in ("md", "txt") else _EXTRACTORS[fmt](data)
+        result = decoded if decoded is not None and fmt in ("md", "txt") else _EXTRACTORS[fmt](data)
+        if isinstance(result, Marked):
+            marked, raw = result, locating.plain(result.text)
+        else:
+            raw = result
         if len(raw) > _RAW_TEXT_LIMIT:
             raise _too_long()
         text = normalise(raw)
@@ -1398,4 +1862,20 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
         raise ExtractionError(
             f"The extracted text is too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})."
         )
-    return Extracted(text=text, format=fmt, title=_read_title(fmt, data, raw))
+    if fmt == "md":
+        marked = _read_markdown(raw)
+    return Extracted(
+        text=text,
+        format=fmt,
+        title=_read_title(fmt, data, raw),
+        locations=locating.locations(marked, text, normalise) if marked is not None else (),
+        ocr_words=marked.ocr_words if marked is not None else {},
+    )
+
+
+def _read_markdown(text: str) -> Marked | None:
+    try:
+        return _marked(_markdown_pieces(text))
+    except Exception as exc:  # noqa: BLE001 - sections are a nicety: an unparsed one never costs the text
+        logger.info("no sections read from the Markdown file: %s", _reason(exc))
+        return None

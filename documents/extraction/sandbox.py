@@ -13,8 +13,9 @@ need decoding, which the upload size already bounds, so they are read in-process
 
 The child is `python -m documents.extraction.sandbox MEMORY_MB CPU_S`: it reads a JSON
 header line (the file name and the reader limits from the settings) and the
-file's bytes on stdin, and writes one JSON object on stdout (the text, its format and
-the title the file gives, if any). It imports neither Django nor the project's settings.
+file's bytes on stdin, and writes one JSON object on stdout (the text, its format, the
+title the file gives, if any, where each stretch of the text came from and the words OCR
+read, with their boxes). It imports neither Django nor the project's settings.
 """
 
 from __future__ import annotations
@@ -140,7 +141,11 @@ def _result(
         reply = {}
     if done.returncode == 0 and reply.get("ok") is True:
         return readers.Extracted(
-            text=str(reply["text"]), format=str(reply["format"]), title=readers.tidy_title(reply.get("title"))
+            text=str(reply["text"]),
+            format=str(reply["format"]),
+            title=readers.tidy_title(reply.get("title")),
+            locations=_locations(reply.get("locations")),
+            ocr_words=_ocr_words(reply.get("ocr_words")),
         )
     if done.returncode == 0 and reply.get("ok") is False:
         raise readers.ExtractionError(str(reply.get("error") or "The file could not be read."))
@@ -148,6 +153,24 @@ def _result(
     raise readers.ExtractionError(
         f"The reader stopped on this file ({how}); it may be damaged or built to exhaust the reader."
     )
+
+
+def _locations(raw: Any) -> tuple[tuple[int, int, dict[str, Any]], ...]:
+    """The child's [[start, end, locator], ...] as Extracted.locations."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        (int(item[0]), int(item[1]), item[2])
+        for item in raw
+        if isinstance(item, list) and len(item) == 3 and isinstance(item[2], dict)
+    )
+
+
+def _ocr_words(raw: Any) -> dict[int, list[list[Any]]]:
+    """The child's {"page": words} (JSON keys are strings) as Extracted.ocr_words."""
+    if not isinstance(raw, dict):
+        return {}
+    return {int(page): words for page, words in raw.items() if isinstance(words, list)}
 
 
 # --- the child ---------------------------------------------------------------
@@ -182,7 +205,14 @@ def _child(memory_mb: int, cpu_s: int) -> int:
         # A fresh process, reading one file: the module-wide limits are this file's.
         readers.LIMITS = readers.ReaderLimits(**header.get("limits", {}))
         result = readers.extract_text(data, filename=str(header.get("filename", "")))
-        reply = {"ok": True, "text": result.text, "format": result.format, "title": result.title}
+        reply = {
+            "ok": True,
+            "text": result.text,
+            "format": result.format,
+            "title": result.title,
+            "locations": [list(location) for location in result.locations],
+            "ocr_words": result.ocr_words,
+        }
     except MemoryError:
         return _MEMORY_EXIT
     except readers.ExtractionError as exc:

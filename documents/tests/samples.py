@@ -173,3 +173,118 @@ either side of high water, as they have done every spring since the quay was reb
 <footer><p>Copyright 2026 Harbour News. All rights reserved. Privacy policy and cookie settings.</p></footer>
 </body></html>
 """
+
+
+# -- Files whose places (pages, rows, headings, chapters) the extraction tests check ----------
+
+
+def xlsx_with_gaps() -> bytes:
+    """Two sheets: "Budget" with an empty row 3 between its rows, "Crew" starting at row 4."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    budget = workbook.active
+    budget.title = "Budget"
+    budget["A1"], budget["B1"] = "Item", "Cost"
+    budget["A2"], budget["B2"] = "Rope", 12.5
+    budget["A4"], budget["B4"] = "Sail", 300
+    budget["A5"], budget["B5"] = "Anchor", 80
+    crew = workbook.create_sheet("Crew")
+    crew["A4"], crew["B4"] = "Ada", "Skipper"
+    crew["A5"], crew["B5"] = "Grace", "Navigator"
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def docx_handbook(filler: int = 12) -> bytes:
+    """A long Word document: a Title, nested Heading 1-3 sections, a heading made by an outline
+    level alone, a heading style based on Heading 2, and a table under a Heading 2."""
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    document = docx.Document()
+    custom = document.styles.add_style("Clause Heading", WD_STYLE_TYPE.PARAGRAPH)
+    custom.base_style = document.styles["Heading 2"]
+    document.add_paragraph("Preface before any heading.")
+    document.add_heading("Employee Handbook", level=0)
+    document.add_paragraph("Welcome to the company handbook.")
+    document.add_heading("Warranty", level=1)
+    for number in range(filler):
+        document.add_paragraph(f"Warranty filler paragraph {number} about general cover.")
+    document.add_heading("Returns", level=2)
+    document.add_paragraph("Returns are accepted within thirty days.")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Item", "Days"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Kettle", "30"
+    document.add_paragraph("After the returns table.")
+    document.add_heading("Refunds", level=3)
+    document.add_paragraph("Refunds go to the original card.")
+    document.add_heading("Shipping", level=1)
+    for number in range(filler):
+        document.add_paragraph(f"Shipping filler paragraph {number} about parcels.")
+    document.add_paragraph("Oversize parcels", style="Clause Heading")
+    document.add_paragraph("Oversize parcels travel by freight.")
+    outlined = document.add_paragraph("Customs by outline")
+    properties = outlined._p.get_or_add_pPr()
+    level = OxmlElement("w:outlineLvl")
+    level.set(qn("w:val"), "0")
+    properties.append(level)
+    document.add_paragraph("Customs forms are filled in by the sender.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def epub_with_toc(*, toc: str = "nav") -> bytes:
+    """Three chapters: the first with an <h2>, the second named only by the table of contents
+    ("nav" for an EPUB 3 navigation document, "ncx" for an EPUB 2 NCX), the third only by its <title>."""
+    chapters = {
+        "one": "<html xmlns='http://www.w3.org/1999/xhtml'><head><title>Book</title></head>"
+        "<body><h2>Leaving Port</h2><p>The ship leaves the harbour.</p></body></html>",
+        "two": "<html xmlns='http://www.w3.org/1999/xhtml'><head><title>Book</title></head>"
+        "<body><p>A storm gathers over the bay.</p></body></html>",
+        "three": "<html xmlns='http://www.w3.org/1999/xhtml'><head><title>Homecoming</title></head>"
+        "<body><p>The crew comes home at dawn.</p></body></html>",
+    }
+    if toc == "nav":
+        toc_item = '<item id="toc" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+        toc_name, toc_body = (
+            "OEBPS/nav.xhtml",
+            "<html xmlns='http://www.w3.org/1999/xhtml' xmlns:epub='http://www.idpf.org/2007/ops'><body>"
+            "<nav epub:type='landmarks'><ol><li><a href='text/two.xhtml'>Landmark</a></li></ol></nav>"
+            "<nav epub:type='toc'><ol><li><a href='text/one.xhtml'>Part One</a></li>"
+            "<li><a href='text/two.xhtml#start'>The Storm</a></li></ol></nav></body></html>",
+        )
+    else:
+        toc_item = '<item id="toc" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
+        toc_name, toc_body = (
+            "OEBPS/toc.ncx",
+            "<ncx xmlns='http://www.daisy.org/z3986/2005/ncx/' version='2005-1'><navMap>"
+            "<navPoint id='a'><navLabel><text>Part One</text></navLabel><content src='text/one.xhtml'/></navPoint>"
+            "<navPoint id='b'><navLabel><text>The Storm</text></navLabel><content src='text/two.xhtml'/></navPoint>"
+            "</navMap></ncx>",
+        )
+    manifest = "".join(
+        f'<item id="{key}" href="text/{key}.xhtml" media-type="application/xhtml+xml"/>' for key in chapters
+    )
+    package = (
+        '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+        '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Voyage</dc:title></metadata>'
+        f'<manifest>{manifest}{toc_item}</manifest><spine toc="toc">'
+        + "".join(f'<itemref idref="{key}"/>' for key in chapters)
+        + "</spine></package>"
+    ).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            zipfile.ZipInfo("mimetype"), b"application/epub+zip", compress_type=zipfile.ZIP_STORED
+        )
+        archive.writestr("META-INF/container.xml", _CONTAINER)
+        archive.writestr("OEBPS/content.opf", package)
+        archive.writestr(toc_name, toc_body.encode())
+        for key, body in chapters.items():
+            archive.writestr(f"OEBPS/text/{key}.xhtml", body.encode())
+    return out.getvalue()
