@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 E2E_STAMP := tests/e2e/node_modules/.installed
+PDFJS_DIST := vendor/pdfjs/dist
+PDFJS_STAMP := $(PDFJS_DIST)/.installed
 PORT ?= 8000
 
 
@@ -45,7 +47,26 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 	@echo "docent: installed"
 
-install: $(STAMP)
+# PDF.js for the in-app PDF viewer (static/js/viewer.js): pdfjs-dist, pinned by vendor/pdfjs/package-lock.json,
+# then only the files a browser loads copied to $(PDFJS_DIST) (served as /static/pdfjs/, config/settings.py;
+# not committed). The legacy build: the modern one needs this year's browsers (Map.getOrInsertComputed).
+# Without npm the viewer is off and every PDF opens in the text view.
+PDFJS_FILES := vendor/pdfjs/node_modules/pdfjs-dist
+$(PDFJS_STAMP): vendor/pdfjs/package-lock.json
+	@echo "docent: install PDF.js for the PDF viewer (npm ci in vendor/pdfjs, its browser files copied to $(PDFJS_DIST))"
+	@if ! command -v npm >/dev/null; then \
+	  echo "docent: npm is missing (install Node.js and run make install again): PDFs open in the text view until then"; \
+	else \
+	  npm ci --prefix vendor/pdfjs --omit=optional --ignore-scripts --no-audit --no-fund \
+	  && rm -rf $(PDFJS_DIST) && mkdir -p $(PDFJS_DIST) \
+	  && cp $(PDFJS_FILES)/legacy/build/pdf.min.mjs $(PDFJS_FILES)/legacy/build/pdf.worker.min.mjs $(PDFJS_FILES)/LICENSE $(PDFJS_DIST)/ \
+	  && cp -R $(PDFJS_FILES)/cmaps $(PDFJS_FILES)/standard_fonts $(PDFJS_FILES)/wasm $(PDFJS_FILES)/iccs $(PDFJS_DIST)/ \
+	  && touch $(PDFJS_STAMP) \
+	  && echo "docent: PDF.js $$(node -p 'require("./$(PDFJS_FILES)/package.json").version') is installed" \
+	  || echo "docent: could not install PDF.js (npm ci in vendor/pdfjs failed): PDFs open in the text view until then"; \
+	fi
+
+install: $(PDFJS_STAMP) $(STAMP)
 
 # axe-core for the browser tests' accessibility audits (tests/e2e/pages.py), pinned by its lock file.
 $(E2E_STAMP): tests/e2e/package-lock.json
@@ -118,4 +139,4 @@ bench-start: install
 	$(PY) bench/start.py
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles $(PDFJS_DIST) vendor/pdfjs/node_modules

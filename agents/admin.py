@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils.text import Truncator
 
 from agents import services
-from agents.models import AgentRun, Thread
+from agents.models import AgentRun, RunFeedback, Thread
 
 QUESTION_CHARS = 80
 
@@ -171,3 +171,38 @@ class ThreadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: Any) -> bool:
         return False
+
+
+@admin.register(RunFeedback)
+class RunFeedbackAdmin(admin.ModelAdmin):
+    """Ratings of answers, read-only: each is one person's word on one answer."""
+
+    list_display = ("rating", "question_excerpt", "project", "user_email", "has_note", "updated_at")
+    list_display_links = ("question_excerpt",)
+    list_filter = ("rating",)
+    search_fields = ("note", "run__question", "user__email")
+    list_select_related = ("run__project", "user")
+    date_hierarchy = "updated_at"
+    readonly_fields = ("id", "run", "user", "rating", "note", "created_at", "updated_at")
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="question", ordering="run__question")
+    def question_excerpt(self, obj: RunFeedback) -> str:
+        return Truncator(" ".join(obj.run.question.split())).chars(QUESTION_CHARS) or "—"
+
+    @admin.display(description="project", ordering="run__project__title")
+    def project(self, obj: RunFeedback) -> str:
+        return obj.run.project.title
+
+    @admin.display(description="user", ordering="user__email")
+    def user_email(self, obj: RunFeedback) -> str:
+        return obj.user.email
+
+    @admin.display(description="note", boolean=True)
+    def has_note(self, obj: RunFeedback) -> bool:
+        return bool(obj.note)

@@ -114,3 +114,38 @@ class AgentRun(models.Model):
             return None
         output = self.output if isinstance(self.output, dict) else {}
         return bool(output.get("answered", True))
+
+
+class Rating(models.TextChoices):
+    UP = "up", "Helpful"
+    DOWN = "down", "Not helpful"
+
+
+class RunFeedback(models.Model):
+    """One person's thumbs up or down on an answer, with an optional note.
+
+    It is a record for the project's owners to read (agents.feedback); it counts toward
+    nothing else: not retrieval, not ranking, not any limit.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    # At most agents.feedback.NOTE_MAX characters (the service's check; the API's and pages' limit).
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user"], name="agents_runfeedback_one_per_person"),
+            models.CheckConstraint(
+                condition=models.Q(rating__in=["up", "down"]), name="agents_runfeedback_rating_up_or_down"
+            ),
+        ]
+        verbose_name = "answer rating"
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on {self.run_id}"

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from agents.models import AgentRun, RunStatus
+from documents import locations
 from documents import selectors as document_selectors
 
 # Where a citation's quote was, once its document was deleted (agents.forgetting).
@@ -33,8 +33,17 @@ def _uuids(values: Any) -> list[UUID]:
 
 def visible_titles(user: Any, ids: Any) -> dict[str, str]:
     """Titles of the documents (of these ids) the user may still read."""
-    rows = document_selectors.documents_visible_to(user).filter(pk__in=_uuids(ids)).values_list("pk", "title")
-    return {str(pk): title for pk, title in rows}
+    return {pk: title for pk, (title, _) in visible_documents(user, ids).items()}
+
+
+def visible_documents(user: Any, ids: Any) -> dict[str, tuple[str, str]]:
+    """(title, format) of the documents (of these ids) the user may still read."""
+    rows = (
+        document_selectors.documents_visible_to(user)
+        .filter(pk__in=_uuids(ids))
+        .values_list("pk", "title", "format")
+    )
+    return {str(pk): (title, fmt) for pk, title, fmt in rows}
 
 
 def _raw_citations(run: AgentRun) -> list[dict[str, Any]]:
@@ -57,9 +66,23 @@ def citations(run: AgentRun, titles: dict[str, str]) -> list[dict[str, Any]]:
             "end": c.get("end"),
             "quote": c.get("quote", ""),
             "deleted": bool(c.get("deleted")),  # its document was deleted, and the quote with it
+            **({"location": c["location"]} if "location" in c else {}),
         }
         for number, c in enumerate(_raw_citations(run), start=1)
     ]
+
+
+def with_locations(items: list[dict[str, Any]], *, project_ids: Any = None) -> list[dict[str, Any]]:
+    """Each citation or nearest passage with where it is in its file, and that place's label:
+    the one recorded when the run finished, or (runs from before locations were recorded)
+    looked up now, in one query for all of them."""
+    missing = [item for item in items if "location" not in item and item.get("start") is not None]
+    if missing:
+        locations.located(missing, project_ids=project_ids)
+    for item in items:
+        item.setdefault("location", None)
+        item["location_label"] = locations.label(item["location"])
+    return items
 
 
 def nearest(
@@ -129,12 +152,14 @@ def _chip(run: AgentRun, citation: dict[str, Any]) -> SafeString:
     number = citation["number"]
     tip_id = f"tip-{run.pk}-{number}"
     source = citation["title"] or "A deleted document"
+    place = citation.get("location_label") or ""
     if citation["quote"]:
         tip = format_html(
-            '<span class="cite-tip" role="tooltip" id="{}"><q>{}</q> <span class="muted">— {}</span></span>',
+            '<span class="cite-tip" role="tooltip" id="{}"><q>{}</q> <span class="muted">— {}{}</span></span>',
             tip_id,
             citation["quote"],
             source,
+            f", {place}" if place else "",
         )
     else:
         tip = format_html(
@@ -143,14 +168,13 @@ def _chip(run: AgentRun, citation: dict[str, Any]) -> SafeString:
             DELETED_QUOTE,
         )
     if citation["title"]:
-        href = reverse("documents:detail", args=[citation["document"]])
-        href += f"?start={citation['start']}&end={citation['end']}#passage"
         chip = format_html(
-            '<a class="cite-chip" href="{}" aria-describedby="{}" aria-label="Source {}: {}">{}</a>',
-            href,
+            '<a class="cite-chip" href="{}" aria-describedby="{}" aria-label="Source {}: {}{}">{}</a>',
+            citation["href"],
             tip_id,
             number,
             source,
+            f", {place}" if place else "",
             number,
         )
     else:
@@ -192,18 +216,38 @@ def turns(user: Any, runs: Iterable[AgentRun]) -> list[dict[str, Any]]:
     one for the nearest passages' spans, however many runs there are."""
     runs = list(runs)
     done = [run for run in runs if run.status == RunStatus.SUCCEEDED]
-    titles = visible_titles(
+    readable = visible_documents(
         user,
         {c.get("document") for run in done for c in _raw_citations(run)}
         | {i.get("document") for run in done for i in _raw_nearest(run)},
     )
+    titles = {pk: title for pk, (title, _) in readable.items()}
     chunk_ids = {i["chunk"] for run in done for i in _raw_nearest(run) if isinstance(i.get("chunk"), int)}
     spans = (
         document_selectors.chunk_spans(project_id=runs[0].project_id, chunk_ids=chunk_ids)
         if chunk_ids
         else {}
     )
-    return [_turn(run, titles, spans) for run in runs]
+    shown = [_turn(run, titles, spans) for run in runs]
+    with_locations(
+        [item for t in shown for item in (*t["citations"], *t["nearest"])],
+        project_ids={run.project_id for run in runs},
+    )
+    for t in shown:
+        for c in t["citations"]:
+            if c["title"]:
+                fmt = readable[c["document"]][1]
+                c["href"] = locations.source_href(
+                    c["document"], fmt, c["start"], c["end"], run=t["run"].pk, cite=c["number"]
+                )
+        for item in t["nearest"]:
+            if item["exists"] and item["start"] is not None:
+                item["href"] = locations.source_href(
+                    item["document"], readable[item["document"]][1], item["start"], item["end"]
+                )
+        if t["run"].status == RunStatus.SUCCEEDED:
+            t["answer_html"] = answer_html(t["run"], t["citations"])
+    return shown
 
 
 def turn(user: Any, run: AgentRun) -> dict[str, Any]:
@@ -212,14 +256,14 @@ def turn(user: Any, run: AgentRun) -> dict[str, Any]:
 
 
 def _turn(run: AgentRun, titles: dict[str, str], spans: dict[int, tuple[str, int, int]]) -> dict[str, Any]:
+    """A run's parts; `turns` adds the places of its citations, their links and the answer."""
     done = run.status == RunStatus.SUCCEEDED
-    numbered = citations(run, titles) if done else []
     output = run.output if isinstance(run.output, dict) else {}
     return {
         "run": run,
         "answered": run.answered is not False,
-        "citations": numbered,
-        "answer_html": answer_html(run, numbered) if done else "",
+        "citations": citations(run, titles) if done else [],
+        "answer_html": "",
         "nearest": nearest(run, titles, spans) if done else [],
         "dropped": output.get("dropped_citations", 0),
         "search_query": output.get("search_query", ""),

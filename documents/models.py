@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -141,6 +142,9 @@ class Chunk(models.Model):
     # L2-normalised float32, indexed by the database's vector search; dimension in `dim`.
     embedding = VectorField()
     dim = models.PositiveSmallIntegerField(default=0)
+    # Where the passage is in the file: [start, end, locator] ranges of the document's text
+    # (documents.locations), the extraction's ranges clipped to this chunk.
+    locations = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["document_id", "index"]
@@ -150,3 +154,26 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.index}"
+
+    @property
+    def place(self) -> dict[str, Any] | None:
+        """Where the whole chunk is in the file (one locator)."""
+        from documents.locations import merge
+
+        return merge(item[2] for item in self.locations if isinstance(item, list) and len(item) == 3)
+
+
+class PageWords(models.Model):
+    """The words OCR read on one scanned page of a document, with their boxes, so the viewer can
+    mark a quoted passage on a page that has no text layer."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="page_words")
+    page = models.PositiveIntegerField()
+    # [[word, x0, y0, x1, y1], ...] in reading order; boxes as fractions of the page, from its top left.
+    words = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["document", "page"], name="unique_page_words")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} p. {self.page}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from documents import locations
 from documents.chunking import split_sentences
 from documents.search import Hit
 from documents.search.text import WORD, matched_spans, matching_term, query_terms
@@ -196,6 +197,8 @@ class ShownHit:
     end: int
     position: int | None  # the chunk's place in its document, from 1
     chunk_count: int | None
+    location_label: str = ""  # where the passage is in the file: "p. 12", "Slide 4"
+    href: str = ""  # where it opens: the PDF viewer at its page, or the document's text
 
 
 def present_hits(
@@ -218,6 +221,10 @@ def present_hits(
                 end=hit.start + snippet.end,
                 position=None if index is None else index + 1,
                 chunk_count=count,
+                location_label=locations.label(hit.location),
+                href=locations.source_href(
+                    hit.document_id, hit.document_format, hit.start + snippet.start, hit.start + snippet.end
+                ),
             )
         )
     return shown

@@ -244,6 +244,7 @@ def test_citation_check_drops_wrong_spans_quotes_and_chunks(doc: Document) -> No
             "start": start,
             "end": start + len(sentence),
             "quote": sentence,
+            "location": None,  # pasted text has no pages or sections
         }
     ]
 

@@ -22,10 +22,11 @@ commits, and gone with the delete that removes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -351,6 +352,15 @@ class Row:
     text: str
     start: int
     end: int
+    document_format: str = ""
+    locations: list[Any] = field(default_factory=list)  # the chunk's [start, end, locator] ranges
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A jsonb column read through a raw cursor (Django has psycopg hand jsonb over as text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, list) else []
 
 
 def _dense_sql(projects: list[UUID], dim: int, literal: str, depth: int) -> tuple[str, list[Any]]:
@@ -460,7 +470,7 @@ def ranked(
     statement = (
         f"WITH {', '.join(ctes)} "
         f"SELECT f.id, f.score, {cosine}, f.bm25, c.document_id, d.title, d.external_id, c.project_id, "
-        'p.title, c.text, c."start", c."end" FROM fused f '
+        'p.title, c.text, c."start", c."end", d.format, c.locations FROM fused f '
         "JOIN documents_chunk c ON c.id = f.id AND c.project_id = ANY(%s::uuid[]) "
         "JOIN documents_document d ON d.id = c.document_id JOIN projects_project p ON p.id = c.project_id "
         "ORDER BY f.score DESC, f.id"
@@ -485,6 +495,23 @@ def ranked(
             text=text,
             start=start,
             end=end,
+            document_format=fmt,
+            locations=_json_list(ranges),
         )
-        for pk, score, cos, bm25, document_id, title, external_id, project_id, project_title, text, start, end in rows
+        for (
+            pk,
+            score,
+            cos,
+            bm25,
+            document_id,
+            title,
+            external_id,
+            project_id,
+            project_title,
+            text,
+            start,
+            end,
+            fmt,
+            ranges,
+        ) in rows
     ]

@@ -251,7 +251,8 @@ def test_chunks_endpoint_lists_offsets_without_vectors(
     body = auth_api.get(f"/api/v1/documents/{doc['id']}/chunks/").json()
     assert body["count"] >= 1
     first = body["results"][0]
-    assert set(first) == {"id", "document", "index", "text", "start", "end", "token_count"}
+    assert set(first) == {"id", "document", "index", "text", "start", "end", "token_count", "location"}
+    assert first["location"] is None  # pasted text has no pages or sections
     text = Document.objects.get(pk=doc["id"]).text
     assert text[first["start"] : first["end"]] == first["text"]
 
@@ -301,7 +302,9 @@ def test_search_ranks_the_relevant_passage_first(
         "start",
         "end",
         "score",
+        "location",
     }
+    assert top["location"] is None  # pasted text: no pages or sections
     assert top["project"] == str(project.pk) and top["project_title"] == project.title
     text = Document.objects.get(pk=top["document"]).text
     assert text[top["start"] : top["end"]] == top["text"]

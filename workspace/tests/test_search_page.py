@@ -24,7 +24,7 @@ def hit(
 ) -> Hit:
     return Hit(
         chunk_id=chunk_id,
-        document_id="d",
+        document_id="7b0c2a52-5a3e-4f4e-9d7c-3f1f0f9b6a11",
         document_title=title,
         external_id="",
         project_id="p",

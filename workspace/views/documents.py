@@ -17,13 +17,14 @@ from agents import presenting
 from agents.models import RunKind, RunStatus
 from agents.selectors import runs_visible_to
 from core import ratelimit
+from documents import locations, selectors, services
 from documents import search as document_search
-from documents import selectors, services
 from documents.models import Chunk, Document, DocumentStatus
 from projects import access
 from projects.models import Role
 from workspace import search_presenting
 from workspace.rendering import markdown_html
+from workspace.text_view import located_text
 
 SEARCH_RESULTS = 20
 QUERY_MAX = 500
@@ -76,14 +77,6 @@ def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     role = access.require(request.user, doc.project, Role.VIEWER)
     text = doc.text or ""
     span = _span(request.GET, len(text))
-    if span:
-        before, marked, after = (
-            text[: span[0]],
-            text[span[0] : span[1]],
-            text[span[1] :],
-        )
-    else:
-        before, marked, after = text, "", ""
     metadata = doc.metadata if isinstance(doc.metadata, dict) else {}
     # Markdown is shown formatted, except around a highlighted passage: offsets are into the plain text.
     is_markdown = doc.format == "md"
@@ -102,10 +95,14 @@ def detail(request: HttpRequest, pk: UUID) -> HttpResponse:
         "project": doc.project,
         "can_edit": access.has_role(role, Role.EDITOR),
         "finished": doc.status in FINISHED,
-        "before": before,
-        "marked": marked,
-        "after": after,
+        # The file's places (Page 3, Slide 4, Sheet Budget) above their text, the passage marked.
+        "located_text": located_text(text, locations.document_ranges(doc), span)
+        if text and formatted is None
+        else "",
+        "passage_place": locations.label(locations.locate([(doc.pk, *span)])[0]) if span else "",
         "span": span,
+        # The PDF viewer sends people here when PDF.js could not show the file.
+        "viewer_failed": request.GET.get("viewer") == "failed",
         "tags": _strings(metadata.get("tags")),
         "keywords": _strings(metadata.get("keywords")),
         "entities": _entities(metadata.get("entities")),
