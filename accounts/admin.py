@@ -8,11 +8,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
+from accounts import audit, keys
 from accounts.mail import links_in
-from accounts.models import OutboxMessage, User
+from accounts.models import ApiKey, AuditEvent, OutboxMessage, User
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -90,6 +92,58 @@ class UserAdmin(BaseUserAdmin):
         # The add form has no date fields to show.
         return () if obj is None else self.readonly_fields
 
+    # Every staff change to an account goes in the audit log (staff.user_changed), with the
+    # fields it touched; never their values, except an address, which is the account's name.
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        previous_email = form.initial.get("email", "") if change else ""
+        super().save_model(request, obj, form, change)
+        fields = [name for name in form.changed_data if name not in ("password1", "password2")]
+        detail: dict[str, Any] = {"fields": fields} if change else {"created": True, "fields": fields}
+        audit.record(
+            "staff.user_changed", actor=request.user, target=obj.email, request=request, detail=detail
+        )
+        if change and "email" in fields:
+            audit.record(
+                "account.email_changed",
+                actor=request.user,
+                target=obj.email,
+                request=request,
+                detail={"from": previous_email, "to": obj.email, "by_staff": True},
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        # Before the delete: the event may name the deleting account, which must still exist.
+        self._audit_deleted(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for user in queryset:
+            self._audit_deleted(request, user)
+        super().delete_queryset(request, queryset)
+
+    def _audit_deleted(self, request: HttpRequest, user: Any) -> None:
+        audit.record(
+            "staff.user_changed",
+            actor=request.user,
+            target=user.email,
+            request=request,
+            detail={"deleted": True},
+        )
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # the form was accepted
+            changed = self.get_object(request, id)
+            target = changed.email if changed is not None else ""
+            audit.record(
+                "staff.user_changed",
+                actor=request.user,
+                target=target,
+                request=request,
+                detail={"fields": ["password"]},
+            )
+        return response
+
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
@@ -126,3 +180,90 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The whole audit log, every project's and every account's: read-only, for staff.
+
+    Superusers see it, and staff given the "Can view audit event" permission. Nobody adds,
+    changes or deletes an event here; the database refuses it anyway (accounts.audit).
+    """
+
+    list_display = ("at", "action", "actor_email", "target", "project_id", "ip")
+    list_filter = ("action", "at")
+    search_fields = ("actor_email", "target")
+    date_hierarchy = "at"
+    fields = ("at", "action", "actor", "actor_email", "target", "project_id", "ip", "detail")
+    readonly_fields = fields
+    list_select_related = ("actor",)
+    show_full_result_count = False  # a count of a long log on every page is slow
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Everyone's personal API keys: staff see them and revoke them (never their hash or secret).
+
+    Keys are made by their owners (the account page or the API), who alone see the secret;
+    a revoked key stays listed, as its owner's list shows it.
+    """
+
+    list_display = ("name", "owner", "key_prefix", "scope_list", "status", "created_at", "last_used_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("name", "prefix", "owner__email")
+    list_select_related = ("owner",)
+    fields = (
+        "name",
+        "owner",
+        "key_prefix",
+        "scopes",
+        "project_ids",
+        "status",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ("revoke_keys",)
+
+    @admin.display(description="Key", ordering="prefix")
+    def key_prefix(self, obj: ApiKey) -> str:
+        return f"dk_{obj.prefix}_…"
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiKey) -> str:
+        return keys.key_status(obj)
+
+    @admin.action(description="Revoke the selected keys", permissions=["revoke"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = sum(
+            keys.key_revoke(key=key, actor=request.user, request=request)
+            for key in queryset.select_related("owner")
+        )
+        self.message_user(request, f"{revoked} key(s) revoked; they are refused from now on.")
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("accounts.change_apikey"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # only the owner may make a key (and see its secret)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoking is the one change, through the action
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked, not deleted: the owner's list and the audit log still name it

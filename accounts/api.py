@@ -1,4 +1,4 @@
-"""Auth endpoints (register, JWT, logout) and the user API."""
+"""Auth endpoints (register, JWT, logout), the user API and personal API keys."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
-from accounts import services, verification
+from accounts import audit, keys, oidc, services, verification
 from accounts.mail import mail_goes_to_outbox
+from accounts.models import ApiKey, Scope
+from accounts.scopes import NOT_FOR_KEYS, KeyScopePermission
 from core import ratelimit
 
 User = get_user_model()
@@ -94,6 +96,8 @@ class RegisterView(APIView):
 
     @extend_schema(request=RegisterIn, responses={202: RegisteredOut}, tags=["auth"])
     def post(self, request: Request) -> Response:
+        if oidc.sso_only():
+            raise SsoOnly()
         refusal = ratelimit.hit(ratelimit.SIGNUP_IP, request)
         if refusal is not None:
             raise ratelimit.RateLimited(refusal)
@@ -113,6 +117,19 @@ def _email_of(request: Request) -> str:
     return ratelimit.normalise_email(data.get("email") if isinstance(data, dict) else "")
 
 
+class SsoOnly(exceptions.PermissionDenied):
+    """403 for a password sign-in or sign-up while DOCENT_OIDC_ONLY makes the provider the only way in."""
+
+    default_code = "sso_only"
+    names_its_code = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Passwords are not used on this Docent: sign in with {oidc.provider_name()} on its website, "
+            "then create an API key on your account page and send it as `Authorization: Bearer <key>`."
+        )
+
+
 class EmailUnverified(exceptions.PermissionDenied):
     """403 for the right password of an account that has not confirmed its address."""
 
@@ -125,7 +142,9 @@ class TokenObtainIn(TokenObtainPairSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         # Accounts store their email in lower case, as the log-in page matches it.
         attrs[self.username_field] = ratelimit.normalise_email(attrs[self.username_field])
-        return super().validate(attrs)
+        tokens = super().validate(attrs)  # a wrong password raised; user_login_failed recorded it
+        audit.record("auth.sign_in", actor=self.user, target=self.user.email, detail={"via": "api"})
+        return tokens
 
     @classmethod
     def get_token(cls, user: Any) -> Any:
@@ -189,6 +208,8 @@ class TokenObtainView(TokenObtainPairView):
     serializer_class = TokenObtainIn
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if oidc.sso_only():  # break-glass staff sign in on the pages, never here
+            raise SsoOnly()
         email = _email_of(request)
         refusal = ratelimit.signin_refusal(request, email)
         if refusal is not None:
@@ -269,14 +290,16 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     serializer_class = UserOut
     queryset = User.objects.all().order_by("email")
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [permissions.IsAdminUser, KeyScopePermission]
+    # A key reads (`read`) but never changes the account (accounts/scopes.py).
+    key_scopes = {"me:PATCH": NOT_FOR_KEYS}
     filterset_fields = ["tier", "is_active", "is_staff"]
     search_fields = ["email", "name"]
     ordering_fields = ["email", "date_joined"]
 
     def get_permissions(self) -> list[Any]:
         if self.action == "me":
-            return [permissions.IsAuthenticated()]
+            return [permissions.IsAuthenticated(), KeyScopePermission()]
         return super().get_permissions()
 
     @extend_schema(methods=["GET"], responses=UserOut)
@@ -303,6 +326,84 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             if "password" in changes:
                 ratelimit.signin_passed(request, request.user.email)
         return Response(UserOut(request.user).data)
+
+
+# --- personal API keys -------------------------------------------------------------
+
+
+class KeyOut(serializers.ModelSerializer):
+    projects = serializers.ListField(
+        child=serializers.UUIDField(),
+        source="project_ids",
+        help_text="the projects the key is limited to; empty: all of yours",
+    )
+    status = serializers.SerializerMethodField(help_text="active, expired or revoked")
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "projects",
+            "status",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, obj: ApiKey) -> str:
+        return keys.key_status(obj)
+
+
+class KeyCreatedOut(KeyOut):
+    key = serializers.CharField(help_text="the key itself: shown this once, only its hash is kept")
+
+    class Meta(KeyOut.Meta):
+        fields = [*KeyOut.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class KeyIn(serializers.Serializer):
+    name = serializers.CharField(max_length=keys.NAME_MAX)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), allow_empty=False)
+    projects = serializers.ListField(
+        child=serializers.UUIDField(), required=False, default=list, help_text="empty: all of your projects"
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class KeyViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Your personal API keys. Create one (its secret is in the answer, once), list them, revoke one.
+
+    A key may list keys (with `read`) but never create or revoke one: a key that leaked cannot
+    mint its successors or lock you out of your other integrations.
+    """
+
+    serializer_class = KeyOut
+    filter_backends: list[Any] = []
+    key_scopes = {"create": NOT_FOR_KEYS, "destroy": NOT_FOR_KEYS}
+
+    def get_queryset(self) -> Any:
+        return keys.keys_of(self.request.user)
+
+    def get_object(self) -> ApiKey:
+        return keys.key_of(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(request=KeyIn, responses={201: KeyCreatedOut})
+    def create(self, request: Request) -> Response:
+        data = KeyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw = keys.key_create(user=request.user, **data.validated_data, request=request)
+        return Response({**KeyOut(key).data, "key": raw}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Revoke the key (at once: its next request is refused)", responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        keys.key_revoke(key=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 auth_urls = [

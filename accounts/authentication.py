@@ -1,4 +1,10 @@
-"""JWT authentication that reads the token's user from the shared cache.
+"""API authentication: personal API keys (`Bearer dk_...`), and JWTs whose user is read from the shared cache.
+
+Keys: `ApiKeyAuthentication` takes a bearer value that starts with `dk_` and leaves every
+other one to the JWT class after it, so both ride the same header. A key request has
+request.user = the key's owner and request.auth = the ApiKey (accounts.keys, accounts.scopes).
+
+JWTs:
 
 Every API request names its user in the access token; looking the row up costs
 a query and most of a millisecond of ORM work per request. With a cache every
@@ -21,11 +27,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
+
+from accounts import keys
+from accounts.models import ApiKey
 
 
 @functools.cache
@@ -83,3 +95,33 @@ class CachedJWTAuthentication(JWTAuthentication):
         ) != get_md5_hash_password(user.password):
             raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
         return user
+
+
+KEY_MARK = "dk_"
+
+
+class KeyRefusedError(exceptions.AuthenticationFailed):
+    """401 for a `dk_` bearer value that does not authenticate; the body names why in `code`."""
+
+    names_its_code = True  # {"detail", "code"} (core/api_errors.py)
+
+    def __init__(self, refused: keys.KeyRefused) -> None:
+        super().__init__(str(refused), refused.code)
+        self.default_code = refused.code  # the code core/api_errors.py puts in the body
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer dk_<prefix>_<secret>`: a personal API key (accounts.keys)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != b"bearer" or not parts[1].startswith(KEY_MARK.encode()):
+            return None  # not a key: the JWT class (or the session) decides
+        try:
+            key = keys.authenticate_key(parts[1].decode("latin-1"))
+        except keys.KeyRefused as refused:
+            raise KeyRefusedError(refused) from None
+        return key.owner, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'  # as the JWT class answers: a refusal is a 401 either way

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
@@ -109,3 +109,41 @@ class PasswordChangeForm(NewPasswordForm):
         super().__init__(*args, **kwargs)
         self.fields["password"].label = "New password"
         self.fields["confirm"].label = "Confirm the new password"
+
+
+class KeyForm(forms.Form):
+    """A new personal API key (accounts.keys.key_create checks it again)."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        help_text="What will use it, so you know which to revoke (“CI upload job”, “Claude Desktop”).",
+    )
+    scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Only what the tool needs. It never gets more than your own role in a project.",
+    )
+    projects = forms.MultipleChoiceField(
+        label="Projects",
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="Limit the key to these projects; choose none for all your projects.",
+    )
+    expires = forms.DateField(
+        label="Expires after",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The key stops working at the end of this day. Empty: it never expires.",
+    )
+
+    def __init__(
+        self, *args: Any, scopes: list[tuple[str, str]], projects: list[tuple[Any, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.MultipleChoiceField, self.fields["scopes"]).choices = scopes
+        cast(forms.MultipleChoiceField, self.fields["projects"]).choices = [
+            (str(pk), title) for pk, title in projects
+        ]
+        if not projects:
+            self.fields["projects"].help_text = "You are in no project yet: it will reach those you join."

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts import verification
+from accounts import audit, verification
 from accounts.models import FirstAccount
 
 log = logging.getLogger(__name__)
@@ -172,5 +172,6 @@ def user_update(
     if password is not None:
         user_tokens_revoke(user=user)
         log.info("password changed", extra={"user_id": str(user.pk)})
+        audit.record("account.password_changed", actor=user, target=user.email)
         user_password_changed_notify(user=user, base_url=base_url)
     return user

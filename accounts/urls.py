@@ -12,6 +12,8 @@ urlpatterns = [
     path("verify/resend/", views.verification_resend, name="verify_resend"),
     path("verify/<str:token>/", views.verify_email, name="verify_email"),
     path("password/", views.password_change, name="password_change"),
+    path("keys/", views.api_keys, name="keys"),
+    path("keys/<uuid:pk>/revoke/", views.api_key_revoke, name="key_revoke"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/done/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(

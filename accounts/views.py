@@ -9,6 +9,7 @@ policy in core.ratelimit.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,15 +19,17 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts import services, verification
+from accounts import audit, keys, oidc, services, verification
 from accounts.forms import (
+    KeyForm,
     LoginForm,
     PasswordChangeForm,
     ResendVerificationForm,
@@ -34,6 +37,7 @@ from accounts.forms import (
     SignupForm,
 )
 from accounts.mail import mail_goes_to_outbox
+from accounts.models import Scope
 from core import ratelimit
 
 
@@ -81,6 +85,28 @@ RESEND_DONE_OUTBOX = (
 )
 
 
+# With DOCENT_OIDC_ONLY the provider is the only way in (accounts/oidc.py).
+PASSWORD_OFF = "Password sign-in is off on this Docent: sign in with {provider}."  # noqa: S105  (a message)
+STAFF_SIGN_IN_ONLY = (
+    "That email and password do not match a staff account. Only staff may sign in with a password "
+    "here: everyone else signs in with {provider}."
+)
+SIGNUP_OFF = (
+    "Accounts on this Docent are made by signing in with {provider}: your first sign-in creates yours."
+)
+RESET_OFF = "Docent keeps no passwords here: sign in with {provider}, where your password is managed."
+
+
+def _sso_only(request: HttpRequest, title: str, message: str) -> HttpResponse:
+    """403 for a password page that single-sign-on-only mode turns off, pointing at the provider."""
+    context = {
+        "title": title,
+        "message": message.format(provider=oidc.provider_name()),
+        **oidc.login_context(),
+    }
+    return render(request, "accounts/sso_only.html", context, status=403)
+
+
 def _refused(response: HttpResponse, refusal: ratelimit.Refusal) -> HttpResponse:
     response.status_code = 429
     response["Retry-After"] = str(refusal.retry_after_s)
@@ -91,6 +117,8 @@ def _refused(response: HttpResponse, refusal: ratelimit.Refusal) -> HttpResponse
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
+    if oidc.sso_only():
+        return _sso_only(request, "Create your account", SIGNUP_OFF)
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         refusal = ratelimit.hit(ratelimit.SIGNUP_IP, request)
@@ -168,7 +196,21 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **oidc.login_context()}
+
+    def get_form(self, form_class: Any = None) -> Any:
+        form = super().get_form(form_class)
+        if oidc.sso_only():  # break-glass: only staff get past accounts.oidc.PasswordBackend
+            message = STAFF_SIGN_IN_ONLY.format(provider=oidc.provider_name())
+            form.error_messages = {**form.error_messages, "invalid_login": message}
+        return form
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not oidc.login_context()["password_sign_in"]:
+            messages.error(request, PASSWORD_OFF.format(provider=oidc.provider_name()))
+            context = self.get_context_data(form=self.form_class(request))
+            return self.render_to_response(context, status=403)
         email = request.POST.get("username", "")
         refusal = ratelimit.signin_refusal(request, email)
         if refusal is not None:
@@ -237,6 +279,11 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "accounts/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if oidc.sso_only():
+            return _sso_only(request, "Reset your password", RESET_OFF)
+        return super().dispatch(request, *args, **kwargs)
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email = ratelimit.normalise_email(request.POST.get("email", ""))
         refusal = ratelimit.hit(ratelimit.RESET_IP, request)
@@ -261,14 +308,97 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if oidc.sso_only():  # a link mailed before the switch sets no password now
+            return _sso_only(request, "Reset your password", RESET_OFF)
+        return super().dispatch(request, *args, **kwargs)
+
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         services.user_tokens_revoke(user=form.user)
         # The reset link reached the inbox: that proves the address as well as a confirmation link.
         verification.email_mark_verified(user=form.user)
         services.user_password_changed_notify(user=form.user, base_url=self.request.build_absolute_uri("/"))
+        audit.record(
+            "account.password_changed", actor=form.user, target=form.user.email, detail={"via": "reset"}
+        )
         return response
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
+
+
+# --- personal API keys -------------------------------------------------------------
+
+
+def _key_form(request: HttpRequest, data: Any = None) -> KeyForm:
+    return KeyForm(
+        data,
+        scopes=[(scope.value, f"{scope.value}: {scope.label}") for scope in Scope],
+        projects=keys.projects_of(request.user),
+        initial={"scopes": [Scope.READ, Scope.SEARCH]},
+    )
+
+
+def _expiry(day: date | None) -> datetime | None:
+    """The end of the chosen day (the start of the next one), in the site's time zone."""
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+def _keys_page(
+    request: HttpRequest, form: KeyForm, *, created: Any = None, status: int = 200
+) -> HttpResponse:
+    titles = dict(keys.projects_of(request.user))
+    rows = [
+        (key, keys.key_status(key), [titles.get(pid, "a project you left") for pid in key.project_ids])
+        for key in keys.keys_of(request.user)
+    ]
+    response = render(
+        request, "accounts/keys.html", {"form": form, "rows": rows, "created": created}, status=status
+    )
+    if created is not None:
+        response["Cache-Control"] = "no-store"  # the secret is on this page, once
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """The person's API keys: make one (its secret shown on this answer only), list and revoke them."""
+    if request.method != "POST":
+        return _keys_page(request, _key_form(request))
+    form = _key_form(request, request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            key, raw = keys.key_create(
+                user=request.user,
+                name=data["name"],
+                scopes=data["scopes"],
+                projects=data["projects"],
+                expires_at=_expiry(data["expires"]),
+                request=request,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(KEY_FORM_FIELDS.get(field), errors)
+        else:
+            return _keys_page(request, _key_form(request), created={"key": key, "raw": raw})
+    return _keys_page(request, form, status=400)
+
+
+# The service's field names -> the form's (None: an error for the whole form).
+KEY_FORM_FIELDS = {"name": "name", "scopes": "scopes", "projects": "projects", "expires_at": "expires"}
+
+
+@login_required
+@require_http_methods(["POST"])
+def api_key_revoke(request: HttpRequest, pk: str) -> HttpResponse:
+    """Revoke one of the person's keys; its next request is refused."""
+    key = keys.key_of(request.user, pk)
+    if keys.key_revoke(key=key, actor=request.user, request=request):
+        messages.success(request, f"The key “{key.name}” is revoked.")
+    return redirect("accounts:keys")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.http import HttpResponse
@@ -16,10 +17,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents import selectors, services, streams
-from agents.models import AgentRun, RunKind, RunStatus, Thread
+from agents import feedback as run_feedback
+from agents import presenting, selectors, services, streams
+from agents.models import AgentRun, Rating, RunFeedback, RunKind, RunStatus, Thread
 from documents import selectors as document_selectors
+from documents.api import LocationOut
 from projects import access
+from projects.models import Role
 
 RUN_TARGET_GONE = "What the run is about (its document, conversation or project) was deleted meanwhile."
 
@@ -33,6 +37,7 @@ class CitationOut(serializers.Serializer):
     deleted = serializers.BooleanField(
         default=False, help_text="Its document was deleted; the quote was removed with it (empty)."
     )
+    location = LocationOut(allow_null=True, help_text="where the quote is in the file; null for plain text")
 
 
 class RunOut(serializers.ModelSerializer):
@@ -40,7 +45,7 @@ class RunOut(serializers.ModelSerializer):
     document = serializers.UUIDField(source="document_id", read_only=True, allow_null=True)
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
     thread = serializers.UUIDField(source="thread_id", read_only=True, allow_null=True)
-    citations = CitationOut(many=True, read_only=True)
+    citations = serializers.SerializerMethodField()
     finished = serializers.BooleanField(read_only=True)
     answered = serializers.BooleanField(
         read_only=True,
@@ -77,6 +82,96 @@ class RunOut(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(CitationOut(many=True))
+    def get_citations(self, run: AgentRun) -> Any:
+        items = (
+            [dict(c) for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
+        )
+        presenting.with_locations(items, project_ids=[run.project_id])
+        return CitationOut(items, many=True).data
+
+    def to_representation(self, run: AgentRun) -> dict[str, Any]:
+        data = super().to_representation(run)
+        output = data.get("output")
+        nearest = output.get("nearest") if isinstance(output, dict) else None
+        if isinstance(nearest, list):
+            # Each nearest passage says where it is, as citations do (looked up for older runs).
+            items = [dict(item) for item in nearest if isinstance(item, dict)]
+            presenting.with_locations(items, project_ids=[run.project_id])
+            for item in items:
+                label = item.pop("location_label", "")
+                if item["location"] is not None:
+                    item["location"] = {**item["location"], "label": label}
+            data["output"] = {**output, "nearest": items}
+        return data
+
+
+class FeedbackIn(serializers.Serializer):
+    rating = serializers.ChoiceField(
+        choices=Rating.choices,
+        help_text="up: the answer helped; down: it did not.",
+        error_messages={"invalid_choice": run_feedback.RATING_CHOICE},
+    )
+    note = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=run_feedback.NOTE_MAX,
+        help_text="Optional: what was good or wrong about the answer. Sending none clears it.",
+        error_messages={"max_length": f"A note has at most {run_feedback.NOTE_MAX:,} characters."},
+    )
+
+
+class FeedbackOut(serializers.ModelSerializer):
+    run = serializers.UUIDField(source="run_id", read_only=True)
+
+    class Meta:
+        model = RunFeedback
+        fields = ["run", "rating", "note", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class RaterOut(serializers.Serializer):
+    email = serializers.EmailField()
+    name = serializers.CharField(allow_blank=True)
+
+
+class ProjectFeedbackOut(serializers.ModelSerializer):
+    """A rating with the answer it rates, for the project's owners."""
+
+    run = serializers.UUIDField(source="run_id", read_only=True)
+    thread = serializers.UUIDField(source="run.thread_id", read_only=True, allow_null=True)
+    kind = serializers.CharField(source="run.kind", read_only=True)
+    question = serializers.CharField(source="run.question", read_only=True)
+    answer = serializers.CharField(source="run.answer", read_only=True)
+    citations = CitationOut(source="run.citations", many=True, read_only=True)
+    user = RaterOut(read_only=True)
+
+    class Meta:
+        model = RunFeedback
+        fields = [
+            "id",
+            "run",
+            "thread",
+            "kind",
+            "question",
+            "answer",
+            "citations",
+            "rating",
+            "note",
+            "user",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class FeedbackFilter(django_filters.FilterSet):
+    rating = django_filters.ChoiceFilter(choices=Rating.choices)
+
+    class Meta:
+        model = RunFeedback
+        fields = ["rating"]
 
 
 class RunIn(serializers.Serializer):
@@ -137,6 +232,8 @@ class RunViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     """Ask a question, summarise, or extract tags/keywords/entities; runs finish in the worker."""
+
+    key_scopes = {"create": "ask"}  # API-key scopes beyond the default (accounts/scopes.py)
 
     serializer_class = RunOut
     filterset_class = RunFilter
@@ -216,6 +313,52 @@ class RunViewSet(
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
     def events(self, request: Request, pk: str | None = None) -> HttpResponse:
         return streams.response(request._request, self.get_object())
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Your rating of the answer",
+        description="Your own rating and note; 404 when you have not rated it.",
+        responses={200: FeedbackOut},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Rate the answer: thumbs up or down, with an optional note",
+        description="Anyone who can read the run may rate it once it has succeeded (400 before); "
+        "sending again changes the rating and note. 201 for a new rating, 200 for a changed one. "
+        "A rating is for the project's owners to read (GET /api/v1/projects/{id}/feedback/); it "
+        "counts toward nothing else.",
+        request=FeedbackIn,
+        responses={200: FeedbackOut, 201: FeedbackOut},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove your rating of the answer",
+        description="204 when it is removed; 404 when you had not rated it.",
+        responses={204: None},
+    )
+    @action(detail=True, methods=["get", "post", "delete"], url_path="feedback")
+    def feedback(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()  # first: someone who may not see it learns nothing from a 400
+        if request.method == "GET":
+            mine = run_feedback.feedback_of(user=request.user, run=run)
+            if mine is None:
+                raise exceptions.NotFound()
+            return Response(FeedbackOut(mine).data)
+        if request.method == "DELETE":
+            if not run_feedback.feedback_clear(user=request.user, run=run):
+                raise exceptions.NotFound()
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = FeedbackIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            mine, created = run_feedback.feedback_set(user=request.user, run=run, **data.validated_data)
+        except DjangoValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                raise
+            raise exceptions.ValidationError({"detail": " ".join(exc.messages)}) from None
+        return Response(
+            FeedbackOut(mine).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class TurnOut(RunOut):
@@ -339,3 +482,21 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.thread_delete(user=request.user, thread=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
+class ProjectFeedbackViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The project's rated answers, for its owners (403 for its other members): each rating
+    with the question, the answer and its citations; `?rating=up` or `down` to filter."""
+
+    serializer_class = ProjectFeedbackOut
+    filterset_class = FeedbackFilter
+    search_fields = ["note", "run__question"]
+    ordering_fields = ["updated_at", "created_at"]
+    ordering = ["-updated_at"]
+
+    def get_queryset(self) -> QuerySet[RunFeedback]:
+        if getattr(self, "swagger_fake_view", False):
+            return RunFeedback.objects.none()
+        project = access.project_for(self.request.user, self.kwargs["project_pk"], need=Role.OWNER)
+        return run_feedback.project_feedback(user=self.request.user, project=project)

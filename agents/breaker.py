@@ -200,3 +200,16 @@ class CircuitBreaker:
             raise
         self.record_success()
         return result
+
+
+def provider_states() -> dict[tuple[str, ...], float]:
+    """Each LLM provider's circuit, read from the shared cache when /metrics is scraped:
+    1 for its current state, 0 for the others (the offline provider has no circuit)."""
+    from agents.providers import PROVIDER_NAMES, provider_breaker  # that package imports this module
+
+    states: dict[tuple[str, ...], float] = {}
+    for name in sorted(PROVIDER_NAMES - {"offline"}):
+        current = provider_breaker(name).state()
+        for state in (CLOSED, HALF_OPEN, OPEN):
+            states[(name, state)] = 1.0 if state == current else 0.0
+    return states

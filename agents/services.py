@@ -28,9 +28,11 @@ from agents.providers import (
 )
 from agents.providers.base import Citation, Passage, ProviderResult
 from agents.selectors import THREAD_NOT_FOUND
-from documents import embedder, search
+from core import metrics
+from documents import embedder, locations, search
 from documents import services as documents_services
 from documents.models import Chunk, Document, DocumentStatus
+from projects import webhooks
 from projects.access import has_role, require, role_of
 from projects.models import Project, Role
 
@@ -503,7 +505,26 @@ def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], i
             )
         else:
             dropped += 1
+    locations.located(kept)
+    for citation in kept:
+        citation.pop("location_label", None)
     return kept, dropped
+
+
+def _nearest_located(items: Any, passages: list[Passage]) -> list[Any]:
+    """The nearest passages, each with where it is in its file: its sentence's place when the
+    provider gave the sentence's span, else its passage's."""
+    spans: dict[Any, tuple[Any, Any, Any]] = {p.chunk_id: (p.document_id, p.start, p.end) for p in passages}
+    found = [dict(item) for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    wanted: list[tuple[Any, Any, Any]] = []
+    for item in found:
+        if isinstance(item.get("start"), int) and isinstance(item.get("end"), int):
+            wanted.append((item.get("document"), item["start"], item["end"]))
+        else:
+            wanted.append(spans.get(item.get("chunk"), (None, None, None)))
+    for item, place in zip(found, locations.locate(wanted), strict=True):
+        item["location"] = place
+    return found
 
 
 class _Deltas:
@@ -513,16 +534,20 @@ class _Deltas:
         self.run_id = run_id
         self.provider: str | None = None
         self.sent = False
+        self.started = time.monotonic()
 
     def bind(self, provider: Provider) -> Any:
         if self.provider is not None and self.provider != provider.name and self.sent:
             events.publish(self.run_id, "reset")
             self.sent = False
         self.provider = provider.name
+        self.started = time.monotonic()  # each provider's own time to its first text
         return self
 
     def __call__(self, text: str) -> None:
         if text:
+            if not self.sent:
+                metrics.first_token(provider=self.provider or "", seconds=time.monotonic() - self.started)
             self.sent = True
             events.publish(self.run_id, "delta", text=text)
 
@@ -583,6 +608,8 @@ def run_execute(*, run_id: Any) -> str:
             {"document": p.document_id, "chunk": p.chunk_id, "title": p.document_title, "text": p.text[:300]}
             for p in context.nearest[:3]
         ]
+    if output.get("nearest"):
+        output["nearest"] = _nearest_located(output["nearest"], context.nearest)
     stored = AgentRun.objects.filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED,
         status_changed_at=timezone.now(),
@@ -599,11 +626,21 @@ def run_execute(*, run_id: Any) -> str:
         error="",
         finished_at=timezone.now(),
     )
+    metrics.run_finished(
+        provider=result.provider,
+        status=RunStatus.SUCCEEDED,
+        seconds=time.monotonic() - started,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+    )
     if not stored:  # deleted while it ran (its conversation, document or project)
         return _deleted_meanwhile(run.pk)
     if run.kind == RunKind.EXTRACT and run.document_id:
         _store_extraction(run.document_id, result.output)
     events.publish(run.pk, "done", status=RunStatus.SUCCEEDED)
+    webhooks.emit(
+        project_id=run.project_id, event="run.succeeded", data=lambda: _hook(run.pk, RunStatus.SUCCEEDED)
+    )
     log.info(
         "run succeeded",
         extra={
@@ -628,6 +665,7 @@ def _deleted_meanwhile(run_id: Any) -> str:
 def _fail(run_id: Any, error: str, started: float) -> str:
     if not AgentRun.objects.filter(pk=run_id).exists():
         return _deleted_meanwhile(run_id)
+    metrics.run_finished(provider="none", status=RunStatus.FAILED, seconds=time.monotonic() - started)
     _set_status(
         run_id,
         RunStatus.FAILED,
@@ -636,7 +674,24 @@ def _fail(run_id: Any, error: str, started: float) -> str:
         finished_at=timezone.now(),
     )
     events.publish(run_id, "done", status=RunStatus.FAILED)
+    project_id = AgentRun.objects.filter(pk=run_id).values_list("project_id", flat=True).first()
+    webhooks.emit(
+        project_id=project_id, event="run.failed", data=lambda: _hook(run_id, RunStatus.FAILED, error)
+    )
     return RunStatus.FAILED
+
+
+def _hook(run_id: Any, status: str, reason: str = "") -> dict[str, Any]:
+    """A run event's webhook data: ids, kind, status and reason (no question or answer text)."""
+    found = AgentRun.objects.filter(pk=run_id).values("kind", "thread_id", "document_id", "provider").first()
+    row: dict[str, Any] = dict(found or {})
+    run: dict[str, Any] = {"id": str(run_id), "status": str(status), "kind": row.get("kind", "")}
+    for key in ("thread_id", "document_id"):
+        run[key] = str(row[key]) if row.get(key) else None
+    run["provider"] = row.get("provider") or ""
+    if reason:
+        run["reason"] = reason[:500]
+    return {"run": run}
 
 
 def _store_extraction(document_id: Any, output: dict[str, Any]) -> None:

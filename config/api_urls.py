@@ -22,6 +22,7 @@ class OptionalSlashRouter(DefaultRouter):
 
 router = OptionalSlashRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
+router.register("keys", accounts_api.KeyViewSet, basename="key")
 router.register("projects", projects_api.ProjectViewSet, basename="project")
 router.register(r"projects/(?P<project_pk>[^/.]+)/members", projects_api.MemberViewSet, basename="member")
 router.register(
@@ -29,12 +30,28 @@ router.register(
     projects_api.ProjectInvitationViewSet,
     basename="project-invitation",
 )
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/audit", projects_api.ProjectAuditViewSet, basename="project-audit"
+)
 router.register("invitations", projects_api.MyInvitationViewSet, basename="invitation")
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/webhooks", projects_api.WebhookViewSet, basename="project-webhook"
+)
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/webhooks/(?P<webhook_pk>[^/.]+)/deliveries",
+    projects_api.WebhookDeliveryViewSet,
+    basename="project-webhook-delivery",
+)
 router.register("documents", documents_api.DocumentViewSet, basename="document")
 router.register(
     r"projects/(?P<project_pk>[^/.]+)/imports", documents_api.ImportViewSet, basename="project-import"
 )
 router.register("runs", agents_api.RunViewSet, basename="run")
+router.register(
+    r"projects/(?P<project_pk>[^/.]+)/feedback",
+    agents_api.ProjectFeedbackViewSet,
+    basename="project-feedback",
+)
 router.register("threads", agents_api.ThreadViewSet, basename="thread")
 
 urlpatterns = [

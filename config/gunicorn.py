@@ -8,6 +8,7 @@ worker's event loop, so a hundred of them occupy no thread.
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from uvicorn_worker import UvicornWorker
 
@@ -24,9 +25,12 @@ load_env_file()
 
 class DocentWorker(UvicornWorker):
     """uvicorn's worker without its `Server: uvicorn` header: nothing tells a stranger what
-    serves Docent (the version of a known server is the first thing an attacker looks up)."""
+    serves Docent (the version of a known server is the first thing an attacker looks up),
+    and with the ASGI lifespan always on."""
 
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False}
+    # lifespan "on": the MCP server (agents/mcp.py) runs its session manager in the app's
+    # lifespan, so a worker whose lifespan fails to start stops instead of serving without it.
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False, "lifespan": "on"}
 
 
 bind = os.environ.get("DOCENT_BIND", "127.0.0.1:8000")
@@ -50,3 +54,12 @@ def post_worker_init(worker: object) -> None:
     from core import heap
 
     heap.enable("web worker started")
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """In the master, when a worker has exited: its live gauges (its memory) leave /metrics;
+    its counters stay in the sums (PROMETHEUS_MULTIPROC_DIR, core/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

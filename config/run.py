@@ -90,6 +90,22 @@ def port_taken(port: int) -> bool:
     return False
 
 
+def fresh_metrics_dir(data_dir: Path) -> Path:
+    """The folder this start's web and worker processes write their metrics to, emptied.
+
+    prometheus_client's multiprocess mode (core/metrics.py) keeps one file per process
+    there and /metrics adds them up; the files of an earlier start are stale (their
+    processes are gone), so every start begins from zero. PROMETHEUS_MULTIPROC_DIR given in
+    the environment is used instead (only its metric files are removed).
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(given) if given else data_dir / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return path.resolve()
+
+
 def _children_file(data_dir: Path) -> Path:
     return data_dir / "run" / "children"
 
@@ -157,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     env = dict(os.environ)
     env["DOCENT_DATA_DIR"] = str(data_dir)
+    # After stop_leftovers: no process of an earlier start writes there any more.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir(data_dir))
     if os.geteuid() == 0:
         env["DOCENT_WORKER_ROOT_OK"] = "1"
         print(

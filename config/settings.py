@@ -12,6 +12,8 @@ first start; a variable set in the real environment wins over the file.
 
 from __future__ import annotations
 
+import ipaddress
+import mimetypes
 import os
 import re
 import secrets
@@ -196,6 +198,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response is counted and timed, whichever middleware made it.
+    "core.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Header middleware sits outside the rest, so every response carries the headers,
     # including a 413, 429 or 503 made by a middleware further in.
@@ -310,6 +314,66 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- single sign-on: OpenID Connect (accounts/oidc.py, mozilla-django-oidc) ----------
+#
+# On when a client id is set. The provider is named by its issuer, whose discovery document
+# (/.well-known/openid-configuration) is fetched on the first sign-in, not at start-up, and
+# cached for an hour; an endpoint set here wins over the discovered one, and with all four set
+# no discovery happens at all. ID tokens must be RS256-signed with a key from the JWKS endpoint.
+_oidc_schemes = {"https"} if DEPLOYED else {"https", "http"}
+OIDC_ISSUER = env_url("DOCENT_OIDC_ISSUER", "", _oidc_schemes)
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_url("DOCENT_OIDC_AUTHORIZATION_ENDPOINT", "", _oidc_schemes)
+OIDC_OP_TOKEN_ENDPOINT = env_url("DOCENT_OIDC_TOKEN_ENDPOINT", "", _oidc_schemes)
+OIDC_OP_USER_ENDPOINT = env_url("DOCENT_OIDC_USERINFO_ENDPOINT", "", _oidc_schemes)
+OIDC_OP_JWKS_ENDPOINT = env_url("DOCENT_OIDC_JWKS_ENDPOINT", "", _oidc_schemes)
+OIDC_RP_CLIENT_ID = env_str("DOCENT_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_str("DOCENT_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = env_str("DOCENT_OIDC_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = env_str("DOCENT_OIDC_PROVIDER_NAME", "") or "single sign-on"
+# Password sign-in, sign-up and reset (pages and API) off: the provider is the only way in.
+OIDC_ONLY = env_bool("DOCENT_OIDC_ONLY", False)
+# Break-glass for OIDC_ONLY: staff accounts may still sign in with a password (login page and
+# admin, not the API), for the day the provider is down.
+OIDC_STAFF_PASSWORD = env_bool("DOCENT_OIDC_STAFF_PASSWORD", False)
+# Members of this group (in the ID token or userinfo claim named below) are Docent's staff
+# (administrators); on each sign-in the claim grants or removes it. Empty: SSO never changes staff.
+OIDC_STAFF_GROUP = env_str("DOCENT_OIDC_STAFF_GROUP", "")
+OIDC_GROUPS_CLAIM = env_str("DOCENT_OIDC_GROUPS_CLAIM", "") or "groups"
+# The claim that says the provider verified the address: accounts are made or linked only when
+# it is true. Entra ID sends no `email_verified`; its optional claim `xms_edov` does that job.
+OIDC_EMAIL_VERIFIED_CLAIM = env_str("DOCENT_OIDC_EMAIL_VERIFIED_CLAIM", "") or "email_verified"
+OIDC_TIMEOUT = env_float("DOCENT_OIDC_TIMEOUT_S", 10.0, minimum=0.1)
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+if OIDC_ENABLED:
+    _oidc_endpoints = [OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT]
+    if not OIDC_ISSUER and not all([*_oidc_endpoints, OIDC_OP_JWKS_ENDPOINT]):
+        raise ImproperlyConfigured(
+            "DOCENT_OIDC_CLIENT_ID is set: set DOCENT_OIDC_ISSUER too (or all four of "
+            "DOCENT_OIDC_AUTHORIZATION_ENDPOINT, _TOKEN_ENDPOINT, _USERINFO_ENDPOINT and _JWKS_ENDPOINT)"
+        )
+    if not OIDC_RP_CLIENT_SECRET:
+        raise ImproperlyConfigured("DOCENT_OIDC_CLIENT_ID is set: set DOCENT_OIDC_CLIENT_SECRET too")
+elif OIDC_ONLY:
+    raise ImproperlyConfigured(
+        "DOCENT_OIDC_ONLY needs a provider: set DOCENT_OIDC_CLIENT_ID and DOCENT_OIDC_ISSUER"
+    )
+# mozilla-django-oidc's own knobs: RS256 only, PKCE (S256) and a nonce on every sign-in, our
+# views (which resolve the endpoints lazily and show failures on the login page).
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+# Password sign-in keeps Django's own backend (and the sessions it signed) unless OIDC_ONLY
+# is on: then a backend that refuses all but break-glass staff takes its place, which also
+# ends every password session made before.
+AUTHENTICATION_BACKENDS = [
+    "accounts.oidc.PasswordBackend" if OIDC_ONLY else "django.contrib.auth.backends.ModelBackend",
+    "accounts.oidc.OIDCBackend",
+]
+
 # --- i18n / static / media -------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -318,7 +382,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# PDF.js for the PDF viewer, copied there by `make install` (Makefile), served as /static/pdfjs/.
+STATICFILES_DIRS = [BASE_DIR / "static", ("pdfjs", BASE_DIR / "vendor" / "pdfjs" / "dist")]
+# PDF.js is ES modules (.mjs): a browser runs a module only when it comes as JavaScript.
+mimetypes.add_type("text/javascript", ".mjs")
 STATIC_ROOT = Path(env_str("DOCENT_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("DOCENT_MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -375,6 +442,17 @@ SHEET_MAX_CELLS = env_int("DOCENT_SHEET_MAX_CELLS", 500_000, minimum=1000)
 # addresses are refused unless allowed (an intranet); the whole fetch has this long.
 URL_FETCH_ALLOW_PRIVATE = env_bool("DOCENT_URL_FETCH_ALLOW_PRIVATE", False)
 URL_FETCH_TIMEOUT_S = env_float("DOCENT_URL_FETCH_TIMEOUT_S", 15.0, minimum=1.0)
+# Webhooks (projects/webhooks.py): endpoints must be https:// and public, like URL import
+# (DOCENT_URL_FETCH_ALLOW_PRIVATE lets them be private, and http://, for local testing;
+# DOCENT_WEBHOOK_ALLOW_HTTP allows http:// alone). Each attempt has this long; a message is
+# retried after these delays (Standard Webhooks' schedule, about 28 hours in all); an endpoint
+# is disabled when this many messages in a row failed every attempt, or nothing it was sent
+# succeeded for this many hours.
+WEBHOOK_ALLOW_HTTP = env_bool("DOCENT_WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_TIMEOUT_S = env_float("DOCENT_WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
+WEBHOOK_RETRY_DELAYS_S: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+WEBHOOK_DISABLE_AFTER_MESSAGES = env_int("DOCENT_WEBHOOK_DISABLE_AFTER_MESSAGES", 3, minimum=1)
+WEBHOOK_DISABLE_AFTER_HOURS = env_float("DOCENT_WEBHOOK_DISABLE_AFTER_HOURS", 24.0, minimum=0.0)
 
 # --- security --------------------------------------------------------------
 
@@ -403,6 +481,8 @@ CONTENT_SECURITY_POLICY = {
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
+        # The PDF viewer's PDF.js worker (static/js/viewer.js), a same-origin module.
+        "worker-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "form-action": ["'self'"],
@@ -415,6 +495,31 @@ CORS_ALLOWED_ORIGINS = env_list("DOCENT_CORS_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 3600
+
+# --- metrics (/metrics, core/metrics.py) ------------------------------------
+
+# /metrics answers a scraper that sends `Authorization: Bearer <DOCENT_METRICS_TOKEN>`, or
+# one calling from DOCENT_METRICS_NETWORKS (CIDRs, e.g. "10.0.0.0/8,127.0.0.1/32"); with
+# neither set it is a 404. (PROMETHEUS_MULTIPROC_DIR, read by prometheus_client itself,
+# makes the values of every web and worker process add up: see the README.)
+METRICS_TOKEN = env_str("DOCENT_METRICS_TOKEN", "").strip()
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("DOCENT_METRICS_TOKEN must be at least 16 characters (a random value)")
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be a comma-separated list of CIDRs, got {item!r}"
+            ) from None
+    return networks
+
+
+METRICS_NETWORKS = env_networks("DOCENT_METRICS_NETWORKS")
 
 # --- rate limits: requests per hour (the policy: core/ratelimit.py) --------
 
@@ -489,10 +594,16 @@ INVITATION_DAYS = env_int("DOCENT_INVITATION_DAYS", 14, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: it takes `Bearer dk_...` (personal API keys) and leaves other bearers to the JWT class.
+        "accounts.authentication.ApiKeyAuthentication",
         "accounts.authentication.CachedJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A key request also needs the scope the endpoint asks for (accounts/scopes.py).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.scopes.KeyScopePermission",
+    ],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -630,9 +741,14 @@ CELERY_TASK_ROUTES = {
     "agents.*": {"queue": "agents"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Days an audit event is kept; the hourly purge below deletes older ones (accounts.audit).
+AUDIT_DAYS = env_int("DOCENT_AUDIT_DAYS", 365, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-documents": {"task": "documents.requeue_stuck", "schedule": SWEEP_INTERVAL_S},
     "requeue-stuck-runs": {"task": "agents.requeue_stuck", "schedule": SWEEP_INTERVAL_S},
+    "webhooks-deliver-due": {"task": "projects.webhooks_deliver_due", "schedule": SWEEP_INTERVAL_S},
+    # The audit log's retention (DOCENT_AUDIT_DAYS); an hour's lateness is of no consequence.
+    "purge-audit-events": {"task": "accounts.audit_purge", "schedule": 3600},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # A failed publish must not hang the request that created the object.
@@ -743,6 +859,8 @@ LOGGING = {
         # The request middleware logs every request with its id; skip Django's duplicate.
         "django.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # The MCP SDK's line per request and per tool error; agents/mcp.py logs its own.
+        "mcp": {"level": "WARNING"},
         # Model loading and the one-time ONNX export: their warnings and errors only.
         "sentence_transformers": {"level": "WARNING"},
         "optimum": {"level": "WARNING"},

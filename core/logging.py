@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -12,11 +13,14 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 task_id_var: ContextVar[str] = ContextVar("task_id", default="")
 user_id_var: ContextVar[str] = ContextVar("user_id", default="")
+# The caller's address, for the audit log (accounts.audit), which services write without a request.
+client_ip_var: ContextVar[str] = ContextVar("client_ip", default="")
 
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -99,6 +103,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def request_ip(request: HttpRequest) -> str:
+    """The caller's full address; behind a proxy (DOCENT_BEHIND_PROXY), the one it appended.
+
+    The same choice as core.ratelimit.client_ip, without its /64 grouping of IPv6; "" when
+    the address is not an IP (a test client, a unix socket).
+    """
+    address = request.META.get("REMOTE_ADDR", "") or ""
+    if getattr(settings, "BEHIND_PROXY", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded.strip():
+            address = forwarded.split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return ""
+
+
 class RequestContextMiddleware:
     """Give every request an id (or keep a sane incoming X-Request-ID) and log it once."""
 
@@ -110,6 +131,7 @@ class RequestContextMiddleware:
         rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(rid)
         user_token = user_id_var.set("")
+        ip_token = client_ip_var.set(request_ip(request))
         started = time.monotonic()
         try:
             response = self.get_response(request)
@@ -130,6 +152,7 @@ class RequestContextMiddleware:
         finally:
             request_id_var.reset(token)
             user_id_var.reset(user_token)
+            client_ip_var.reset(ip_token)
 
 
 def connect_celery_signals() -> None:

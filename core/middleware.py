@@ -1,16 +1,21 @@
 """Cross-cutting middleware: the Permissions-Policy and X-XSS-Protection
-headers (Django has no setting for either) and a clean 503 when the database
-or cache is down."""
+headers (Django has no setting for either), a clean 503 when the database
+or cache is down, and the request metrics (core/metrics.py)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import SimpleTemplateResponse
+
+from core import metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,4 +78,35 @@ class ServiceUnavailableMiddleware:
             response = SimpleTemplateResponse("503.html", {"message": message}, status=503)
             response.render()
         response["Retry-After"] = "30"
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Count every response and time it, by route and status (the outermost middleware, so
+    the time includes the others', and a 429 or 503 made by one of them is counted too).
+
+    Sync and async alike: an event stream (served by Django's ASGI handler) is not moved
+    to a thread for it. A streamed response is timed to its headers."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        metrics.observe_request(request, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        metrics.observe_request(request, response.status_code, time.perf_counter() - started)
         return response

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import page_cache
-from documents import search, selectors, services
+from documents import locations, search, selectors, services
 from documents.extraction import fetching
 from documents.models import Chunk, Document, DocumentStatus
 from projects import access
@@ -92,12 +92,51 @@ class DuplicateOut(serializers.Serializer):
     existing = DocumentOut()
 
 
+class LocationOut(serializers.Serializer):
+    """Where a passage is in its file (documents.locations); only the fields of its kind are present."""
+
+    kind = serializers.ChoiceField(
+        choices=list(locations.KINDS),
+        help_text="page (PDF, multi-page TIFF), slide (PPTX), sheet (XLSX), rows (CSV), chapter (EPUB), "
+        "section (DOCX, HTML, Markdown: the heading path)",
+    )
+    label = serializers.CharField(
+        help_text='as the pages show it: "p. 12", "Slide 4 (notes)", "Budget, rows 30–32"'
+    )
+    page = serializers.IntegerField(required=False, help_text="first page, 1-based")
+    page_end = serializers.IntegerField(required=False, help_text="last page, when the passage spans pages")
+    ocr = serializers.BooleanField(required=False, help_text="the page was read by OCR (a scan)")
+    slide = serializers.IntegerField(required=False, help_text="first slide, 1-based")
+    slide_end = serializers.IntegerField(
+        required=False, help_text="last slide, when the passage spans slides"
+    )
+    notes = serializers.BooleanField(required=False, help_text="the passage is in the slide's speaker notes")
+    sheet = serializers.CharField(required=False, help_text="the worksheet's name")
+    rows = serializers.ListField(
+        child=serializers.IntegerField(),
+        min_length=2,
+        max_length=2,
+        required=False,
+        help_text="[first, last] row numbers as the sheet (or the CSV file's records) number them",
+    )
+    heading = serializers.CharField(
+        required=False, help_text='the chapter title, or the heading path "Warranty > Returns"'
+    )
+    table = serializers.BooleanField(required=False, help_text="the passage is in a table")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {**instance, "label": locations.label(instance)}
+
+
 class ChunkOut(serializers.ModelSerializer):
     document = serializers.UUIDField(source="document_id", read_only=True)
+    location = LocationOut(
+        source="place", allow_null=True, read_only=True, help_text="where the chunk is in the file"
+    )
 
     class Meta:
         model = Chunk
-        fields = ["id", "document", "index", "text", "start", "end", "token_count"]
+        fields = ["id", "document", "index", "text", "start", "end", "token_count", "location"]
         read_only_fields = fields
 
 
@@ -280,6 +319,7 @@ class HitOut(serializers.Serializer):
         help_text="the fused rank score: the sum of 1/(DOCENT_SEARCH_RRF_K + rank) over the rankings "
         "that found the hit; it depends only on the searched projects' own documents"
     )
+    location = LocationOut(allow_null=True, help_text="where the passage is in the file; null for plain text")
 
 
 def _results(params: dict[str, Any], found: search.Results) -> dict[str, Any]:
@@ -302,6 +342,8 @@ SEARCH_RESULTS_FIELDS = {
 class SearchView(APIView):
     """Hybrid (dense + BM25, RRF-fused), dense or lexical search over a project."""
 
+    key_scopes = {"*": "search"}  # the API-key scope it needs (accounts/scopes.py)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("project_pk", str, OpenApiParameter.PATH),
@@ -323,6 +365,8 @@ class SearchView(APIView):
 
 class AllSearchView(APIView):
     """Search every project the caller can read (or those named by `project`); each hit names its project."""
+
+    key_scopes = {"*": "search"}  # the API-key scope it needs (accounts/scopes.py)
 
     @extend_schema(
         parameters=[

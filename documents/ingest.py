@@ -30,13 +30,15 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from documents import chunking, embedder, search, services
+from core import metrics
+from documents import chunking, embedder, locations, search, services
 from documents.extraction import readers, sandbox
-from documents.models import Chunk, Document, DocumentStatus
+from documents.models import Chunk, Document, DocumentStatus, PageWords
 from documents.search import index_text
+from projects import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,9 @@ class _Prepared:
     spans: list[chunking.ChunkSpan] | None  # None: content unchanged, keep the chunks
     vectors: Any = None
     title: str | None = None  # the file's own title, replacing one defaulted from the file name
+    # Where each stretch of the text is in the file, and the words OCR read on scanned pages.
+    locations: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    ocr_words: dict[int, list[list[Any]]] = field(default_factory=dict)
 
     @property
     def index_title(self) -> str:
@@ -180,6 +185,8 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
         raise readers.ExtractionError("The stored file could not be read; upload it again.") from None
     content_hash = hashlib.sha256(data).hexdigest()
     title: str | None = None
+    located: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    ocr_words: dict[int, list[list[Any]]] = {}
     if doc.pasted_text:
         text, fmt = readers.normalise(doc.pasted_text), "txt"
         if not text:
@@ -189,6 +196,7 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
         extracted = sandbox.extract_text_bounded(data, filename=doc.original_filename)
         text, fmt = extracted.text, extracted.format
         title = _file_title(doc, extracted.title)
+        located, ocr_words = extracted.locations, extracted.ocr_words
     # A new title is embedded with every chunk, so it is re-embedded even when the bytes are the same.
     if content_hash == doc.indexed_hash and doc.chunk_count > 0 and title is None and doc.chunks.exists():
         return _Prepared(doc, attempt, text, fmt, content_hash, None)
@@ -197,7 +205,9 @@ def _prepare(doc: Document, attempt: int) -> _Prepared:
     )
     if not spans:
         raise readers.ExtractionError("The document contains no text to index.")
-    return _Prepared(doc, attempt, text, fmt, content_hash, spans, title=title)
+    return _Prepared(
+        doc, attempt, text, fmt, content_hash, spans, title=title, locations=located, ocr_words=ocr_words
+    )
 
 
 def _file_title(doc: Document, found: str | None) -> str | None:
@@ -252,6 +262,16 @@ def _embed(items: list[_Prepared]) -> dict[str, str]:
     return failures
 
 
+def _title(document_id: Any) -> str:
+    return Document.objects.filter(pk=document_id).values_list("title", flat=True).first() or ""
+
+
+def _hook(document_id: Any, title: str, status: str, reason: str = "") -> dict[str, Any]:
+    """A document event's webhook data: ids, title, status and reason, never its text."""
+    document = {"id": str(document_id), "title": title, "status": status}
+    return {"document": {**document, "reason": reason[:500]} if reason else document}
+
+
 def fail(document_id: Any, attempt: int, reason: str) -> bool:
     """Mark a claimed document failed with a reason, unless a newer claim took it over."""
     with transaction.atomic():
@@ -263,9 +283,16 @@ def fail(document_id: Any, attempt: int, reason: str) -> bool:
         if failed:
             project_id = Document.objects.filter(pk=document_id).values_list("project_id", flat=True).first()
             services.documents_changed(project_id=project_id)
+            webhooks.emit(
+                project_id=project_id,
+                event="document.failed",
+                data=lambda: _hook(document_id, _title(document_id), "failed", reason),
+            )
     log.warning(
         "document failed", extra={"document_id": str(document_id), "status": "failed", "reason": reason}
     )
+    if failed:
+        metrics.ingest_failed(reason)
     return bool(failed)
 
 
@@ -323,11 +350,21 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
                         token_count=s.token_count,
                         embedding=v,
                         dim=int(v.shape[0]),
+                        locations=locations.chunk_ranges(item.locations, s.start, s.end),
                     )
                     for item in changed
                     for s, v in zip(item.spans or [], item.vectors, strict=True)
                 ],
                 batch_size=500,
+            )
+            PageWords.objects.filter(document_id__in=[item.doc.pk for item in changed]).delete()
+            PageWords.objects.bulk_create(
+                [
+                    PageWords(document_id=item.doc.pk, page=page, words=words)
+                    for item in changed
+                    for page, words in sorted(item.ocr_words.items())
+                ],
+                batch_size=100,
             )
         for item in held:
             fields: dict[str, Any] = {
@@ -347,8 +384,14 @@ def _store(items: list[_Prepared]) -> dict[str, str]:
             if titles[item.doc.pk] != current[item.doc.pk][1]:
                 Document.objects.filter(pk=item.doc.pk).update(title=titles[item.doc.pk])
             outcomes[str(item.doc.pk)] = DocumentStatus.READY
+            webhooks.emit(
+                project_id=item.doc.project_id,
+                event="document.ready",
+                data=_hook(item.doc.pk, titles[item.doc.pk], "ready"),
+            )
         _touch({item.doc.project_id for item in held})
     search.engine.mark_written({item.doc.project_id for item in changed})
+    metrics.ingest_ready(len(held))
     for item in held:
         log.info(
             "document ready",
@@ -436,6 +479,14 @@ def ingest_one(*, document_id: Any) -> str:
         return "skipped"
     outcome = process(claims)[str(document_id)]
     return outcome if outcome != "superseded" else "skipped"
+
+
+def queue_depth() -> dict[tuple[str, ...], float]:
+    """Documents pending and processing, by status: the queue /metrics shows (read when scraped)."""
+    waiting = (DocumentStatus.PENDING, DocumentStatus.PROCESSING)
+    rows = Document.objects.filter(status__in=waiting).values_list("status").annotate(n=Count("pk"))
+    counts = {str(status): n for status, n in rows.order_by()}
+    return {(str(status),): float(counts.get(str(status), 0)) for status in waiting}
 
 
 def wake() -> bool:

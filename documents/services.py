@@ -17,10 +17,12 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from accounts import audit
 from documents import importing, signals, tasks
 from documents.extraction import fetching, readers
 from documents.models import Chunk, Document, DocumentStatus, ImportBatch, IngestPriority
 from documents.search import engine as search_engine
+from projects import webhooks
 from projects.access import require
 from projects.models import Project, Role
 
@@ -540,8 +542,16 @@ def document_delete(*, user: Any, document: Document) -> None:
     deletes at once, one deletes and the others find nothing (404).
     """
     require(user, document.project, Role.EDITOR)
+    document_id = document.pk  # delete() clears it
     if not document_purge(document=document):
         raise Document.DoesNotExist("The document was already deleted.")
+    audit.record(
+        "document.deleted",
+        actor=user,
+        target=document.title,
+        project_id=document.project_id,
+        detail={"document_id": str(document_id)},
+    )
 
 
 def document_ingest(*, document_id: Any) -> str:
@@ -799,6 +809,8 @@ def document_purge(*, document: Document) -> bool:
         signals.document_deleting.send(sender=Document, document_id=document_id)
         document.delete()
         documents_changed(project_id=project_id)
+        hook = {"document": {"id": str(document_id), "title": document.title, "status": "deleted"}}
+        webhooks.emit(project_id=project_id, event="document.deleted", data=hook)
     search_engine.mark_written([project_id])  # its chunks left tombstones in the index's segments
     if file_name:
         transaction.on_commit(lambda: document_files_remove(names=[file_name]))

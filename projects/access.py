@@ -3,6 +3,11 @@
 `project_for(user, id, need=Role.EDITOR)` fetches a project *with* its check.
 Outsiders get `Http404` (never 403), so an id says nothing about whether a
 project exists; members without enough rights get `PermissionDenied`.
+
+A request made with a personal API key limited to some projects (accounts.keys) sees
+only those: `role_of`, `projects_visible_to` and `project_for`, which every selector and
+view goes through, answer as if the person were in no other project. The limit only
+ever removes projects; the roles are still the owner's own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
+from accounts.keys import key_project_limit
 from projects.models import Membership, Project, Role
 
 # Higher number, more rights.
@@ -27,6 +33,9 @@ def role_of(user: Any, project: Project | UUID | str) -> str | None:
     if not getattr(user, "is_authenticated", False):
         return None
     project_id = project.pk if isinstance(project, Project) else project
+    limit = key_project_limit(user)
+    if limit is not None and _as_uuid(project_id) not in limit:
+        return None
     return (
         Membership.objects.filter(project_id=project_id, user_id=user.pk)
         .values_list("role", flat=True)
@@ -41,7 +50,21 @@ def has_role(role: str | None, need: str) -> bool:
 def projects_visible_to(user: Any) -> QuerySet[Project]:
     if not getattr(user, "is_authenticated", False):
         return Project.objects.none()
-    return Project.objects.filter(memberships__user_id=user.pk)
+    visible = Project.objects.filter(memberships__user_id=user.pk)
+    limit = key_project_limit(user)
+    return visible if limit is None else visible.filter(pk__in=limit)
+
+
+def project_titles_of(user: Any) -> list[tuple[UUID, str]]:
+    """(id, title) of the person's projects, by title: what an API key may be limited to."""
+    return list(projects_visible_to(user).order_by("title", "pk").values_list("pk", "title"))
+
+
+def _as_uuid(value: Any) -> UUID | None:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def parse_project_id(project_id: Any) -> UUID:
@@ -78,6 +101,9 @@ def project_for(user: Any, project_id: Any, *, need: str = Role.VIEWER) -> Proje
     pid = parse_project_id(project_id)
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such project.")
+    limit = key_project_limit(user)
+    if limit is not None and pid not in limit:
+        raise Http404("No such project.")  # outside the key's projects: as if it did not exist
     # One query: the project and the caller's role in it (a member has exactly one).
     # Every project-scoped request makes it, so it is raw SQL: compiling the same
     # ORM query each time cost four times as much as running it.

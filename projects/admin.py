@@ -11,7 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 
 from projects import services
-from projects.models import Invitation, Membership, Project, Role
+from projects.models import Invitation, Membership, Project, Role, WebhookEndpoint
 
 
 def _first_message(exc: ValidationError) -> str:
@@ -235,4 +235,25 @@ class InvitationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Staff see every project's webhook endpoints and their state; owners manage them on the
+    project's Webhooks page (projects.webhooks), so nothing here changes them or shows a secret."""
+
+    list_display = ("url", "project", "enabled", "consecutive_failures", "failing_since", "created_at")
+    list_filter = ("enabled",)
+    search_fields = ("url", "project__title", "description")
+    readonly_fields = ("project", "url", "description", "events", "enabled", "disabled_reason")
+    exclude = ("secret",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False

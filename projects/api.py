@@ -13,9 +13,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import audit
+from accounts.models import AuditEvent
 from core import ratelimit
-from projects import access, invitations, selectors, services
-from projects.models import Invitation, Membership, Project, ProjectStatus, Role
+from projects import access, invitations, selectors, services, webhooks
+from projects.models import (
+    Invitation,
+    Membership,
+    Project,
+    ProjectStatus,
+    Role,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -78,6 +89,11 @@ class MemberPatchIn(serializers.Serializer):
 class ProjectViewSet(viewsets.ModelViewSet):
     """Projects the caller belongs to."""
 
+    # API-key scopes beyond the default (accounts/scopes.py); a key limited to some projects
+    # may not create one it could not then see.
+    key_scopes = dict.fromkeys(["update", "partial_update", "destroy"], "admin:projects")
+    key_all_projects = ("create",)
+
     serializer_class = ProjectOut
     filterset_fields = ["status"]
     search_fields = ["title", "description"]
@@ -138,6 +154,9 @@ class DetailOut(serializers.Serializer):
 @extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
 class MemberViewSet(viewsets.ModelViewSet):
     """Members of one project; owners manage them, members may read them."""
+
+    # API-key scopes (accounts/scopes.py): reading needs `read`, managing `admin:projects`.
+    key_scopes = dict.fromkeys(["POST", "PUT", "PATCH", "DELETE"], "admin:projects")
 
     serializer_class = MemberOut
     pagination_class = None
@@ -234,6 +253,8 @@ class ProjectInvitationViewSet(
 ):
     """A project's invitations: owners invite, list the open ones and revoke them."""
 
+    key_scopes = {"POST": "admin:projects", "DELETE": "admin:projects"}  # API-key scopes (accounts/scopes.py)
+
     serializer_class = InvitationOut
     pagination_class = None
     filter_backends: list[Any] = []
@@ -273,6 +294,9 @@ class ProjectInvitationViewSet(
 class MyInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Invitations to the caller's verified address; anyone else's are 404."""
 
+    key_scopes = {"POST": "admin:projects"}  # API-key scopes (accounts/scopes.py)
+    key_all_projects = ("accept",)  # joining a project a limited key could not see
+
     serializer_class = InvitationOut
     pagination_class = None
     filter_backends: list[Any] = []
@@ -299,3 +323,213 @@ class MyInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def decline(self, request: Request, pk: str) -> Response:
         invitation = invitations.invitation_decline(user=request.user, invitation_id=pk)
         return Response(InvitationOut(invitation).data)
+
+
+class AuditEventOut(serializers.ModelSerializer):
+    """One line of a project's audit log."""
+
+    actor = serializers.CharField(source="actor_email", read_only=True, help_text="The actor's email.")
+    project = serializers.UUIDField(source="project_id", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "action", "actor", "target", "project", "ip", "detail"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The project's audit log (owners)",
+        description="Who did what in the project, newest first: invitations, role changes and "
+        "removals, deletions and webhook changes, each with its actor, target, IP and time. "
+        "`?action=` keeps one action; `?search=` matches the actor's email or the target. "
+        "Owners only: 403 for the project's other members, 404 for anyone else.",
+    )
+)
+@extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
+class ProjectAuditViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """A project's audit events, for its owners; kept DOCENT_AUDIT_DAYS (accounts.audit)."""
+
+    serializer_class = AuditEventOut
+    filterset_fields = ["action"]
+    search_fields = ["actor_email", "target"]
+    ordering_fields: list[str] = []
+    key_scopes = {"*": "admin:projects"}  # reading who did what is a project owner's business
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        if getattr(self, "swagger_fake_view", False):
+            return AuditEvent.objects.none()
+        project = access.project_for(self.request.user, self.kwargs["project_pk"], need=Role.OWNER)
+        return audit.project_events(project_id=project.pk)
+
+
+# --- webhooks ----------------------------------------------------------------------
+
+
+class WebhookOut(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "events",
+            "secret",
+            "enabled",
+            "disabled_reason",
+            "consecutive_failures",
+            "failing_since",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookIn(serializers.Serializer):
+    url = serializers.CharField(max_length=webhooks.MAX_URL_CHARS)
+    description = serializers.CharField(max_length=webhooks.DESCRIPTION_MAX, required=False, allow_blank=True)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookEvent.choices), min_length=1)
+    enabled = serializers.BooleanField(required=False)
+    rotate_secret = serializers.BooleanField(
+        required=False, help_text="true: replace the signing secret with a new one (updates only)."
+    )
+
+
+class WebhookDeliveryOut(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event",
+            "message_id",
+            "status",
+            "attempts",
+            "response_status",
+            "latency_ms",
+            "error",
+            "payload",
+            "created_at",
+            "last_attempt_at",
+            "next_attempt_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+_OWNERS_ONLY = "Owners only: 403 for the project's other members, 404 for anyone else."
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's webhook endpoints (owners)", description=_OWNERS_ONLY),
+    retrieve=extend_schema(summary="One webhook endpoint, with its signing secret (owners)"),
+    create=extend_schema(
+        request=WebhookIn,
+        responses={201: WebhookOut},
+        summary="Register a webhook endpoint (owners)",
+        description="An https:// address on a public network (checked now and at every delivery), "
+        "and the events it receives. The answer holds the `whsec_` secret that signs the messages.",
+    ),
+    partial_update=extend_schema(
+        request=WebhookIn, responses=WebhookOut, summary="Change, enable or disable an endpoint (owners)"
+    ),
+    update=extend_schema(request=WebhookIn, responses=WebhookOut, summary="Replace an endpoint's settings"),
+    destroy=extend_schema(summary="Delete an endpoint and its delivery log (owners)"),
+)
+@extend_schema(parameters=[OpenApiParameter("project_pk", str, OpenApiParameter.PATH)])
+class WebhookViewSet(viewsets.ModelViewSet):
+    """A project's signed webhook endpoints (projects.webhooks): owners only."""
+
+    serializer_class = WebhookOut
+    pagination_class = None
+    filter_backends: list[Any] = []
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    key_scopes = {"*": "admin:projects"}  # the secrets, and where the project's events go
+
+    def project(self) -> Project:
+        return access.project_for(self.request.user, self.kwargs["project_pk"], need=Role.OWNER)
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookEndpoint.objects.none()
+        return webhooks.endpoints_of(self.project())
+
+    def get_object(self) -> WebhookEndpoint:
+        return webhooks.endpoint_in(self.project(), self.kwargs["pk"])
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        project = self.project()
+        data = WebhookIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = {k: v for k, v in data.validated_data.items() if k in ("url", "description", "events")}
+        endpoint = webhooks.endpoint_create(user=request.user, project=project, **fields)
+        return Response(WebhookOut(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        endpoint = self.get_object()
+        partial = kwargs.pop("partial", False)
+        data = WebhookIn(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        endpoint = webhooks.endpoint_update(user=request.user, endpoint=endpoint, **data.validated_data)
+        return Response(WebhookOut(endpoint).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        webhooks.endpoint_delete(user=request.user, endpoint=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses={202: WebhookDeliveryOut},
+        summary="Send a test event (owners)",
+        description="Queues a `webhook.ping` message to the endpoint; its outcome shows in the delivery log.",
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, project_pk: str, pk: str) -> Response:
+        delivery = webhooks.endpoint_test(user=request.user, endpoint=self.get_object())
+        delivery.refresh_from_db()
+        return Response(WebhookDeliveryOut(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="An endpoint's delivery log, newest first (owners)",
+        description="Each message with its status, attempts, the last response code, latency and error. "
+        + _OWNERS_ONLY,
+    ),
+    retrieve=extend_schema(summary="One delivery (owners)"),
+)
+@extend_schema(
+    parameters=[
+        OpenApiParameter("project_pk", str, OpenApiParameter.PATH),
+        OpenApiParameter("webhook_pk", str, OpenApiParameter.PATH),
+    ]
+)
+class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The delivery log of one endpoint; a message can be sent again by hand."""
+
+    serializer_class = WebhookDeliveryOut
+    filter_backends: list[Any] = []
+    key_scopes = {"*": "admin:projects"}
+
+    def endpoint(self) -> WebhookEndpoint:
+        project = access.project_for(self.request.user, self.kwargs["project_pk"], need=Role.OWNER)
+        return webhooks.endpoint_in(project, self.kwargs["webhook_pk"])
+
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookDelivery.objects.none()
+        return webhooks.deliveries_of(self.endpoint())
+
+    def get_object(self) -> WebhookDelivery:
+        return webhooks.delivery_in(self.endpoint(), self.kwargs["pk"])
+
+    @extend_schema(
+        request=None,
+        responses={202: WebhookDeliveryOut},
+        summary="Send a message again (owners)",
+        description="A new delivery of the same message (same `webhook-id` and body, signed afresh).",
+    )
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, project_pk: str, webhook_pk: str, pk: str) -> Response:
+        delivery = webhooks.delivery_resend(user=request.user, delivery=self.get_object())
+        delivery.refresh_from_db()
+        return Response(WebhookDeliveryOut(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from projects.models import Role
+from projects.models import Role, WebhookEvent
 from projects.services import TITLE_MAX
 
 
@@ -40,3 +40,19 @@ def add_service_errors(form: forms.Form, exc: forms.ValidationError, fields: dic
     for key, messages in exc.message_dict.items():
         field = fields.get(key)
         form.add_error(field if field in form.fields else None, messages)
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        label="Address",
+        max_length=2000,
+        help_text="An https:// address on a public network; every event is POSTed there, signed.",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/docent"}),
+    )
+    description = forms.CharField(label="Description", max_length=200, required=False)
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=WebhookEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one event."},
+    )

@@ -31,8 +31,10 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts import audit
 from accounts.verification import UNVERIFIED, is_verified
 from core import ratelimit
+from projects import webhooks
 from projects.access import require, validate_role
 from projects.models import Invitation, InvitationStatus, Membership, Project, Role
 
@@ -118,6 +120,13 @@ def invitation_create(
     else:
         raise ValidationError({"email": "That address was being invited at the same moment; try again."})
     log.info("invitation sent", extra={"invitation_id": str(invitation.pk), "project_id": str(project.pk)})
+    audit.record(
+        "invitation.sent",
+        actor=user,
+        target=email,
+        project_id=project.pk,
+        detail={"role": role, "invitation_id": str(invitation.pk)},
+    )
     invitation.project = project
     _send_invitation(invitation, base_url=base_url)
     return invitation
@@ -142,6 +151,13 @@ def invitation_revoke(*, user: Any, project: Project, invitation_id: Any) -> Inv
             )
         invitation.status, invitation.answered_at = InvitationStatus.REVOKED, timezone.now()
         invitation.save(update_fields=["status", "answered_at"])
+        audit.record(
+            "invitation.revoked",
+            actor=user,
+            target=invitation.email,
+            project_id=project.pk,
+            detail={"invitation_id": str(invitation.pk)},
+        )
     return invitation
 
 
@@ -227,7 +243,17 @@ def invitation_accept(*, user: Any, invitation_id: Any) -> Membership:
     invitation.status, invitation.answered_at = InvitationStatus.ACCEPTED, timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["status", "answered_at", "accepted_by"])
+    webhooks.emit(
+        project_id=membership.project_id, event="member.joined", data=webhooks.member_data(membership)
+    )
     log.info("invitation accepted", extra={"invitation_id": str(invitation.pk), "user_id": str(user.pk)})
+    audit.record(
+        "invitation.accepted",
+        actor=user,
+        target=invitation.email,
+        project_id=invitation.project_id,
+        detail={"role": invitation.role, "invitation_id": str(invitation.pk)},
+    )
     return membership
 
 

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 
+from accounts import audit
+from projects import webhooks
 from projects.access import require, validate_role
 from projects.models import Membership, Project, ProjectStatus, Role
 
@@ -91,6 +93,7 @@ def project_delete(*, user: Any, project: Project) -> None:
     """Delete a project and everything in it, its files included (owners only)."""
     require(user, project, Role.OWNER)
     project_purge(project=project)
+    audit.record("project.deleted", actor=user, target=project.title, project_id=project.pk)
 
 
 @transaction.atomic
@@ -184,7 +187,17 @@ def member_change_role(*, user: Any, membership: Membership, role: str) -> Membe
     validate_role(role)
     locked = _locked_membership(membership)
     _require_owner_now(user, locked.project_id)
-    return _set_role(locked, role)
+    previous = locked.role
+    _set_role(locked, role)
+    if previous != locked.role:
+        audit.record(
+            "member.role_changed",
+            actor=user,
+            target=locked.user.email,
+            project_id=locked.project_id,
+            detail={"from": previous, "to": locked.role},
+        )
+    return locked
 
 
 @transaction.atomic
@@ -196,6 +209,17 @@ def member_remove(*, user: Any, membership: Membership) -> None:
     if locked.user_id != user.pk:
         _require_owner_now(user, locked.project_id)
     _remove(locked)
+    left = "left" if locked.user_id == user.pk else "removed"
+    webhooks.emit(
+        project_id=locked.project_id, event="member.left", data=webhooks.member_data(locked, how=left)
+    )
+    audit.record(
+        "member.removed",
+        actor=user,
+        target=locked.user.email,
+        project_id=locked.project_id,
+        detail={"role": locked.role, "left": locked.user_id == user.pk},
+    )
 
 
 @transaction.atomic
@@ -210,6 +234,10 @@ def member_save_by_staff(*, membership: Membership) -> Membership:
     if demoted and _owner_count(membership.project_id) <= 1:
         raise ValidationError({"role": LAST_OWNER_DEMOTED})
     membership.save()
+    if current is None:
+        webhooks.emit(
+            project_id=membership.project_id, event="member.joined", data=webhooks.member_data(membership)
+        )
     return membership
 
 
@@ -220,3 +248,5 @@ def member_remove_by_staff(*, membership: Membership) -> None:
     locked = Membership.objects.filter(pk=membership.pk).first()
     if locked is not None:
         _remove(locked)
+        data = webhooks.member_data(locked, how="removed")
+        webhooks.emit(project_id=locked.project_id, event="member.left", data=data)

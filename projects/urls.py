@@ -27,6 +27,23 @@ urlpatterns = [
         views.invitation_revoke,
         name="invitation_revoke",
     ),
+    path("projects/<uuid:pk>/webhooks/", views.webhooks_page, name="webhooks"),
+    path("projects/<uuid:pk>/webhooks/<uuid:webhook_id>/", views.webhook_detail, name="webhook"),
+    path(
+        "projects/<uuid:pk>/webhooks/<uuid:webhook_id>/toggle/", views.webhook_toggle, name="webhook_toggle"
+    ),
+    path(
+        "projects/<uuid:pk>/webhooks/<uuid:webhook_id>/rotate/", views.webhook_rotate, name="webhook_rotate"
+    ),
+    path(
+        "projects/<uuid:pk>/webhooks/<uuid:webhook_id>/delete/", views.webhook_delete, name="webhook_delete"
+    ),
+    path("projects/<uuid:pk>/webhooks/<uuid:webhook_id>/test/", views.webhook_test, name="webhook_test"),
+    path(
+        "projects/<uuid:pk>/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/resend/",
+        views.webhook_resend,
+        name="webhook_resend",
+    ),
     path("invitations/", views.my_invitations, name="invitations"),
     path("invitations/<uuid:invitation_id>/accept/", views.invitation_accept, name="invitation_accept"),
     path("invitations/<uuid:invitation_id>/decline/", views.invitation_decline, name="invitation_decline"),

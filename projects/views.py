@@ -4,6 +4,7 @@ The project page itself, with its documents and runs, is the workspace's (worksp
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -17,11 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import verification
 from core import ratelimit
-from projects import access, invitations, selectors, services
+from projects import access, invitations, selectors, services, webhooks
 from projects.forms import (
     InviteForm,
     MemberRoleForm,
     ProjectForm,
+    WebhookForm,
     add_service_errors,
 )
 from projects.models import Membership, Project, ProjectStatus, Role
@@ -248,3 +250,107 @@ def member_remove(request: HttpRequest, pk: UUID, member_id: int) -> HttpRespons
         return redirect("projects:list")
     messages.success(request, f"{membership.user.email} was removed from the project.")
     return redirect("projects:members", pk=project.pk)
+
+
+# --- webhooks (owners only) ------------------------------------------------------------
+
+WEBHOOK_LOG_ROWS = 50
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def webhooks_page(request: HttpRequest, pk: UUID) -> HttpResponse:
+    """The project's webhook endpoints, and (the POST) registering one."""
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            endpoint = webhooks.endpoint_create(user=request.user, project=project, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"url": "url", "events": "events", "description": "description"})
+        else:
+            messages.success(request, "Webhook added. Verify its messages with the secret below.")
+            return redirect("projects:webhook", pk=project.pk, webhook_id=endpoint.pk)
+    context = {
+        "project": project,
+        "is_owner": True,
+        "endpoints": list(webhooks.endpoints_of(project)),
+        "form": form,
+    }
+    return render(request, "projects/webhooks.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+@login_required
+def webhook_detail(request: HttpRequest, pk: UUID, webhook_id: UUID) -> HttpResponse:
+    """One endpoint: its secret, its switches and its delivery log."""
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    endpoint = webhooks.endpoint_in(project, webhook_id)
+    deliveries = list(webhooks.deliveries_of(endpoint)[:WEBHOOK_LOG_ROWS])
+    context = {"project": project, "is_owner": True, "endpoint": endpoint, "deliveries": deliveries}
+    return render(request, "projects/webhook_detail.html", context)
+
+
+def _endpoint_action(request: HttpRequest, pk: UUID, webhook_id: UUID) -> Any:
+    project = access.project_for(request.user, pk, need=Role.OWNER)
+    return webhooks.endpoint_in(project, webhook_id)
+
+
+def _back(endpoint: Any) -> HttpResponse:
+    return redirect("projects:webhook", pk=endpoint.project_id, webhook_id=endpoint.pk)
+
+
+@require_POST
+@login_required
+def webhook_toggle(request: HttpRequest, pk: UUID, webhook_id: UUID) -> HttpResponse:
+    endpoint = _endpoint_action(request, pk, webhook_id)
+    webhooks.endpoint_update(user=request.user, endpoint=endpoint, enabled=not endpoint.enabled)
+    messages.success(request, "Webhook enabled." if endpoint.enabled else "Webhook disabled.")
+    return _back(endpoint)
+
+
+@require_POST
+@login_required
+def webhook_rotate(request: HttpRequest, pk: UUID, webhook_id: UUID) -> HttpResponse:
+    endpoint = _endpoint_action(request, pk, webhook_id)
+    webhooks.endpoint_update(user=request.user, endpoint=endpoint, rotate_secret=True)
+    messages.success(request, "A new secret signs the messages from now on; update your receiver.")
+    return _back(endpoint)
+
+
+@require_POST
+@login_required
+def webhook_delete(request: HttpRequest, pk: UUID, webhook_id: UUID) -> HttpResponse:
+    endpoint = _endpoint_action(request, pk, webhook_id)
+    webhooks.endpoint_delete(user=request.user, endpoint=endpoint)
+    messages.success(request, f"The webhook to {endpoint.url} was deleted.")
+    return redirect("projects:webhooks", pk=pk)
+
+
+@require_POST
+@login_required
+def webhook_test(request: HttpRequest, pk: UUID, webhook_id: UUID) -> HttpResponse:
+    endpoint = _endpoint_action(request, pk, webhook_id)
+    try:
+        webhooks.endpoint_test(user=request.user, endpoint=endpoint)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, "A test event (webhook.ping) was sent; its outcome is in the log below.")
+    return _back(endpoint)
+
+
+@require_POST
+@login_required
+def webhook_resend(request: HttpRequest, pk: UUID, webhook_id: UUID, delivery_id: UUID) -> HttpResponse:
+    endpoint = _endpoint_action(request, pk, webhook_id)
+    delivery = webhooks.delivery_in(endpoint, delivery_id)
+    try:
+        webhooks.delivery_resend(user=request.user, delivery=delivery)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"The {delivery.event} message was sent again.")
+    return _back(endpoint)

@@ -26,10 +26,12 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from django.conf import settings
+
+from core import netguard
+from core.netguard import address_is_public
 
 __all__ = ["MAX_REDIRECTS", "FetchError", "Fetched", "address_is_public", "fetch_page", "page_title"]
 
@@ -93,64 +95,14 @@ class _Deadline:
 # --------------------------------------------------------------------------
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, Teredo), if any."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in ipaddress.IPv6Network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    return None
-
-
-def address_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for a globally routable unicast address; False for anything local or special."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return address_is_public(embedded)
-    return bool(
-        ip.is_global
-        and not ip.is_multicast
-        and not ip.is_reserved
-        and not ip.is_unspecified
-        and not ip.is_loopback
-        and not ip.is_link_local
-        and not ip.is_private
-    )
-
-
 def _addresses(host: str, port: int, deadline: _Deadline) -> list[str]:
-    """The host's addresses, resolved once (in a thread, so the deadline holds)."""
+    """The host's addresses, resolved once (core.netguard; the deadline holds)."""
     try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    found: list[Any] = []
-    failed: list[OSError] = []
-
-    def resolve() -> None:
-        try:
-            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as exc:
-            failed.append(exc)
-
-    worker = threading.Thread(target=resolve, name="docent-fetch-dns", daemon=True)
-    worker.start()
-    worker.join(deadline.remaining())
-    if worker.is_alive():
-        raise deadline.expired()
-    if failed or not found:
-        raise FetchError(f"The host name “{host}” could not be found.")
-    addresses: list[str] = []
-    for _family, _type, _proto, _name, sockaddr in found:
-        address = str(sockaddr[0]).split("%", 1)[0]  # an IPv6 scope (fe80::1%eth0) is not part of it
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
+        return netguard.resolve(host, port, timeout=deadline.remaining())
+    except netguard.ResolveTimeout:
+        raise deadline.expired() from None
+    except netguard.HostNotFound:
+        raise FetchError(f"The host name “{host}” could not be found.") from None
 
 
 def _checked_addresses(host: str, port: int, deadline: _Deadline) -> list[str]:
@@ -214,27 +166,9 @@ def normalise_url(url: str) -> str:
 # --------------------------------------------------------------------------
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to an address already checked, whatever the host name resolves to now."""
-
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to a checked address; the certificate is verified against the host name."""
-
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+# The connections go to the address that was checked (core.netguard).
+_PinnedHTTPConnection = netguard.PinnedHTTPConnection
+_PinnedHTTPSConnection = netguard.PinnedHTTPSConnection
 
 
 def _connect(target: _Target, addresses: list[str], deadline: _Deadline) -> http.client.HTTPConnection:

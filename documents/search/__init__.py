@@ -34,7 +34,8 @@ import numpy as np
 from django.conf import settings
 from django.db import ProgrammingError, connection
 
-from documents import embedder
+from core import metrics
+from documents import embedder, locations
 from documents.search import cut as weak_hits
 from documents.search import engine
 from projects.access import projects_visible_to
@@ -62,6 +63,8 @@ class Hit:
     start: int
     end: int
     score: float  # the fused rank score (see the module's docstring)
+    location: dict[str, Any] | None = None  # where the passage is in the file (documents.locations)
+    document_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ def search_for(
     return search(project_ids=readable_project_ids(user, project_ids), query=query, k=k, mode=mode, cut=cut)
 
 
+@metrics.search_timer
 def search(
     *, project_ids: Sequence[Any], query: str, k: int = 10, mode: str = "hybrid", cut: bool = True
 ) -> Results:
@@ -190,6 +194,8 @@ def _hit(row: engine.Row) -> Hit:
         start=row.start,
         end=row.end,
         score=round(row.score, 6),
+        location=locations.merge(r[2] for r in row.locations if isinstance(r, list) and len(r) == 3),
+        document_format=row.document_format,
     )
 
 

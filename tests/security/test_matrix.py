@@ -21,11 +21,15 @@ from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from agents.models import AgentRun, Thread
+from accounts import keys
+from accounts.models import ApiKey, Scope
+from agents.models import AgentRun, RunFeedback, Thread
 from documents.models import Document
-from projects.models import Invitation, Membership, Project
+from projects import webhooks
+from projects.models import Invitation, Membership, Project, WebhookDelivery, WebhookEndpoint
 from tests.security.conftest import ROLES, World
 
 pytestmark = pytest.mark.django_db
@@ -148,8 +152,117 @@ def lists_the_private_threads_run_to_its_starter_only(world: World, role: str, r
     assert (str(world.run.pk) in ids) == (role == "owner"), (role, ids)
 
 
+# Ratings of answers: world.run is the one rated. Rows are made directly for every person, so
+# a removal has something to remove (and a refused one something that must stay).
+F = "/api/v1/runs/{run}/feedback/"
+PF = "/runs/{run}/feedback/"
+RATE_STARTER_ONLY = expect(401, 404, 404, 404, 201, 404)
+RATE_MEMBERS = expect(401, 404, 201, 201, 201, 404)
+PAGE_MEMBERS_POST = expect(302, 404, 302, 302, 302, 404)
+
+
+def rate_it_as_everyone(world: World) -> None:
+    """Every person has rated world.run (even those who may not read it: made directly)."""
+    for user in world.users.values():
+        RunFeedback.objects.create(run=world.run, user=user, rating="down", note="Kept.")
+
+
+def share_and_rate_it_as_everyone(world: World) -> None:
+    share_the_thread(world)
+    rate_it_as_everyone(world)
+
+
+def rated_by_the_caller(world: World, role: str, response: Any) -> None:
+    assert RunFeedback.objects.filter(run=world.run, user=world.users[role], rating="up").exists()
+
+
+def unrated_by_the_caller(world: World, role: str, response: Any) -> None:
+    assert not RunFeedback.objects.filter(run=world.run, user=world.users[role]).exists()
+    assert RunFeedback.objects.filter(run=world.run).count() == len(world.users) - 1
+
+
 P = "/api/v1/projects/{project}"
 D = "/api/v1/documents/{document}"
+
+# Webhooks: world has none, so cases that name one make it first (setup=make_a_webhook), with
+# fixed ids the paths can name. Its target is a public address literal: no name to resolve.
+WEBHOOK = "5f0c2a4e-8d1b-4c3a-9e7f-1a2b3c4d5e6f"
+DELIVERY = "6a1d3b5f-9e2c-4d4b-8f80-2b3c4d5e6f70"
+W = P + "/webhooks/" + WEBHOOK
+PUBLIC_HOOK = "https://93.184.215.14/hooks/docent"
+OWNER_CREATES = expect(401, 404, 403, 403, 201, 404)
+OWNER_QUEUES = expect(401, 404, 403, 403, 202, 404)
+OWNER_DELETES = expect(401, 404, 403, 403, 204, 404)
+
+
+def make_a_webhook(world: World) -> None:
+    endpoint = WebhookEndpoint.objects.create(
+        id=WEBHOOK,
+        project=world.project,
+        url=PUBLIC_HOOK,
+        events=["document.ready"],
+        secret=webhooks.new_secret(),
+        created_by=world.users["owner"],
+    )
+    WebhookDelivery.objects.create(
+        id=DELIVERY,
+        endpoint=endpoint,
+        event="document.ready",
+        payload={"type": "document.ready", "timestamp": "2026-01-01T00:00:00Z", "data": {}},
+        message_id="msg_matrix",
+        status="failed",
+    )
+
+
+def shows_the_secret_to_the_owner(world: World, role: str, response: Any) -> None:
+    assert role == "owner" and response.json()["secret"].startswith("whsec_")
+
+
+# A personal API key of the project's owner (made directly: no secret is needed to revoke it).
+OWNERS_KEY = "00000000-0000-4000-8000-0000000000ce"
+
+
+def give_the_owner_a_key(world: World) -> None:
+    ApiKey.objects.create(
+        id=OWNERS_KEY,
+        owner=world.users["owner"],
+        name="Owner's CI",
+        prefix="0123456789ab",
+        secret_hash="0" * 64,
+        scopes=["read"],
+        project_ids=[world.project.pk],
+    )
+
+
+def lists_the_owners_key_to_the_owner_only(world: World, role: str, response: Any) -> None:
+    ids = {item["id"] for item in response.json()["results"]}
+    assert (OWNERS_KEY in ids) == (role == "owner"), (role, ids)
+    assert all("key" not in item and "secret_hash" not in item for item in response.json()["results"])
+
+
+# The audit log: an event in the project and one in another project, which nobody here may see.
+def record_audit_events(world: World) -> None:
+    import uuid
+
+    from accounts import audit
+
+    owner = world.users["owner"]
+    audit.record("member.removed", actor=owner, target="kept@example.com", project_id=world.project.pk)
+    audit.record("member.removed", actor=owner, target="elsewhere@example.com", project_id=uuid.uuid4())
+
+
+def lists_only_the_projects_events(world: World, role: str, response: Any) -> None:
+    events = response.json()["results"]
+    targets = {event["target"] for event in events}
+    assert "kept@example.com" in targets
+    assert "elsewhere@example.com" not in targets
+    assert {event["project"] for event in events} == {str(world.project.pk)}
+
+
+def shows_only_the_projects_events(world: World, role: str, response: Any) -> None:
+    assert b"kept@example.com" in response.content
+    assert b"elsewhere@example.com" not in response.content
+
 
 API_CASES = [
     Case("users list", "GET", "/api/v1/users/", STAFF_ONLY, "user-list", "GET /api/v1/users/"),
@@ -292,6 +405,99 @@ API_CASES = [
         expect(401, 404, 404, 404, 404, 404),
         "invitation-decline",
         "POST /api/v1/invitations/{id}/decline/",
+    ),
+    Case(
+        "webhooks of a project",
+        "GET",
+        P + "/webhooks/",
+        OWNER_ONLY,
+        "project-webhook-list",
+        "GET /api/v1/projects/{project_pk}/webhooks/",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "add a webhook",
+        "POST",
+        P + "/webhooks/",
+        OWNER_CREATES,
+        "project-webhook-list",
+        "POST /api/v1/projects/{project_pk}/webhooks/",
+        {"url": PUBLIC_HOOK, "events": ["document.ready", "run.failed"]},
+    ),
+    Case(
+        "webhook read",
+        "GET",
+        W + "/",
+        OWNER_ONLY,
+        "project-webhook-detail",
+        "GET /api/v1/projects/{project_pk}/webhooks/{id}/",
+        setup=make_a_webhook,
+        check=shows_the_secret_to_the_owner,
+    ),
+    Case(
+        "webhook change",
+        "PATCH",
+        W + "/",
+        OWNER_ONLY,
+        "project-webhook-detail",
+        "PATCH /api/v1/projects/{project_pk}/webhooks/{id}/",
+        {"enabled": False},
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook replace",
+        "PUT",
+        W + "/",
+        OWNER_ONLY,
+        "project-webhook-detail",
+        "PUT /api/v1/projects/{project_pk}/webhooks/{id}/",
+        {"url": PUBLIC_HOOK, "events": ["member.joined"], "description": "Chat"},
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook delete",
+        "DELETE",
+        W + "/",
+        OWNER_DELETES,
+        "project-webhook-detail",
+        "DELETE /api/v1/projects/{project_pk}/webhooks/{id}/",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook test event",
+        "POST",
+        W + "/test/",
+        OWNER_QUEUES,
+        "project-webhook-test",
+        "POST /api/v1/projects/{project_pk}/webhooks/{id}/test/",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook deliveries",
+        "GET",
+        W + "/deliveries/",
+        OWNER_ONLY,
+        "project-webhook-delivery-list",
+        "GET /api/v1/projects/{project_pk}/webhooks/{webhook_pk}/deliveries/",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook delivery read",
+        "GET",
+        W + "/deliveries/" + DELIVERY + "/",
+        OWNER_ONLY,
+        "project-webhook-delivery-detail",
+        "GET /api/v1/projects/{project_pk}/webhooks/{webhook_pk}/deliveries/{id}/",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook delivery resend",
+        "POST",
+        W + "/deliveries/" + DELIVERY + "/resend/",
+        OWNER_QUEUES,
+        "project-webhook-delivery-resend",
+        "POST /api/v1/projects/{project_pk}/webhooks/{webhook_pk}/deliveries/{id}/resend/",
+        setup=make_a_webhook,
     ),
     Case(
         "member read",
@@ -700,6 +906,142 @@ API_CASES = [
         },
         setup=share_the_thread,
     ),
+    Case(
+        "rate an answer",
+        "POST",
+        F,
+        RATE_STARTER_ONLY,
+        "run-feedback",
+        "POST /api/v1/runs/{id}/feedback/",
+        {"rating": "up"},
+        check=rated_by_the_caller,
+    ),
+    Case(
+        "rate a shared thread's answer",
+        "POST",
+        F,
+        RATE_MEMBERS,
+        "run-feedback",
+        "POST /api/v1/runs/{id}/feedback/",
+        {"rating": "up", "note": "Clear."},
+        setup=share_the_thread,
+    ),
+    Case(
+        "change a rating",
+        "POST",
+        F,
+        expect(401, 404, 200, 200, 200, 404),
+        "run-feedback",
+        "POST /api/v1/runs/{id}/feedback/",
+        {"rating": "up"},
+        check=rated_by_the_caller,
+        setup=share_and_rate_it_as_everyone,
+    ),
+    # Who may not read the answer learns nothing from a 400.
+    Case(
+        "rate a shared thread's answer sideways",
+        "POST",
+        F,
+        expect(401, 404, 400, 400, 400, 404),
+        "run-feedback",
+        "POST /api/v1/runs/{id}/feedback/",
+        {"rating": "sideways"},
+        setup=share_the_thread,
+    ),
+    Case(
+        "rate the editor's thread's answer",
+        "POST",
+        F,
+        expect(401, 404, 404, 201, 201, 404),
+        "run-feedback",
+        "POST /api/v1/runs/{id}/feedback/",
+        {"rating": "up"},
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "my rating",
+        "GET",
+        F,
+        expect(401, 404, 404, 404, 200, 404),
+        "run-feedback",
+        "GET /api/v1/runs/{id}/feedback/",
+        setup=rate_it_as_everyone,
+    ),
+    Case(
+        "my rating of a shared thread's answer",
+        "GET",
+        F,
+        MEMBERS_READ,
+        "run-feedback",
+        "GET /api/v1/runs/{id}/feedback/",
+        setup=share_and_rate_it_as_everyone,
+    ),
+    Case(
+        "my rating when I gave none",
+        "GET",
+        F,
+        expect(401, 404, 404, 404, 404, 404),
+        "run-feedback",
+        "GET /api/v1/runs/{id}/feedback/",
+        setup=share_the_thread,
+    ),
+    Case(
+        "remove my rating",
+        "DELETE",
+        F,
+        expect(401, 404, 404, 404, 204, 404),
+        "run-feedback",
+        "DELETE /api/v1/runs/{id}/feedback/",
+        check=unrated_by_the_caller,
+        setup=rate_it_as_everyone,
+    ),
+    Case(
+        "remove my rating of a shared thread's answer",
+        "DELETE",
+        F,
+        expect(401, 404, 204, 204, 204, 404),
+        "run-feedback",
+        "DELETE /api/v1/runs/{id}/feedback/",
+        setup=share_and_rate_it_as_everyone,
+    ),
+    Case(
+        "rated answers",
+        "GET",
+        P + "/feedback/",
+        OWNER_ONLY,
+        "project-feedback-list",
+        "GET /api/v1/projects/{project_pk}/feedback/",
+        setup=share_and_rate_it_as_everyone,
+    ),
+    Case(
+        "rated answers, the unhelpful ones",
+        "GET",
+        P + "/feedback/?rating=down",
+        OWNER_ONLY,
+        "project-feedback-list",
+        "GET /api/v1/projects/{project_pk}/feedback/",
+        setup=rate_it_as_everyone,
+    ),
+    Case(
+        "audit log",
+        "GET",
+        P + "/audit/",
+        OWNER_ONLY,
+        "project-audit-list",
+        "GET /api/v1/projects/{project_pk}/audit/",
+        setup=record_audit_events,
+        check=lists_only_the_projects_events,
+    ),
+    Case(
+        "audit log, one action",
+        "GET",
+        P + "/audit/?action=member.removed",
+        OWNER_ONLY,
+        "project-audit-list",
+        "GET /api/v1/projects/{project_pk}/audit/",
+        setup=record_audit_events,
+        check=lists_only_the_projects_events,
+    ),
     # Auth endpoints take no session or token: the same for everyone.
     Case(
         "register",
@@ -763,6 +1105,44 @@ API_CASES = [
         "auth-email-resend",
         "POST /api/v1/auth/email/resend",
         {"email": "someone@example.com"},
+    ),
+    Case(
+        "keys list",
+        "GET",
+        "/api/v1/keys/",
+        SIGNED_IN,
+        "key-list",
+        "GET /api/v1/keys/",
+        setup=lambda w: give_the_owner_a_key(w),
+        check=lambda w, r, response: lists_the_owners_key_to_the_owner_only(w, r, response),
+    ),
+    Case(
+        "key create",
+        "POST",
+        "/api/v1/keys/",
+        expect(401, 201, 201, 201, 201, 201),
+        "key-list",
+        "POST /api/v1/keys/",
+        {"name": "CI", "scopes": ["read", "search"]},
+    ),
+    # Only the project's members may limit a key to it.
+    Case(
+        "key create limited to the project",
+        "POST",
+        "/api/v1/keys/",
+        expect(401, 400, 201, 201, 201, 400),
+        "key-list",
+        "POST /api/v1/keys/",
+        lambda w, r: {"name": "CI", "scopes": ["read"], "projects": [str(w.project.pk)]},
+    ),
+    Case(
+        "revoke the owner's key",
+        "DELETE",
+        "/api/v1/keys/" + OWNERS_KEY + "/",
+        expect(401, 404, 404, 404, 204, 404),
+        "key-detail",
+        "DELETE /api/v1/keys/{id}/",
+        setup=lambda w: give_the_owner_a_key(w),
     ),
     Case("schema", "GET", "/api/schema/", everyone(200), "schema"),
     Case("swagger", "GET", "/api/docs/", everyone(200), "swagger-ui"),
@@ -828,6 +1208,70 @@ PAGE_CASES = [
         "projects:invitation_decline",
     ),
     Case(
+        "webhooks page",
+        "GET",
+        PP + "/webhooks/",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:webhooks",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "add a webhook page",
+        "POST",
+        PP + "/webhooks/",
+        PAGE_OWNER_POST,
+        "projects:webhooks",
+        body={"url": PUBLIC_HOOK, "events": ["document.ready"], "description": ""},
+    ),
+    Case(
+        "webhook page",
+        "GET",
+        PP + "/webhooks/" + WEBHOOK + "/",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:webhook",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook enable or disable",
+        "POST",
+        PP + "/webhooks/" + WEBHOOK + "/toggle/",
+        PAGE_OWNER_POST,
+        "projects:webhook_toggle",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook new secret",
+        "POST",
+        PP + "/webhooks/" + WEBHOOK + "/rotate/",
+        PAGE_OWNER_POST,
+        "projects:webhook_rotate",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook delete page",
+        "POST",
+        PP + "/webhooks/" + WEBHOOK + "/delete/",
+        PAGE_OWNER_POST,
+        "projects:webhook_delete",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook test event page",
+        "POST",
+        PP + "/webhooks/" + WEBHOOK + "/test/",
+        PAGE_OWNER_POST,
+        "projects:webhook_test",
+        setup=make_a_webhook,
+    ),
+    Case(
+        "webhook resend page",
+        "POST",
+        PP + "/webhooks/" + WEBHOOK + "/deliveries/" + DELIVERY + "/resend/",
+        PAGE_OWNER_POST,
+        "projects:webhook_resend",
+        setup=make_a_webhook,
+    ),
+    Case(
         "change role",
         "POST",
         PP + "/members/{bystander_member}/role/",
@@ -875,6 +1319,15 @@ PAGE_CASES = [
     Case("import panel", "GET", PP + "/imports/", PAGE_MEMBERS_READ, "projects:imports"),
     Case("document page", "GET", "/documents/{document}/", PAGE_MEMBERS_READ, "documents:detail"),
     Case("document state", "GET", "/documents/{document}/status.json", PAGE_MEMBERS_READ, "documents:status"),
+    # The world's document is plain text: the viewer sends members on to its text view.
+    Case(
+        "PDF viewer",
+        "GET",
+        "/documents/{document}/view/",
+        expect(302, 404, 302, 302, 302, 404),
+        "documents:view",
+    ),
+    Case("document file", "GET", "/documents/{document}/file/", PAGE_MEMBERS_READ, "documents:file"),
     Case("reindex", "POST", "/documents/{document}/reindex/", PAGE_EDITOR_POST, "documents:reindex"),
     Case(
         "rename document",
@@ -1018,6 +1471,82 @@ PAGE_CASES = [
         "agents:thread_delete",
         setup=hand_the_thread_to_the_editor,
     ),
+    # Rating answers from the pages, and the owners' page of rated answers.
+    Case(
+        "rate an answer from a page",
+        "POST",
+        PF,
+        PAGE_STARTER_POST,
+        "agents:feedback",
+        body={"rating": "up"},
+    ),
+    Case(
+        "rate a shared thread's answer from a page",
+        "POST",
+        PF,
+        PAGE_MEMBERS_POST,
+        "agents:feedback",
+        body={"rating": "down", "note": "Too short."},
+        setup=share_the_thread,
+    ),
+    Case(
+        "rate the editor's thread's answer from a page",
+        "POST",
+        PF,
+        expect(302, 404, 404, 302, 302, 404),
+        "agents:feedback",
+        body={"rating": "up"},
+        setup=hand_the_thread_to_the_editor,
+    ),
+    Case(
+        "remove a rating from a page",
+        "POST",
+        PF + "remove/",
+        PAGE_STARTER_POST,
+        "agents:feedback_remove",
+        setup=rate_it_as_everyone,
+    ),
+    Case(
+        "remove a rating of a shared thread's answer from a page",
+        "POST",
+        PF + "remove/",
+        PAGE_MEMBERS_POST,
+        "agents:feedback_remove",
+        setup=share_and_rate_it_as_everyone,
+    ),
+    Case(
+        "rated answers page",
+        "GET",
+        PP + "/feedback/",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:feedback",
+        setup=share_and_rate_it_as_everyone,
+    ),
+    Case(
+        "rated answers page, the helpful ones",
+        "GET",
+        PP + "/feedback/?rating=up",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:feedback",
+    ),
+    Case(
+        "audit log page",
+        "GET",
+        PP + "/audit/",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:audit",
+        setup=record_audit_events,
+        check=shows_only_the_projects_events,
+    ),
+    Case(
+        "audit log page, one action",
+        "GET",
+        PP + "/audit/?action=member.removed",
+        expect(302, 404, 403, 403, 200, 404),
+        "projects:audit",
+        setup=record_audit_events,
+        check=shows_only_the_projects_events,
+    ),
     Case("login page", "GET", LOGIN, expect(200, 302, 302, 302, 302, 302), "accounts:login"),
     Case("signup page", "GET", "/accounts/signup/", expect(200, 302, 302, 302, 302, 302), "accounts:signup"),
     Case("log out", "POST", "/accounts/logout/", everyone(302), "accounts:logout"),
@@ -1050,10 +1579,45 @@ PAGE_CASES = [
         "accounts:password_reset_confirm",
     ),
     Case("reset done", "GET", "/accounts/reset/done/", everyone(200), "accounts:password_reset_complete"),
+    # Single sign-on (accounts/oidc.py): 404 until a provider is configured, as here;
+    # accounts/tests/test_oidc.py runs them against a provider on loopback.
+    Case("sso start", "GET", "/oidc/authenticate/", everyone(404), "oidc_authentication_init"),
+    Case(
+        "sso callback", "GET", "/oidc/callback/?code=a&state=b", everyone(404), "oidc_authentication_callback"
+    ),
+    Case("sso log out", "POST", "/oidc/logout/", everyone(302), "oidc_logout"),
+    Case("API keys page", "GET", "/accounts/keys/", expect(302, 200, 200, 200, 200, 200), "accounts:keys"),
+    Case(
+        "create a key from the page",
+        "POST",
+        "/accounts/keys/",
+        expect(302, 200, 200, 200, 200, 200),
+        "accounts:keys",
+        body={"name": "CI", "scopes": ["read"]},
+    ),
+    Case(
+        "create a key for the project from the page",
+        "POST",
+        "/accounts/keys/",
+        expect(302, 400, 200, 200, 200, 400),
+        "accounts:keys",
+        body=lambda w, r: {"name": "CI", "scopes": ["read"], "projects": [str(w.project.pk)]},
+    ),
+    Case(
+        "revoke the owner's key from the page",
+        "POST",
+        "/accounts/keys/" + OWNERS_KEY + "/revoke/",
+        expect(302, 404, 404, 404, 302, 404),
+        "accounts:key_revoke",
+        setup=give_the_owner_a_key,
+    ),
     Case("liveness", "GET", "/healthz", everyone(200), "healthz"),
     Case("api index", "GET", "/api/", everyone(200), "api-index"),
     Case("api v1 root", "GET", "/api/v1/", SIGNED_IN, "api-root"),
     Case("readiness", "GET", "/readyz", everyone(200), "readyz"),
+    # Nobody's session or API token opens it: a scraper's DOCENT_METRICS_TOKEN or an allowed
+    # network does (core/tests/test_metrics.py); unconfigured, as here, it does not exist.
+    Case("metrics", "GET", "/metrics", everyone(404), "metrics"),
     Case("admin index", "GET", "/admin/", expect(302, 302, 302, 302, 302, 200), "admin:index"),
 ]
 for _case in PAGE_CASES:
@@ -1073,6 +1637,12 @@ def stored_state() -> dict[str, list[Any]]:
         "invitations": list(Invitation.objects.order_by("pk").values_list("pk", "status")),
         "runs": list(AgentRun.objects.order_by("pk").values_list("pk", "status")),
         "threads": list(Thread.objects.order_by("pk").values_list("pk", "title", "shared", "turn_count")),
+        "ratings": list(RunFeedback.objects.order_by("pk").values_list("pk", "rating", "note")),
+        "webhooks": list(
+            WebhookEndpoint.objects.order_by("pk").values_list("pk", "url", "events", "enabled", "secret")
+        ),
+        "webhook deliveries": list(WebhookDelivery.objects.order_by("pk").values_list("pk", "status")),
+        "keys": list(ApiKey.objects.order_by("pk").values_list("pk", "revoked_at", "scopes", "project_ids")),
     }
 
 
@@ -1080,7 +1650,7 @@ def _fill(text: str, world: World, role: str) -> str:
     return text.format(**world.ids(role))
 
 
-def send(world: World, role: str, case: Case) -> Any:
+def send(world: World, role: str, case: Case, client: Any = None) -> Any:
     path = _fill(case.path, world, role)
     body = case.body(world, role) if callable(case.body) else case.body
     method = case.method.lower()
@@ -1089,7 +1659,7 @@ def send(world: World, role: str, case: Case) -> Any:
         return (
             getattr(client, method)(path, body or {}) if body is not None else getattr(client, method)(path)
         )
-    client = world.api(role)
+    client = client or world.api(role)
     if body is None:
         return getattr(client, method)(path)
     return getattr(client, method)(path, body, format="multipart" if case.multipart else "json")
@@ -1117,6 +1687,117 @@ def test_each_caller_gets_exactly_the_expected_status(world: World, case: Case, 
         assert response.json() == {"detail": "Not found."}
     if case.check is not None and response.status_code == 200:
         case.check(world, role, response)
+
+
+# --- personal API keys on every endpoint ------------------------------------------------
+#
+# The scope each API operation needs from a key (accounts/scopes.py implements it): the
+# first rule whose method and path match. None: never with a key (403 key_not_allowed).
+KEY_SCOPE_RULES: list[tuple[str, str, str | None]] = [
+    ("PATCH", r"/api/v1/users/me/", None),  # a key never changes the account
+    ("POST|DELETE", r"/api/v1/keys/", None),  # nor makes or revokes keys
+    ("GET", r"/api/v1/(projects/\{project_pk\}/)?search/", "search"),
+    ("POST", r"/api/v1/runs/$", "ask"),
+    ("PUT|PATCH|DELETE", r"/api/v1/projects/\{id\}/$", "admin:projects"),
+    ("POST|PUT|PATCH|DELETE", r"/api/v1/projects/\{project_pk\}/(members|invitations)/", "admin:projects"),
+    ("POST", r"/api/v1/invitations/\{id\}/(accept|decline)/", "admin:projects"),
+    (".*", r"/api/v1/projects/\{project_pk\}/(audit|webhooks)/", "admin:projects"),
+    ("GET|HEAD|OPTIONS", r".*", "read"),
+    (".*", r".*", "write"),
+]
+# What a key limited to some projects may not do at all, whatever its scopes.
+LIMITED_KEY_REFUSED = {"POST /api/v1/projects/", "POST /api/v1/invitations/{id}/accept/"}
+# The endpoints that take a key: the API, less the sign-in endpoints (they authenticate no one).
+KEY_CASES = [
+    case
+    for case in API_CASES
+    if case.path.startswith("/api/v1/") and not case.path.startswith("/api/v1/auth/")
+]
+
+
+def key_scope(case: Case) -> str | None:
+    method, _, path = (case.op or f"{case.method} {case.path}").partition(" ")
+    for methods, pattern, scope in KEY_SCOPE_RULES:
+        if re.fullmatch(methods, method) and re.match(pattern, path):
+            return scope
+    raise AssertionError(case)
+
+
+def _key_role(case: Case) -> str:
+    """The caller the key belongs to: one the endpoint lets in, where there is one."""
+    allowed = [
+        role for role in ("owner", "editor", "viewer", "staff", "outsider") if case.expected[role] < 400
+    ]
+    return allowed[0] if allowed else "owner"
+
+
+def key_client(user: Any, scopes: Any, projects: Any = ()) -> APIClient:
+    _key, raw = keys.key_create(user=user, name="matrix", scopes=scopes, projects=projects)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def _refusal_code(response: Any) -> str:
+    return str(response.json().get("code"))
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=str)
+def test_a_key_with_every_scope_gets_what_its_owner_gets(world: World, case: Case) -> None:
+    role, need = _key_role(case), key_scope(case)
+    if case.setup is not None:
+        case.setup(world)
+    client = key_client(world.users[role], Scope.values)
+    expected = case.expected[role] if need is not None else 403
+    before = stored_state() if expected >= 400 and case.method != "GET" else None
+    response = send(world, role, case, client)
+    assert response.status_code == expected, (case.name, role, response.content[:300])
+    if need is None:
+        assert _refusal_code(response) == "key_not_allowed"
+    if before is not None:
+        assert stored_state() == before, case.name
+    if case.check is not None and response.status_code == 200:
+        case.check(world, role, response)
+
+
+@pytest.mark.parametrize("case", [c for c in KEY_CASES if key_scope(c) is not None], ids=str)
+def test_a_key_without_the_scope_an_endpoint_needs_gets_403_naming_it(world: World, case: Case) -> None:
+    role, need = _key_role(case), key_scope(case)
+    if case.setup is not None:
+        case.setup(world)
+    client = key_client(world.users[role], [scope for scope in Scope.values if scope != need])
+    before = stored_state()
+    response = send(world, role, case, client)
+    assert response.status_code == 403, (case.name, role, response.content[:300])
+    assert _refusal_code(response) == "scope_missing"
+    assert f"`{need}`" in response.json()["detail"]
+    assert stored_state() == before, case.name
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=str)
+def test_a_key_limited_to_another_project_meets_this_one_as_an_outsider(world: World, case: Case) -> None:
+    """The owner's key for their other project: the world's project is as foreign as to an outsider."""
+    owner = world.users["owner"]
+    elsewhere = Project.objects.create(title="Owner's other", created_by=owner)
+    Membership.objects.create(project=elsewhere, user=owner, role="owner")
+    if case.setup is not None:
+        case.setup(world)
+    client = key_client(owner, Scope.values, projects=[elsewhere.pk])
+    refused = key_scope(case) is None or case.op in LIMITED_KEY_REFUSED
+    expected = 403 if refused else case.expected["outsider"]
+    before = stored_state() if expected >= 400 and case.method != "GET" else None
+    response = send(world, "owner", case, client)
+    assert response.status_code == expected, (case.name, response.content[:300])
+    if refused:
+        assert _refusal_code(response) == "key_not_allowed"
+    if before is not None:
+        assert stored_state() == before, case.name
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    leaked = [secret for secret in SECRETS if secret in body.decode(errors="replace")]
+    assert not leaked, (case.name, leaked)
+    # The key list is the owner's own (it names no project's content): no outsider's view of it.
+    if case.check is not None and response.status_code == 200 and case.route != "key-list":
+        case.check(world, "outsider", response)
 
 
 def test_an_outsider_cannot_tell_a_foreign_project_from_a_missing_one(world: World) -> None:
@@ -1215,3 +1896,31 @@ def test_every_named_url_is_in_the_matrix() -> None:
     covered = {case.route for case in CASES}
     missing = _route_names(get_resolver().url_patterns) - covered
     assert not missing, f"add these URLs to the access matrix: {sorted(missing)}"
+
+
+# --- the MCP server --------------------------------------------------------------------
+#
+# /mcp is routed past Django's URLs (config/asgi.py), so neither guard above sees it. Each of its
+# tools mirrors an API operation and needs that operation's key scope; agents/tests/test_mcp.py
+# plays the callers against a real server (no key or a revoked one: 401; a missing scope or a
+# project outside the key: a tool error).
+MCP_TWINS = {
+    "list_projects": "GET /api/v1/projects/",
+    "search": "GET /api/v1/search/",
+    "ask": "POST /api/v1/runs/",
+    "get_passage": "GET /api/v1/documents/{id}/",
+}
+
+
+def test_every_mcp_tool_needs_the_scope_of_the_api_operation_it_mirrors() -> None:
+    import asyncio
+
+    from agents import mcp
+
+    tools = {tool.name for tool in asyncio.run(mcp.server.list_tools())}
+    assert tools == set(MCP_TWINS) == set(mcp.TOOL_SCOPES), "add the new tool to MCP_TWINS"
+    covered = {case.op for case in API_CASES}
+    for tool, op in MCP_TWINS.items():
+        assert op in covered, op
+        method, _, path = op.partition(" ")
+        assert mcp.TOOL_SCOPES[tool] == key_scope(Case(tool, method, path, everyone(200), tool, op=op)), tool
