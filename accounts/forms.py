@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, cast
 
 from django import forms
@@ -147,3 +148,9 @@ class KeyForm(forms.Form):
         ]
         if not projects:
             self.fields["projects"].help_text = "You are in no project yet: it will reach those you join."
+
+    def clean_expires(self) -> Any:
+        day = self.cleaned_data.get("expires")
+        if day is not None and day >= datetime.date(9999, 12, 31):
+            raise forms.ValidationError("Choose a date before 31 December 9999, or leave it empty.")
+        return day

@@ -415,12 +415,16 @@ async def _follow(ctx: Context, run_id: Any) -> None:
     """Wait for the run to finish, reporting each status it reaches as progress."""
     step = 0
 
+    labels = {number: RunStatus(status).label for status, number in STEPS.items()} | {DONE_STEP: "Done"}
+
     async def report(status: str, label: str) -> None:
         nonlocal step
         reached = STEPS.get(status, DONE_STEP)
-        if reached > step:
-            step = reached
-            await ctx.report_progress(step, DONE_STEP, "Done" if reached == DONE_STEP else label)
+        # Every step in order, one each: a step the run passed between two looks (the row
+        # already says generating) is reported before the one it reached.
+        while step < reached:
+            step += 1
+            await ctx.report_progress(step, DONE_STEP, labels[step])
 
     await report(RunStatus.QUEUED, RunStatus.QUEUED.label)
     deadline = time.monotonic() + ASK_WAIT_S
@@ -526,6 +530,9 @@ def _answer(caller: Caller, run: AgentRun) -> dict[str, Any]:
 
 
 NO_KEY = "Send a personal API key: Authorization: Bearer dk_... (create one on your account's API keys page)."
+# A JSON-RPC request is a question or a search: far below this. Larger bodies are refused at the door.
+BODY_MAX_BYTES = 1024 * 1024
+TOO_LARGE = f"The request body is larger than {BODY_MAX_BYTES // 1024} KB."
 ONLY_POST = "Only POST: this MCP server is stateless, with no event stream to GET and no session to DELETE."
 CANNOT_CHECK = "Docent cannot check API keys just now; try again in a moment."
 NOT_RUNNING = "The MCP server is not running in this process: its ASGI server must send the lifespan events."
@@ -590,6 +597,23 @@ def authenticate(scope: AsgiScope, request_id: str) -> Caller | Refused:
     return refused
 
 
+def _bounded(receive: Receive) -> Receive:
+    """The request's body as the SDK reads it, cut off (as a disconnect) past BODY_MAX_BYTES, for a
+    body sent without a Content-Length (chunked)."""
+    taken = 0
+
+    async def bounded() -> Message:
+        nonlocal taken
+        message = await receive()
+        if message["type"] == "http.request":
+            taken += len(message.get("body", b""))
+            if taken > BODY_MAX_BYTES:
+                return {"type": "http.disconnect"}
+        return message
+
+    return bounded
+
+
 class KeyGate:
     """/mcp's door: a request without a valid API key is answered 401 here, before the SDK."""
 
@@ -643,10 +667,14 @@ class KeyGate:
                 allow = ((b"allow", b"POST"),)
                 await Refused(405, ONLY_POST, "method_not_allowed", BAD_REQUEST, allow).send(sending)
                 return
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > BODY_MAX_BYTES):
+                await Refused(413, TOO_LARGE, "too_large", BAD_REQUEST).send(sending)
+                return
             # The SDK's route is /mcp; /mcp/ is the same endpoint, not a redirect.
             path = PATH if scope.get("path") in (PATH, PATH + "/") else scope.get("path", "")
             inner = {**scope, "path": path, "raw_path": path.encode(), SCOPE_KEY: found}
-            await self.app(inner, receive, sending)
+            await self.app(inner, _bounded(receive), sending)
         finally:
             # One line per request, as core.logging writes for every other one.
             ids = (

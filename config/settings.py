@@ -499,7 +499,7 @@ CORS_PREFLIGHT_MAX_AGE = 3600
 # --- metrics (/metrics, core/metrics.py) ------------------------------------
 
 # /metrics answers a scraper that sends `Authorization: Bearer <DOCENT_METRICS_TOKEN>`, or
-# one calling from DOCENT_METRICS_NETWORKS (CIDRs, e.g. "10.0.0.0/8,127.0.0.1/32"); with
+# one calling from DOCENT_METRICS_NETWORKS (CIDRs, e.g. "10.0.0.0/8"); with
 # neither set it is a 404. (PROMETHEUS_MULTIPROC_DIR, read by prometheus_client itself,
 # makes the values of every web and worker process add up: see the README.)
 METRICS_TOKEN = env_str("DOCENT_METRICS_TOKEN", "").strip()

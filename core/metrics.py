@@ -338,7 +338,16 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     if not token and not networks:
         raise Http404("Metrics are not enabled.")
     address = _client_address(request)
-    if address is not None and any(address.version == n.version and address in n for n in networks):
+    # A request a proxy forwarded, read without DOCENT_BEHIND_PROXY, carries the proxy's address
+    # (often loopback), not the caller's: the network rule cannot vouch for it, the token must.
+    forwarded_unread = not getattr(settings, "BEHIND_PROXY", False) and (
+        "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    )
+    if (
+        address is not None
+        and not forwarded_unread
+        and any(address.version == n.version and address in n for n in networks)
+    ):
         return None
     sent = _bearer(request)
     if token and sent and hmac.compare_digest(sent.encode(), token.encode()):

@@ -278,6 +278,8 @@ def document_ranges(document: Document) -> list[list[Any]]:
 # --- marks on scanned pages ---------------------------------------------------------------
 
 _WORD = re.compile(r"\w+")
+QUOTE_CHARS_MAX = 5000
+QUOTE_WORDS_MAX = 200
 
 
 def _words(text: str) -> list[str]:
@@ -297,7 +299,9 @@ def page_marks(document: Document, quote: str, page: int) -> list[list[float]]:
     for index, item in enumerate(row):
         if isinstance(item, list) and len(item) == 5 and isinstance(item[0], str):
             tokens.extend((piece, index) for piece in _words(item[0]))
-    wanted = _words(quote)
+    # A quote is a sentence or a few; its first words are enough to find it, and keep the
+    # search (page words x quote words) small whatever span was asked for.
+    wanted = _words(quote[:QUOTE_CHARS_MAX])[:QUOTE_WORDS_MAX]
     if not wanted or not tokens:
         return []
     best = (0, 0, 0)  # (length, first token, quote offset)

@@ -426,3 +426,19 @@ def test_staff_see_and_revoke_keys_in_the_admin_but_never_the_hash(owner: Any, c
     assert ApiKey.objects.get(pk=key.pk).revoked
     assert api.get("/api/v1/projects/").status_code == 401
     assert AuditEvent.objects.filter(action="key.revoked", actor=staff).exists()
+
+
+@pytest.mark.parametrize(
+    ("expires", "said"),
+    [
+        ("9999-12-31", "Choose a date before 31 December 9999"),
+        ("2001-01-01", "The expiry must be in the future."),
+    ],
+)
+def test_the_keys_page_refuses_an_expiry_it_cannot_keep(
+    owner: Any, client: Client, expires: str, said: str
+) -> None:
+    client.force_login(owner)
+    response = client.post("/accounts/keys/", {"name": "Far", "scopes": ["read"], "expires": expires})
+    assert response.status_code == 400 and said in response.content.decode()
+    assert not ApiKey.objects.exists()

@@ -339,6 +339,9 @@ def test_a_malformed_request_is_a_json_rpc_error_not_a_500(server: str, user: An
     assert 400 <= not_rpc.status_code < 500
     assert not_rpc.json()["jsonrpc"] == "2.0" and "error" in not_rpc.json()
 
+    too_large = raw_post(server, b'{"jsonrpc": "2.0", "pad": "' + b"x" * (1024 * 1024) + b'"}', auth)
+    assert too_large.status_code == 413 and too_large.json()["code"] == "too_large"
+
     # Stateless: no stream to open, no session to end.
     for method in ("GET", "DELETE"):
         sent = {**auth, "Accept": "text/event-stream"}

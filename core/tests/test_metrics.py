@@ -145,6 +145,24 @@ def test_behind_a_proxy_the_address_the_proxy_saw_is_checked_not_the_proxys(sett
     assert proxied.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9, 127.0.0.5").status_code == 200
 
 
+def test_a_forwarded_request_read_without_the_proxy_setting_needs_the_token(settings: Any) -> None:
+    """A proxy on the same host makes every caller look like loopback: its requests cannot
+    pass by network unless the proxy setting says how to read the caller's address."""
+    settings.BEHIND_PROXY = False
+    settings.METRICS_TOKEN = TOKEN
+    settings.METRICS_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    local = Client(REMOTE_ADDR="127.0.0.1")
+    assert local.get("/metrics").status_code == 200
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 401
+    assert local.get("/metrics", HTTP_FORWARDED="for=203.0.113.9").status_code == 401
+    assert (
+        local.get(
+            "/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"
+        ).status_code
+        == 200
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("DOCENT_METRICS_NETWORKS", "10.0.0.0/33"), ("DOCENT_METRICS_TOKEN", "short")],

@@ -1862,15 +1862,27 @@ def extract_text(data: bytes, *, filename: str = "") -> Extracted:
         raise ExtractionError(
             f"The extracted text is too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})."
         )
-    if fmt == "md":
-        marked = _read_markdown(raw)
     return Extracted(
         text=text,
         format=fmt,
         title=_read_title(fmt, data, raw),
-        locations=locating.locations(marked, text, normalise) if marked is not None else (),
+        locations=_places(fmt, raw, marked, text),
         ocr_words=marked.ocr_words if marked is not None else {},
     )
+
+
+def _places(fmt: str, raw: str, marked: Marked | None, text: str) -> tuple[tuple[int, int, Locator], ...]:
+    """Where each stretch of the text is in the file; none (never a failed document) when the
+    places cannot be worked out, since the text is what the document is indexed by."""
+    try:
+        if fmt == "md":
+            marked = _read_markdown(raw)
+        return locating.locations(marked, text, normalise) if marked is not None else ()
+    except (MemoryError, Exception) as exc:  # noqa: BLE001 - a nicety, like the title: never costs the text
+        # MemoryError too: near the memory limit the marked copy is what does not fit, and the
+        # text is already read; dropping the places frees it.
+        logger.warning("no locations read from the %s file: %s", fmt, _reason(exc))
+        return ()
 
 
 def _read_markdown(text: str) -> Marked | None:

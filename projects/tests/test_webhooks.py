@@ -62,7 +62,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             with receiver.lock:
                 receiver.requests.append((self.path, {k: v for k, v in self.headers.items()}, body))
             if self.path.startswith("/slow"):
-                time.sleep(1.5)
+                time.sleep(6)
             if self.path.startswith("/fail"):
                 self._answer(500, b"boom: the receiver broke")
             elif self.path.startswith("/redirect"):
@@ -232,12 +232,12 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt_retried_lat
     hook(user, project, receiver.url("/slow"))
     started = time.monotonic()
     emit_now(django_capture_on_commit_callbacks, project)
-    assert time.monotonic() - started < 1.4  # gave up at the 0.5 s timeout, not the 1.5 s answer
+    assert time.monotonic() - started < 4  # gave up at the 0.5 s timeout, not the 6 s answer
 
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("retrying", 1, None)
     assert delivery.error == "No answer within 0.5 seconds."
-    assert 400 <= delivery.latency_ms < 1400
+    assert 400 <= delivery.latency_ms < 4000
     assert delivery.next_attempt_at > timezone.now()
 
 

@@ -107,6 +107,18 @@ def cited_run(project: Project, *quoted: tuple[Document, str], **fields: Any) ->
     )
 
 
+def test_a_huge_span_is_cut_to_the_longest_passage_the_viewer_marks(harbour: Project, viewer: Any) -> None:
+    from workspace.views.viewer import SPAN_MAX
+
+    doc = pdf_document(harbour)
+    doc.text = TEXT + " filler" * 2000
+    doc.save(update_fields=["text"])
+    response = client_for(viewer).get(f"/documents/{doc.pk}/view/?start=0&end=99999999")
+    assert response.status_code == 200
+    [mark] = page_data(response.content.decode())["marks"]
+    assert (mark["start"], mark["end"]) == (0, SPAN_MAX) and len(mark["quote"]) == SPAN_MAX
+
+
 # --- who may open it --------------------------------------------------------------------------
 
 

@@ -57,8 +57,13 @@ def _pdfjs() -> dict[str, str] | None:
     }
 
 
+# The longest passage the viewer marks: a citation or a hit's sentence is far shorter; a
+# hand-made ?start=0&end=... is cut here, so a page never carries (or matches) a whole book.
+SPAN_MAX = 5000
+
+
 def _span_mark(doc: Document, span: tuple[int, int]) -> dict[str, Any]:
-    start, end = span
+    start, end = span[0], min(span[1], span[0] + SPAN_MAX)
     return {
         "number": None,
         "document": str(doc.pk),
