@@ -54,6 +54,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     # When the owner proved the address (the emailed link, or a password reset);
     # empty until then, and an account without it cannot sign in or join projects.
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # The single sign-on identity this account is bound to (accounts.oidc): the provider and its
+    # account id (`sub`), so an address the provider later gives someone else cannot reach it.
+    oidc_issuer = models.CharField(max_length=500, blank=True, default="")
+    oidc_subject = models.CharField(max_length=255, blank=True, default="")
 
     objects = UserManager()
 
@@ -63,6 +67,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["oidc_issuer", "oidc_subject"],
+                condition=~models.Q(oidc_subject=""),
+                name="unique_oidc_identity",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email

@@ -68,6 +68,8 @@ REASONS = {
     "provider_refused": "the provider refused or cancelled the sign-in{detail}.",
     "expired": "this sign-in was started in another browser or has expired. Start again.",
     "refused": "the provider's answer was refused. Start again.",
+    "bound_elsewhere": "this email address belongs to a Docent account that signs in as another "
+    "{provider} account. Ask your administrator.",
 }
 
 
@@ -164,8 +166,19 @@ def _fail(request: HttpRequest | None, code: str, **detail: str) -> None:
     """Remember why the sign-in failed (the first reason wins: it is the most specific)."""
     if request is None or getattr(request, "oidc_failure", None) is not None:
         return
-    reason = REASONS[code].format(detail=detail.get("detail", ""))
+    reason = REASONS[code].format(detail=detail.get("detail", ""), provider=provider_name())
     request.oidc_failure = Failure(code, FAILED.format(provider=provider_name(), reason=reason))  # type: ignore[attr-defined]
+
+
+def _subject(claims: dict[str, Any]) -> str:
+    """The provider's id of the person (`sub`): stable where the email address may not be."""
+    return str(claims.get("sub") or "").strip()[:255]
+
+
+def _identity() -> str:
+    """Which provider an account is bound to: its issuer, or its authorization endpoint when the
+    endpoints are configured without one."""
+    return str(settings.OIDC_ISSUER or settings.OIDC_OP_AUTHORIZATION_ENDPOINT or "")[:500]
 
 
 def _is_true(value: Any) -> bool:
@@ -277,6 +290,21 @@ class OIDCBackend(OIDCAuthenticationBackend):
         if not _is_true(claims.get(settings.OIDC_EMAIL_VERIFIED_CLAIM)):
             _fail(self.request, "email_unverified")
             return False
+        subject = _subject(claims)
+        if not subject:
+            _fail(self.request, "invalid_token")
+            return False
+        bound = self.UserModel.objects.filter(oidc_issuer=_identity(), oidc_subject=subject)
+        elsewhere = (
+            self.UserModel.objects.filter(email__iexact=email)
+            .exclude(oidc_subject="")
+            .exclude(oidc_issuer=_identity(), oidc_subject=subject)
+        )
+        if not bound.exists() and elsewhere.exists():
+            # The address was given to someone else at the provider (a new colleague, a renamed
+            # mailbox): the account stays with the identity it was first linked to.
+            _fail(self.request, "bound_elsewhere")
+            return False
         return True
 
     def get_user(self, user_id: Any) -> Any:
@@ -286,7 +314,12 @@ class OIDCBackend(OIDCAuthenticationBackend):
         return user if user is not None and user.is_active else None
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        return self.UserModel.objects.filter(email__iexact=str(claims["email"]).strip())
+        """The account bound to this provider identity; else the one with the verified address
+        (linked now, and bound from then on)."""
+        bound = self.UserModel.objects.filter(oidc_issuer=_identity(), oidc_subject=_subject(claims))
+        if bound.exists():
+            return bound
+        return self.UserModel.objects.filter(email__iexact=str(claims["email"]).strip(), oidc_subject="")
 
     def create_user(self, claims: dict[str, Any]) -> Any:
         """A new account for a verified address: confirmed at once, no password, the default tier."""
@@ -296,6 +329,8 @@ class OIDCBackend(OIDCAuthenticationBackend):
                 user = self.UserModel.objects.create_user(
                     email=email, password=None, name=_name(claims), email_verified=True
                 )
+                user.oidc_issuer, user.oidc_subject = _identity(), _subject(claims)
+                user.save(update_fields=["oidc_issuer", "oidc_subject"])
                 # The first account of an install is its administrator, as with a password
                 # sign-up (DOCENT_FIRST_SIGNUP_ADMIN), unless the provider's group decides staff.
                 first_admin = not settings.OIDC_STAFF_GROUP and services._first_account_claim(user=user)
@@ -310,6 +345,9 @@ class OIDCBackend(OIDCAuthenticationBackend):
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         """Link an existing account: its address is now verified, staff follows the group claim."""
         fields: list[str] = []
+        if not user.oidc_subject:
+            user.oidc_issuer, user.oidc_subject = _identity(), _subject(claims)
+            fields += ["oidc_issuer", "oidc_subject"]
         if user.email_verified_at is None:
             # Whoever set this password never proved the address: it must not survive the
             # link, or they could sign in to the account its real owner now uses.

@@ -253,6 +253,29 @@ def test_an_existing_account_with_that_address_is_linked(provider: FakeProvider,
     assert existing.check_password(PASSWORD), "a confirmed account keeps its password"
 
 
+def test_an_account_stays_bound_to_the_provider_identity_it_was_linked_to(
+    provider: FakeProvider, client: Client
+) -> None:
+    """An address the provider later gives someone else (a new colleague, a renamed mailbox)
+    does not reach the account: it signs in as the provider's account id (`sub`) it was linked to."""
+    provider.sign_in_as("sam@example.com")
+    sign_in(client, provider)
+    sam = get_user_model().objects.get(email="sam@example.com")
+    assert sam.oidc_subject == "sub-sam@example.com"
+    client.logout()
+
+    provider.sign_in_as("sam@example.com", sub="someone-new")
+    response = sign_in(client, provider)
+    assert signed_in_as(client) is None
+    assert "belongs to a Docent account that signs in as another" in page_text(response)
+    assert AuditEvent.objects.filter(action="auth.sign_in_failed", target="sam@example.com").exists()
+
+    # The identity it is bound to still signs in, even after the provider changed its address.
+    provider.sign_in_as("samantha@example.com", sub="sub-sam@example.com")
+    sign_in(client, provider)
+    assert signed_in_as(client) == sam
+
+
 def test_linking_an_unconfirmed_account_confirms_it_and_drops_the_password_someone_else_may_have_set(
     provider: FakeProvider, client: Client
 ) -> None:
