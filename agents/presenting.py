@@ -21,7 +21,7 @@ DELETED_QUOTE = "From a deleted document: the quote was removed with it."
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
-def _uuids(values: Any) -> list[UUID]:
+def uuids(values: Any) -> list[UUID]:
     ids = []
     for value in values:
         try:
@@ -40,7 +40,7 @@ def visible_documents(user: Any, ids: Any) -> dict[str, tuple[str, str]]:
     """(title, format) of the documents (of these ids) the user may still read."""
     rows = (
         document_selectors.documents_visible_to(user)
-        .filter(pk__in=_uuids(ids))
+        .filter(pk__in=uuids(ids))
         .values_list("pk", "title", "format")
     )
     return {str(pk): (title, fmt) for pk, title, fmt in rows}

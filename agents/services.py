@@ -505,9 +505,9 @@ def verify_citations(citations: list[Citation]) -> tuple[list[dict[str, Any]], i
             )
         else:
             dropped += 1
-    locations.located(kept)
-    for citation in kept:
-        citation.pop("location_label", None)
+    places = locations.locate([(c["document"], c["start"], c["end"]) for c in kept])
+    for citation, place in zip(kept, places, strict=True):
+        citation["location"] = place
     return kept, dropped
 
 

@@ -15,19 +15,66 @@ import ipaddress
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 __all__ = [
+    "BadAddress",
     "HostNotFound",
     "PinnedHTTPConnection",
     "PinnedHTTPSConnection",
     "ResolveTimeout",
+    "Target",
     "address_is_public",
     "first_private",
     "resolve",
+    "target",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+class BadAddress(Exception):
+    """The URL cannot be sent to (the message says why, for people)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a URL points, as a request to it is made."""
+
+    scheme: str
+    host: str  # ASCII (IDNA), no brackets
+    port: int
+    path: str  # path and query, as sent in the request line
+
+
+def target(url: str, *, schemes: tuple[str, ...], bad_scheme: str) -> Target:
+    """The URL taken apart for a request; BadAddress (`bad_scheme` for a scheme not in `schemes`)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise BadAddress("The address is not a valid URL.") from None
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        raise BadAddress(bad_scheme)
+    if parts.username is not None or parts.password is not None:
+        raise BadAddress("Addresses with a user name or password are not supported.")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise BadAddress("The address has no host name.")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BadAddress(f"The host name “{host}” is not valid.") from None
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
+    return Target(scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), path=path)
 
 
 class HostNotFound(Exception):

@@ -116,6 +116,12 @@ def merge(locators: Iterable[Any]) -> dict[str, Any] | None:
     return first
 
 
+def place_of(ranges: Any) -> dict[str, Any] | None:
+    """One locator for a whole chunk, from the [start, end, locator] ranges it keeps."""
+    items = ranges if isinstance(ranges, list) else []
+    return merge(item[2] for item in items if isinstance(item, list) and len(item) == 3)
+
+
 def _range(first: int, last: int | None, one: str, many: str) -> str:
     if last is None or last == first:
         return f"{one} {first}"
@@ -144,22 +150,47 @@ def label(location: dict[str, Any] | None) -> str:
     return f"§ {loc['heading']}" + (" (table)" if loc.get("table") else "")
 
 
+def _is_offset(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def viewer_url(
+    document_id: Any, *, start: Any = None, end: Any = None, run: Any = None, cite: Any = None
+) -> str:
+    """The PDF viewer at a span of the document's text, or at citation `cite` of `run` (the
+    viewer then offers the run's other citations too)."""
+    params: list[tuple[str, Any]] = []
+    if _is_offset(start) and _is_offset(end) and start < end:
+        params += [("start", start), ("end", end)]
+    if run is not None and cite is not None:
+        params += [("run", run), ("cite", cite)]
+    url = reverse("documents:view", args=[document_id])
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def text_url(document_id: Any, *, start: Any = None, end: Any = None, failed: bool = False) -> str:
+    """The document's text view, the span marked and scrolled to; `failed` has it say the PDF
+    could not be shown in the viewer."""
+    params: list[tuple[str, Any]] = []
+    span = _is_offset(start) and _is_offset(end) and start < end
+    if span:
+        params += [("start", start), ("end", end)]
+    if failed:
+        params.append(("viewer", "failed"))
+    url = reverse("documents:detail", args=[document_id])
+    if params:
+        url += f"?{urlencode(params)}"
+    return url + "#passage" if span else url
+
+
 def source_href(
     document_id: Any, fmt: str, start: Any, end: Any, *, run: Any = None, cite: Any = None
 ) -> str:
     """Where a passage opens: a PDF in the viewer at its page (with the run's other citations a
     click away), any other file as its text with the passage marked."""
     if fmt == "pdf":
-        query: dict[str, Any] = {"start": start, "end": end}
-        if run is not None:
-            query.update(run=run, cite=cite)
-        return reverse("documents:view", args=[document_id]) + "?" + urlencode(query)
-    return (
-        reverse("documents:detail", args=[document_id])
-        + "?"
-        + urlencode({"start": start, "end": end})
-        + "#passage"
-    )
+        return viewer_url(document_id, start=start, end=end, run=run, cite=cite)
+    return text_url(document_id, start=start, end=end)
 
 
 def clip(ranges: Iterable[Any], start: int, end: int) -> list[list[Any]]:

@@ -158,9 +158,9 @@ class Chunk(models.Model):
     @property
     def place(self) -> dict[str, Any] | None:
         """Where the whole chunk is in the file (one locator)."""
-        from documents.locations import merge
+        from documents.locations import place_of
 
-        return merge(item[2] for item in self.locations if isinstance(item, list) and len(item) == 3)
+        return place_of(self.locations)
 
 
 class PageWords(models.Model):

@@ -44,7 +44,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -81,7 +80,6 @@ USER_AGENT = "Docent-Webhooks/1.0"
 # Countdowns longer than this wait for the sweeper instead (see the module docstring).
 COUNTDOWN_MAX_S = 60.0
 _RESPONSE_KEEP_BYTES = 1024
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 DISABLED_BY_OWNER = "Disabled by an owner."
 ENDPOINT_DISABLED = "The endpoint is disabled; enable it first."
@@ -96,12 +94,7 @@ class AddressError(Exception):
     """An endpoint address that may not be used; the message says why, for people."""
 
 
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str  # ASCII (IDNA), no brackets
-    port: int
-    path: str  # path and query, as sent in the request line
+_Target = netguard.Target
 
 
 def _http_allowed() -> bool:
@@ -110,28 +103,13 @@ def _http_allowed() -> bool:
 
 def _target(url: str) -> _Target:
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise AddressError("The address is not a valid URL.") from None
-    scheme = parts.scheme.lower()
-    if scheme == "http" and not _http_allowed():
-        raise AddressError("Webhook addresses must start with https://.")
-    if scheme not in ("http", "https"):
-        raise AddressError("Webhook addresses must start with https://.")
-    if parts.username is not None or parts.password is not None:
-        raise AddressError("Addresses with a user name or password are not supported.")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise AddressError("The address has no host name.")
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise AddressError(f"The host name “{host}” is not valid.") from None
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
-    return _Target(scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), path=path)
+        return netguard.target(
+            url,
+            schemes=("http", "https") if _http_allowed() else ("https",),
+            bad_scheme="Webhook addresses must start with https://.",
+        )
+    except netguard.BadAddress as exc:
+        raise AddressError(str(exc)) from None
 
 
 def _checked_addresses(target: _Target, timeout: float) -> list[str]:
@@ -210,15 +188,22 @@ def endpoints_of(project: Project) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(project=project).order_by("created_at", "pk")
 
 
+def _one(rows: QuerySet[Any], pk: Any, missing: str) -> Any:
+    """The row of `rows` with this id; Http404 (`missing`) for a bad id or none."""
+    try:
+        found = rows.filter(pk=uuid.UUID(str(pk))).first()
+    except (ValueError, TypeError, AttributeError):
+        found = None
+    if found is None:
+        raise Http404(missing)
+    return found
+
+
 def endpoint_in(project: Project, endpoint_id: Any) -> WebhookEndpoint:
     """One of the project's endpoints; Http404 for anything else."""
-    try:
-        pk = uuid.UUID(str(endpoint_id))
-    except (ValueError, TypeError, AttributeError):
-        raise Http404("No such webhook.") from None
-    endpoint = WebhookEndpoint.objects.filter(project=project, pk=pk).first()
-    if endpoint is None:
-        raise Http404("No such webhook.")
+    endpoint: WebhookEndpoint = _one(
+        WebhookEndpoint.objects.filter(project=project), endpoint_id, "No such webhook."
+    )
     endpoint.project = project
     return endpoint
 
@@ -229,13 +214,10 @@ def deliveries_of(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
 
 
 def delivery_in(endpoint: WebhookEndpoint, delivery_id: Any) -> WebhookDelivery:
-    try:
-        pk = uuid.UUID(str(delivery_id))
-    except (ValueError, TypeError, AttributeError):
-        raise Http404("No such delivery.") from None
-    delivery = WebhookDelivery.objects.filter(endpoint=endpoint, pk=pk).first()
-    if delivery is None:
-        raise Http404("No such delivery.")
+    """One of the endpoint's deliveries; Http404 for anything else."""
+    delivery: WebhookDelivery = _one(
+        WebhookDelivery.objects.filter(endpoint=endpoint), delivery_id, "No such delivery."
+    )
     return delivery
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from django.conf import settings
 
@@ -42,7 +42,6 @@ PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _READ_BYTES = 64 * 1024
 # Characters a request path may keep as they are; anything else is percent-encoded.
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _TITLE_SCAN_BYTES = 64 * 1024
 _TITLE_MAX_BYTES = 2000
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -60,12 +59,7 @@ class Fetched:
     content_type: str
 
 
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str  # ASCII (IDNA), no brackets
-    port: int
-    path: str  # path and query, as sent in the request line
+_Target = netguard.Target
 
 
 class _Deadline:
@@ -127,26 +121,11 @@ def _checked_addresses(host: str, port: int, deadline: _Deadline) -> list[str]:
 
 def _target(url: str) -> _Target:
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise FetchError("The address is not a valid URL.") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise FetchError("Only http:// and https:// addresses can be fetched.")
-    if parts.username is not None or parts.password is not None:
-        raise FetchError("Addresses with a user name or password are not supported.")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise FetchError("The address has no host name.")
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise FetchError(f"The host name “{host}” is not valid.") from None
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
-    return _Target(scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), path=path)
+        return netguard.target(
+            url, schemes=("http", "https"), bad_scheme="Only http:// and https:// addresses can be fetched."
+        )
+    except netguard.BadAddress as exc:
+        raise FetchError(str(exc)) from None
 
 
 def normalise_url(url: str) -> str:

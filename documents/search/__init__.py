@@ -194,7 +194,7 @@ def _hit(row: engine.Row) -> Hit:
         start=row.start,
         end=row.end,
         score=round(row.score, 6),
-        location=locations.merge(r[2] for r in row.locations if isinstance(r, list) and len(r) == 3),
+        location=locations.place_of(row.locations),
         document_format=row.document_format,
     )
 

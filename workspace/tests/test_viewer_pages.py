@@ -15,10 +15,10 @@ from accounts.tests.factories import UserFactory
 from agents.models import RunStatus, Thread
 from agents.tests.factories import AgentRunFactory
 from conftest import make_project
+from documents.locations import text_url, viewer_url
 from documents.models import Document, DocumentStatus, PageWords
 from documents.tests.factories import ChunkFactory, DocumentFactory
 from projects.models import Project
-from workspace.viewer import text_url, viewer_url
 
 pytestmark = pytest.mark.django_db
 

@@ -24,8 +24,8 @@ from agents import presenting
 from agents.models import AgentRun
 from agents.selectors import run_for
 from documents import locations, selectors
+from documents.locations import text_url, viewer_url
 from documents.models import Document
-from workspace.viewer import text_url, viewer_url
 from workspace.views.documents import _span
 
 NO_CITATION = "That run cites nothing in this document."
@@ -79,13 +79,14 @@ def _citation_marks(user: Any, run: AgentRun, doc: Document) -> list[dict[str, A
     """The run's citations the user can still open, in order, each with where it opens: this
     viewer for a PDF, the text view for any other document."""
     raw = [c for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
-    titles = presenting.visible_titles(user, {c.get("document") for c in raw})
+    # One query for what the citations need of their documents, and which the user may still read.
     shown = {
         str(row["pk"]): row
         for row in selectors.documents_visible_to(user)
-        .filter(pk__in=[UUID(key) for key in titles])
-        .values("pk", "format", "file")
+        .filter(pk__in=presenting.uuids(c.get("document") for c in raw))
+        .values("pk", "title", "format", "file")
     }
+    titles = {pk: row["title"] for pk, row in shown.items()}
     marks = []
     for c in presenting.citations(run, titles):
         start, end, doc_id = c["start"], c["end"], c["document"]
