@@ -85,26 +85,60 @@ class RunOut(serializers.ModelSerializer):
 
     @extend_schema_field(CitationOut(many=True))
     def get_citations(self, run: AgentRun) -> Any:
-        items = (
-            [dict(c) for c in run.citations if isinstance(c, dict)] if isinstance(run.citations, list) else []
-        )
-        presenting.with_locations(items, project_ids=[run.project_id])
-        return CitationOut(items, many=True).data
+        return CitationOut(_placed(run)[0], many=True).data
 
     def to_representation(self, run: AgentRun) -> dict[str, Any]:
         data = super().to_representation(run)
         output = data.get("output")
-        nearest = output.get("nearest") if isinstance(output, dict) else None
-        if isinstance(nearest, list):
+        if isinstance(output, dict) and isinstance(output.get("nearest"), list):
             # Each nearest passage says where it is, as citations do (looked up for older runs).
-            items = [dict(item) for item in nearest if isinstance(item, dict)]
-            presenting.with_locations(items, project_ids=[run.project_id])
-            for item in items:
+            nearest = []
+            for item in _placed(run)[1]:
                 label = item.pop("location_label", "")
                 if item["location"] is not None:
                     item["location"] = {**item["location"], "label": label}
-            data["output"] = {**output, "nearest": items}
+                nearest.append(item)
+            data["output"] = {**output, "nearest": nearest}
         return data
+
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> serializers.ListSerializer:
+        kwargs.setdefault("child", cls())
+        return _RunsOut(*args, **kwargs)
+
+
+def _raw(run: AgentRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    citations = run.citations if isinstance(run.citations, list) else []
+    nearest = run.output.get("nearest") if isinstance(run.output, dict) else None
+    return (
+        [dict(c) for c in citations if isinstance(c, dict)],
+        [dict(i) for i in nearest if isinstance(i, dict)] if isinstance(nearest, list) else [],
+    )
+
+
+def _place(runs: list[AgentRun]) -> None:
+    """Every run's citations and nearest passages with their places, looked up (for runs from
+    before places were recorded) in one query for all the runs."""
+    items = []
+    for run in runs:
+        run._placed = _raw(run)  # type: ignore[attr-defined]
+        items += [*run._placed[0], *run._placed[1]]  # type: ignore[attr-defined]
+    presenting.with_locations(items, project_ids={run.project_id for run in runs})
+
+
+def _placed(run: AgentRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if not hasattr(run, "_placed"):
+        _place([run])
+    return run._placed  # type: ignore[attr-defined,no-any-return]
+
+
+class _RunsOut(serializers.ListSerializer):
+    """A page of runs: their places looked up together, not one query per run."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        runs = list(data.all() if hasattr(data, "all") else data)
+        _place(runs)
+        return super().to_representation(runs)
 
 
 class FeedbackIn(serializers.Serializer):
